@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` (CSMS on the embedded SQLite default) and `make test`.
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PY := .venv/bin/python
+
+.PHONY: install run test lint types conformance-deps bench
+
+.venv/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed
+
+run: install
+	$(PY) -m csms serve --config config/csms.toml
+
+conformance-deps:
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/conformance --no-audit --no-fund --silent; fi
+
+lint: install
+	$(PY) -m ruff check csms simulator tests benchmarks
+	$(PY) -m ruff format --check csms simulator tests benchmarks
+
+types: install
+	$(PY) -m mypy
+
+test: install conformance-deps lint types
+	PYTHONASYNCIODEBUG=1 $(PY) -m pytest -q
+
+bench: install
+	$(PY) -m benchmarks.run_core
