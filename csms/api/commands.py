@@ -1,0 +1,90 @@
+"""POST /api/v1/stations/{station_id}/commands/{command}: one route per version-neutral command.
+
+The request body of each route is the command's own dataclass, so the OpenAPI document shows every field.
+"""
+
+# No ``from __future__ import annotations`` here: the route bodies are annotated with a loop variable and
+# FastAPI must see the class itself, not its name.
+
+import dataclasses
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from csms.api.context import ApiContext, api_context
+from csms.domain import commands as c
+from csms.domain.stations import StationId
+from csms.errors import InvalidRequest
+
+__all__ = ["COMMAND_ROUTES", "router"]
+
+COMMAND_ROUTES: dict[str, type[Any]] = {
+    "remote-start": c.RemoteStart,
+    "remote-stop": c.RemoteStop,
+    "reset": c.Reset,
+    "unlock-connector": c.UnlockConnector,
+    "change-availability": c.ChangeAvailability,
+    "trigger-message": c.TriggerMessage,
+    "get-configuration": c.GetConfiguration,
+    "change-configuration": c.SetConfiguration,
+    "get-variables": c.GetVariables,
+    "set-variables": c.SetVariables,
+    "get-base-report": c.GetBaseReport,
+    "clear-cache": c.ClearCache,
+    "send-local-list": c.SendLocalList,
+    "get-local-list-version": c.GetLocalListVersion,
+    "set-charging-profile": c.SetChargingProfile,
+    "clear-charging-profile": c.ClearChargingProfile,
+    "get-charging-profiles": c.GetChargingProfiles,
+    "get-composite-schedule": c.GetCompositeSchedule,
+    "reserve-now": c.ReserveNow,
+    "cancel-reservation": c.CancelReservation,
+    "update-firmware": c.UpdateFirmware,
+    "get-log": c.GetLog,
+    "data-transfer": c.DataTransfer,
+}
+
+router = APIRouter(tags=["commands"])
+
+
+def _reject_naive_times(value: Any, path: str = "body") -> None:
+    """Times without an offset are ambiguous for a charger in another zone: refuse them."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise InvalidRequest(f"{path}: timestamp {value.isoformat()} has no time zone offset")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            _reject_naive_times(getattr(value, field.name), f"{path}.{field.name}")
+    elif isinstance(value, tuple | list):
+        for index, item in enumerate(value):
+            _reject_naive_times(item, f"{path}[{index}]")
+
+
+def _add_route(name: str, command_type: type[Any]) -> None:
+    async def run_command(
+        station_id: str,
+        body: command_type,  # type: ignore[valid-type]
+        ctx: Annotated[ApiContext, Depends(api_context)],
+    ) -> dict[str, Any]:
+        _reject_naive_times(body)
+        result = await ctx.commands.execute(StationId(station_id), body, ctx.clock())
+        return {
+            "station_id": station_id,
+            "action": result.action,
+            "status": result.status,
+            "request": result.request,
+            "response": result.response,
+            "schema_valid": result.schema_valid,
+        }
+
+    run_command.__name__ = f"command_{name.replace('-', '_')}"
+    router.add_api_route(
+        f"/stations/{{station_id}}/commands/{name}",
+        run_command,
+        methods=["POST"],
+        summary=command_type.__name__,
+    )
+
+
+for _name, _type in COMMAND_ROUTES.items():
+    _add_route(_name, _type)

@@ -1,0 +1,145 @@
+"""Settings: defaults < a TOML file (``config/csms.toml``) < ``CSMS_*`` environment variables.
+
+Nested keys use ``__`` in the environment: ``CSMS_OCPP__PORT=9001`` overrides ``[ocpp] port``. An invalid value
+or an unknown key fails at start with :class:`~csms.errors.ConfigError` naming the key, e.g. ``ocpp.port``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from csms.errors import ConfigError
+
+__all__ = [
+    "ApiSettings",
+    "DatabaseSettings",
+    "LogSettings",
+    "OcppSettings",
+    "Settings",
+    "StationSettings",
+    "UnknownStationStatus",
+    "load_settings",
+]
+
+
+class _Section(BaseModel):
+    # A typo in a config file must fail loudly rather than be ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OcppSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(default=9000, ge=0, le=65535)
+    path: str = Field(default="/ocpp", pattern=r"^/[A-Za-z0-9_\-/]*$")
+    heartbeat_interval: int = Field(default=300, ge=1, le=86400)
+    call_timeout: float = Field(default=30.0, gt=0, le=600)
+    max_frame_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    ping_interval: float | None = Field(default=60.0, gt=0)
+    ping_timeout: float | None = Field(default=60.0, gt=0)
+    # permessage-deflate memory: 2.0.1 requires the CSMS to support it, but zlib's defaults cost ~38 kB per
+    # connection; a small window and memLevel keep idle chargers cheap while still compressing JSON well.
+    deflate_window_bits: int = Field(default=10, ge=9, le=15)
+    deflate_mem_level: int = Field(default=2, ge=1, le=9)
+
+
+class ApiSettings(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    # When set, every /api/v1 request must carry ``Authorization: Bearer <token>``.
+    admin_token: SecretStr | None = None
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///data/csms.db"
+    # Messages committed per transaction at most; the writer batches whatever is waiting (group commit).
+    max_batch: int = Field(default=512, ge=1, le=100_000)
+
+
+class UnknownStationStatus(StrEnum):
+    REJECTED = "Rejected"
+    PENDING = "Pending"
+
+
+class StationSettings(_Section):
+    auto_register: bool = True
+    unknown_station_status: UnknownStationStatus = UnknownStationStatus.REJECTED
+    # Free-vend / demo sites: unknown id tokens are accepted. Off by default; the embedded config turns it on.
+    allow_unknown_tokens: bool = False
+
+
+class LogSettings(_Section):
+    level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
+    format: str = Field(default="console", pattern=r"^(console|json)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CSMS_", env_nested_delimiter="__", extra="forbid", frozen=True)
+    toml_path: ClassVar[Path | None] = None
+
+    ocpp: OcppSettings = OcppSettings()
+    api: ApiSettings = ApiSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    stations: StationSettings = StationSettings()
+    log: LogSettings = LogSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``path`` (optional) and the environment; ``overrides`` win over both.
+
+    Raises:
+        ConfigError: naming the first offending key and why, for bad files, values or unknown keys.
+    """
+    if path is not None:
+        _check_toml_readable(path)
+
+    class _FromFile(Settings):
+        toml_path: ClassVar[Path | None] = path
+
+    try:
+        return Settings.model_validate(_FromFile(**overrides).model_dump())
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+
+
+def _check_toml_readable(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    where = f" (from {path} or CSMS_* environment)" if path else " (from CSMS_* environment)"
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        lines.append(f"invalid config key '{key}'{where}: {error['msg']}")
+    return "; ".join(lines)

@@ -1,0 +1,72 @@
+"""Charging transactions, version-neutral."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from csms.domain.metering import MeterSample
+from csms.domain.stations import StationId
+
+__all__ = ["Transaction", "TransactionStart", "TransactionState", "TransactionStop"]
+
+
+class TransactionState(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStart:
+    """A charger's report that a transaction began (1.6 StartTransaction, 2.0.1 TransactionEvent Started).
+
+    ``charger_tx_id`` is the 2.0.1 transactionId the charger chose; 1.6 chargers get ours instead.
+    """
+
+    station_id: StationId
+    evse_id: int
+    connector_id: int
+    id_token: str | None
+    timestamp: datetime
+    meter_start_wh: float | None
+    charger_tx_id: str | None = None
+    reservation_id: int | None = None
+    offline: bool = False
+    seq_no: int | None = None
+    trigger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStop:
+    timestamp: datetime
+    meter_stop_wh: float | None
+    reason: str | None
+    id_token: str | None = None
+    samples: tuple[MeterSample, ...] = ()
+    seq_no: int | None = None
+    offline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: int
+    station_id: StationId
+    evse_id: int
+    connector_id: int
+    charger_tx_id: str
+    id_token: str | None
+    started_at: datetime
+    meter_start_wh: float | None
+    state: TransactionState
+    stopped_at: datetime | None = None
+    meter_stop_wh: float | None = None
+    stop_reason: str | None = None
+    reservation_id: int | None = None
+    last_seq_no: int | None = None
+
+    @property
+    def energy_wh(self) -> float | None:
+        if self.meter_start_wh is None or self.meter_stop_wh is None:
+            return None
+        return max(0.0, self.meter_stop_wh - self.meter_start_wh)

@@ -1,0 +1,98 @@
+"""Pieces both version adapters share: the handler signature, timestamps on the wire, meter samples."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from csms.domain.metering import ENERGY_REGISTER, MeterSample, SampledValue
+from csms.domain.stations import StationId
+from csms.service.charger import ChargerService
+
+__all__ = [
+    "CallContext",
+    "Handler",
+    "format_time",
+    "optional",
+    "parse_time",
+    "sample_from_wire",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """What a handler knows about the CALL it answers."""
+
+    station_id: StationId
+    now: datetime
+    service: ChargerService
+
+
+Handler = Callable[[CallContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def parse_time(text: str) -> datetime:
+    """A wire timestamp (already checked as RFC 3339 with an offset by the schema) as aware UTC."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with 'Z': strict peers refuse naive timestamps and '+00:00' confuses some chargers."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def optional(**fields: Any) -> dict[str, Any]:
+    """Only the fields that have a value: 2.0.1 forbids empty optional fields and null."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _number(text: Any) -> float | None:
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def sample_from_wire(meter_value: Mapping[str, Any], v201: bool) -> MeterSample:
+    """One MeterValue object of either version, every attribute kept.
+
+    1.6 sends the value as a string (and may mark it SignedData); 2.0.1 as a number with optional signed data
+    and a unitOfMeasure object (whose multiplier is applied here).
+    """
+    values: list[SampledValue] = []
+    for sampled in meter_value["sampledValue"]:
+        raw = sampled["value"]
+        number = _number(raw)
+        raw_value: str | None = None
+        if v201:
+            unit_of_measure = sampled.get("unitOfMeasure") or {}
+            unit = unit_of_measure.get("unit", "Wh")
+            multiplier = unit_of_measure.get("multiplier", 0)
+            if number is not None and multiplier:
+                number *= 10.0**multiplier
+            signed = sampled.get("signedMeterValue")
+            raw_value = signed.get("signedMeterData") if signed else None
+        else:
+            unit = sampled.get("unit")
+            if sampled.get("format") == "SignedData" or number is None:
+                number, raw_value = None, str(raw)
+        values.append(
+            SampledValue(
+                value=number,
+                measurand=sampled.get("measurand", ENERGY_REGISTER),
+                phase=sampled.get("phase"),
+                unit=unit,
+                context=sampled.get("context"),
+                location=sampled.get("location"),
+                raw_value=raw_value,
+            )
+        )
+    return MeterSample(parse_time(meter_value["timestamp"]), tuple(values))
+
+
+def samples_from_wire(meter_values: Iterable[Mapping[str, Any]] | None, v201: bool) -> tuple[MeterSample, ...]:
+    return tuple(sample_from_wire(mv, v201) for mv in meter_values or ())

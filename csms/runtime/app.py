@@ -1,0 +1,127 @@
+"""Process wiring: one event loop, the OCPP listener and the HTTP API, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import structlog
+import uvicorn
+
+from csms.api.app import create_app
+from csms.api.context import ApiContext
+from csms.config import Settings
+from csms.domain.stations import RegistrationStatus
+from csms.runtime.metrics import Metrics
+from csms.runtime.ocpp_server import OcppServer
+from csms.runtime.registry import SessionRegistry
+from csms.runtime.session import Clock
+from csms.service.charger import ChargerService, StationPolicy
+from csms.service.commands import CommandService
+from csms.storage.engine import create_engine, migrate
+from csms.storage.sql import SqlStorage
+from csms.storage.writer import GroupCommitWriter
+
+__all__ = ["CentralSystem", "run", "utc_now"]
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _ApiServer(uvicorn.Server):
+    # We own SIGINT/SIGTERM for the whole process; uvicorn must not install (and later re-raise) its own.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class CentralSystem:
+    """Everything one CSMS process runs. ``start`` returns once both listeners accept connections."""
+
+    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self.registry = SessionRegistry()
+        self.engine = create_engine(settings.database.url)
+        self.writer = GroupCommitWriter(self.engine, settings.database.max_batch)
+        self.storage = SqlStorage(self.engine, self.writer)
+        self._api_server: _ApiServer | None = None
+        self._api_task: asyncio.Task[None] | None = None
+        self.ocpp: OcppServer | None = None
+
+    @property
+    def ocpp_port(self) -> int:
+        assert self.ocpp is not None
+        return self.ocpp.port
+
+    @property
+    def api_port(self) -> int:
+        assert self._api_server is not None
+        port: int = self._api_server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        await migrate(self.engine)
+        self.writer.start()
+        policy = StationPolicy(
+            auto_register=self.settings.stations.auto_register,
+            unknown_station_status=RegistrationStatus(self.settings.stations.unknown_station_status.value),
+            heartbeat_interval=self.settings.ocpp.heartbeat_interval,
+            allow_unknown_tokens=self.settings.stations.allow_unknown_tokens,
+        )
+        chargers = ChargerService(self.storage, policy, await self.storage.max_transaction_id() + 1)
+        commands = CommandService(self.storage, self.registry)
+        self.ocpp = OcppServer(self.settings.ocpp, chargers, self.registry, self.clock, self.metrics)
+        await self.ocpp.start()
+        context = ApiContext(
+            self.settings.api, self.storage, chargers, commands, self.registry, self.metrics, self.clock
+        )
+        config = uvicorn.Config(
+            create_app(context),
+            host=self.settings.api.host,
+            port=self.settings.api.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        self._api_server = _ApiServer(config)
+        self._api_task = asyncio.create_task(self._api_server.serve(), name="http-api")
+        while not self._api_server.started:
+            if self._api_task.done():
+                await self._api_task  # re-raises why it could not start (port in use...)
+                raise RuntimeError("HTTP API stopped during start-up")
+            await asyncio.sleep(0.01)
+        log.info("HTTP API listening", host=self.settings.api.host, port=self.api_port)
+
+    async def stop(self) -> None:
+        """Close charger connections with 1001, stop the API, commit what is queued, release the database."""
+        if self.ocpp is not None:
+            await self.ocpp.close()
+        if self._api_server is not None and self._api_task is not None:
+            self._api_server.should_exit = True
+            await self._api_task
+        await self.writer.close()
+        await self.engine.dispose()
+        log.info("stopped")
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly."""
+    system = CentralSystem(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await system.start()
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await system.stop()

@@ -1,0 +1,239 @@
+"""What the central system does when a charger reports something. Version-neutral; called by the adapters.
+
+Every method commits its effects before it returns, so the adapter's reply never promises more than is stored.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from csms.domain.metering import MeterSample, energy_wh
+from csms.domain.stations import (
+    ConnectorState,
+    RegistrationStatus,
+    StationId,
+    StationInfo,
+    decide_boot,
+)
+from csms.domain.tokens import AuthorizationStatus, IdTokenInfo, authorize
+from csms.domain.transactions import Transaction, TransactionStart, TransactionState, TransactionStop
+from csms.storage import sql
+from csms.storage.sql import SqlStorage, VariableRow
+from csms.storage.writer import Write
+
+__all__ = ["BootResult", "ChargerService", "StationPolicy", "TransactionReply"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StationPolicy:
+    auto_register: bool
+    unknown_station_status: RegistrationStatus
+    heartbeat_interval: int
+    allow_unknown_tokens: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BootResult:
+    status: RegistrationStatus
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionReply:
+    transaction: Transaction
+    id_token_info: IdTokenInfo | None
+
+
+class ChargerService:
+    def __init__(self, storage: SqlStorage, policy: StationPolicy, first_transaction_id: int) -> None:
+        self._storage = storage
+        self._policy = policy
+        # One process owns the database, so ids can be handed out in memory before the row is written;
+        # that keeps StartTransaction a pure insert inside the group commit.
+        self._transaction_ids = itertools.count(first_transaction_id)
+
+    @property
+    def policy(self) -> StationPolicy:
+        return self._policy
+
+    async def registration(self, station_id: str) -> RegistrationStatus | None:
+        station = await self._storage.get_station(station_id)
+        return station.registration if station else None
+
+    async def boot(self, station_id: StationId, protocol: str, info: StationInfo, now: datetime) -> BootResult:
+        known = await self._storage.get_station(station_id)
+        decision = decide_boot(known, self._policy.auto_register, self._policy.unknown_station_status)
+        await self._storage.write([sql.record_boot(station_id, protocol, info, decision.status, now)])
+        if decision.register:
+            log.info("station registered", station_id=station_id, status=decision.status.value)
+        return BootResult(decision.status, self._policy.heartbeat_interval)
+
+    async def heartbeat(self, station_id: StationId, now: datetime) -> None:
+        await self._storage.write([sql.touch_station(station_id, now)])
+
+    async def connector_status(self, state: ConnectorState, now: datetime) -> None:
+        await self._storage.write([sql.record_connector(state), sql.touch_station(state.station_id, now)])
+
+    async def authorize(self, station_id: StationId, token: str, now: datetime) -> IdTokenInfo:
+        record = await self._storage.get_token(token)
+        return authorize(record, now, self._policy.allow_unknown_tokens)
+
+    async def start_transaction(
+        self, start: TransactionStart, now: datetime, samples: tuple[MeterSample, ...] = ()
+    ) -> TransactionReply:
+        """Store a new transaction, or find the one a replayed start already created (idempotent)."""
+        existing = await self._find_started(start)
+        info = await self._check_token(start.station_id, start.id_token, now)
+        if existing is not None:
+            return TransactionReply(existing, info)
+        transaction = self._new_transaction(start)
+        writes = [
+            sql.insert_transaction(transaction, info.status.value if info else None, start.offline),
+            sql.touch_station(start.station_id, now),
+            *sql.meter_value_writes(start.station_id, start.evse_id, transaction.id, samples),
+        ]
+        await self._storage.write(writes)
+        return TransactionReply(transaction, info)
+
+    async def update_transaction(
+        self,
+        start: TransactionStart,
+        samples: tuple[MeterSample, ...],
+        now: datetime,
+    ) -> TransactionReply:
+        """A 2.0.1 TransactionEvent Updated; creates the transaction if its Started event never arrived."""
+        assert start.charger_tx_id is not None
+        transaction = await self._storage.find_transaction(start.station_id, start.charger_tx_id)
+        info = await self._check_token(start.station_id, start.id_token, now)
+        writes: list[Write] = [sql.touch_station(start.station_id, now)]
+        if transaction is None:
+            transaction = self._new_transaction(start)
+            writes.append(sql.insert_transaction(transaction, info.status.value if info else None, True))
+        elif _is_replay(transaction, start.seq_no):
+            return TransactionReply(transaction, info)
+        else:
+            writes.append(sql.transaction_progress(transaction.id, start.seq_no))
+        writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
+        await self._storage.write(writes)
+        return TransactionReply(transaction, info)
+
+    async def stop_transaction(
+        self, station_id: StationId, transaction: Transaction, stop: TransactionStop, now: datetime
+    ) -> IdTokenInfo | None:
+        """End ``transaction``; a stop replayed for an ended transaction is answered again, not re-applied."""
+        info = await self._check_token(station_id, stop.id_token, now) if stop.id_token else None
+        if transaction.state is TransactionState.ENDED:
+            return info
+        meter_stop = stop.meter_stop_wh
+        if meter_stop is None:
+            meter_stop = _last_energy(stop.samples)
+        writes = [
+            sql.stop_transaction(transaction.id, stop.timestamp, meter_stop, stop.reason, stop.id_token, stop.seq_no),
+            sql.touch_station(station_id, now),
+            *sql.meter_value_writes(station_id, transaction.evse_id, transaction.id, stop.samples),
+        ]
+        await self._storage.write(writes)
+        return info
+
+    async def find_transaction(self, station_id: StationId, charger_tx_id: str) -> Transaction | None:
+        return await self._storage.find_transaction(station_id, charger_tx_id)
+
+    async def end_started_transaction(
+        self, start: TransactionStart, stop: TransactionStop, now: datetime
+    ) -> TransactionReply:
+        """A 2.0.1 Ended event for a transaction we never saw start: store both ends at once."""
+        reply = await self.start_transaction(start, now)
+        await self.stop_transaction(start.station_id, reply.transaction, stop, now)
+        return reply
+
+    async def meter_values(
+        self,
+        station_id: StationId,
+        evse_id: int,
+        transaction_id: int | None,
+        samples: tuple[MeterSample, ...],
+        now: datetime,
+    ) -> None:
+        writes = sql.meter_value_writes(station_id, evse_id, transaction_id, samples)
+        await self._storage.write([*writes, sql.touch_station(station_id, now)])
+
+    async def record_event(
+        self,
+        station_id: StationId,
+        action: str,
+        payload: dict[str, Any],
+        now: datetime,
+        station_field: tuple[str, str] | None = None,
+    ) -> None:
+        """Keep a charger notification verbatim; ``station_field`` also updates a status column."""
+        writes = [sql.record_event(station_id, action, payload, now), sql.touch_station(station_id, now)]
+        if station_field is not None:
+            writes.append(sql.set_station_field(station_id, *station_field))
+        await self._storage.write(writes)
+
+    async def report_variables(
+        self, station_id: StationId, payload: dict[str, Any], rows: list[VariableRow], now: datetime
+    ) -> None:
+        writes = [sql.record_event(station_id, "NotifyReport", payload, now)]
+        writes += [sql.record_variable(station_id, row, now) for row in rows]
+        await self._storage.write(writes)
+
+    async def reservation_status(
+        self, station_id: StationId, reservation_id: int, status: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        await self._storage.write(
+            [
+                sql.record_event(station_id, "ReservationStatusUpdate", payload, now),
+                sql.set_reservation_status(reservation_id, status, now),
+            ]
+        )
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    async def _find_started(self, start: TransactionStart) -> Transaction | None:
+        if start.charger_tx_id is not None:
+            return await self._storage.find_transaction(start.station_id, start.charger_tx_id)
+        return await self._storage.find_replayed_start(start.station_id, start.evse_id, start.timestamp, start.id_token)
+
+    async def _check_token(self, station_id: StationId, token: str | None, now: datetime) -> IdTokenInfo | None:
+        if token is None:
+            return None
+        record = await self._storage.get_token(token)
+        info = authorize(record, now, self._policy.allow_unknown_tokens)
+        if info.status is AuthorizationStatus.ACCEPTED and record is not None:
+            busy = await self._storage.token_has_active_transaction(token, other_than_station=station_id)
+            return authorize(record, now, self._policy.allow_unknown_tokens, has_other_active_transaction=busy)
+        return info
+
+    def _new_transaction(self, start: TransactionStart) -> Transaction:
+        transaction_id = next(self._transaction_ids)
+        return Transaction(
+            id=transaction_id,
+            station_id=start.station_id,
+            evse_id=start.evse_id,
+            connector_id=start.connector_id,
+            charger_tx_id=start.charger_tx_id or str(transaction_id),
+            id_token=start.id_token,
+            started_at=start.timestamp,
+            meter_start_wh=start.meter_start_wh,
+            state=TransactionState.ACTIVE,
+            reservation_id=start.reservation_id,
+            last_seq_no=start.seq_no,
+        )
+
+
+def _is_replay(transaction: Transaction, seq_no: int | None) -> bool:
+    """2.0.1 numbers a transaction's events; one at or below the last stored seqNo was already applied."""
+    return seq_no is not None and transaction.last_seq_no is not None and seq_no <= transaction.last_seq_no
+
+
+def _last_energy(samples: tuple[MeterSample, ...]) -> float | None:
+    readings = [wh for wh in (energy_wh(sample) for sample in samples) if wh is not None]
+    return readings[-1] if readings else None
