@@ -69,6 +69,8 @@ class Station:
     protocol: str | None = None
     info: StationInfo | None = None
     last_seen: datetime | None = None
+    firmware_status: str | None = None
+    diagnostics_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

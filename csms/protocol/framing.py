@@ -114,7 +114,7 @@ def parse_frame(version: OcppVersion, data: str | bytes) -> Message:
     except orjson.JSONDecodeError as exc:
         code = ErrorCode.RPC_FRAMEWORK_ERROR if version is OcppVersion.V201 else ErrorCode.FORMAT_VIOLATION
         raise FrameError(UNREADABLE_ID, code, f"frame is not valid JSON: {exc}") from None
-    if not isinstance(frame, list) or len(frame) < 3:
+    if not isinstance(frame, list) or len(frame) < 2:
         raise FrameError(_readable_id(frame), ErrorCode.RPC_FRAMEWORK_ERROR, "frame is not an OCPP-J array")
     type_id, message_id = frame[0], frame[1]
     if not isinstance(message_id, str) or not message_id or len(message_id) > _MAX_ID_LENGTH:
@@ -125,10 +125,10 @@ def parse_frame(version: OcppVersion, data: str | bytes) -> Message:
         return _parse_call(message_id, frame)
     if type_id == 3 and len(frame) == 3 and isinstance(frame[2], dict):
         return CallResult(message_id, frame[2])
-    if type_id == 4 and len(frame) >= 4:
-        details = frame[4] if len(frame) > 4 and isinstance(frame[4], dict) else {}
-        description = frame[3] if len(frame) > 3 and isinstance(frame[3], str) else ""
-        return CallError(message_id, str(frame[2]), description, details)
+    if type_id == 4 and len(frame) in (4, 5) and isinstance(frame[2], str):
+        details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}
+        description = frame[3] if isinstance(frame[3], str) else ""
+        return CallError(message_id, frame[2], description, details)
     if type_id in (3, 4):
         raise FrameError(message_id, ErrorCode.RPC_FRAMEWORK_ERROR, "malformed CALLRESULT or CALLERROR")
     # OCPP-J 1.6 §4.1.3: an unknown message type is ignored; 2.0.1 answers MessageTypeNotSupported.

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real CSMS on 127.0.0.1 with a real SQLite file, and a tripwire for swallowed errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from csms.config import Settings, load_settings
+from csms.runtime.app import CentralSystem
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logs_through_stdlib() -> None:
+    """Route structlog into the logging module so caplog (and the tripwire) see every line."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+@pytest.fixture(autouse=True)
+def error_log_tripwire(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test whose logs show an ERROR (an unhandled exception, a task exception never retrieved)."""
+    caplog.set_level(logging.INFO)
+    yield
+    if request.node.get_closest_marker("allow_error_logs"):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail("error logged during the test:\n" + "\n".join(r.getMessage()[:500] for r in errors))
+
+
+def make_settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
+    overrides: dict[str, object] = {
+        "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout": 5, **sections.pop("ocpp", {})},
+        "api": {"host": "127.0.0.1", "port": 0, **sections.pop("api", {})},
+        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}", **sections.pop("database", {})},
+        "stations": {"auto_register": True, "allow_unknown_tokens": True, **sections.pop("stations", {})},
+    }
+    overrides.update(sections)
+    return load_settings(None, **overrides)
+
+
+@pytest.fixture
+async def csms(tmp_path: Path) -> AsyncIterator[CentralSystem]:
+    """The real central system, listening on free loopback ports, stopped cleanly after the test."""
+    system = CentralSystem(make_settings(tmp_path))
+    await system.start()
+    try:
+        yield system
+    finally:
+        await system.stop()
