@@ -467,7 +467,15 @@ def delete_token(token: str) -> Write:
 def _station(row: Row[Any]) -> Station:
     m = row._mapping
     info = StationInfo(m["vendor"], m["model"], m["serial_number"], m["firmware_version"], m["boot_reason"])
-    return Station(StationId(m["id"]), RegistrationStatus(m["registration"]), m["protocol"], info, m["last_seen_at"])
+    return Station(
+        StationId(m["id"]),
+        RegistrationStatus(m["registration"]),
+        m["protocol"],
+        info,
+        m["last_seen_at"],
+        m["firmware_status"],
+        m["diagnostics_status"],
+    )
 
 
 def _connector(row: Row[Any]) -> ConnectorState:
