@@ -1,0 +1,1 @@
+"""Performance benchmark harness for the CSMS (see BENCHMARKS.md)."""
