@@ -13,7 +13,8 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-Answerer = Callable[[str, dict[str, Any]], dict[str, Any]]
+# Returns the CALLRESULT payload, a whole frame (list) to send instead (e.g. a CALLERROR), or None for silence.
+Answerer = Callable[[str, dict[str, Any]], dict[str, Any] | list[Any] | None]
 
 
 def now_iso() -> str:
@@ -44,7 +45,11 @@ class RawClient:
             if isinstance(frame, list) and frame and frame[0] == 2:
                 action, payload = frame[2], frame[3]
                 self.received_calls.append((action, payload))
-                await self.connection.send(json.dumps([3, frame[1], self.answer(action, payload)]))
+                answer = self.answer(action, payload)
+                if isinstance(answer, list):
+                    await self.connection.send(json.dumps([answer[0], frame[1], *answer[1:]]))
+                elif answer is not None:
+                    await self.connection.send(json.dumps([3, frame[1], answer]))
             else:
                 await self._replies.put(frame)
 
