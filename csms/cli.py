@@ -24,6 +24,7 @@ app = typer.Typer(help="OCPP 1.6J / 2.0.1 central system.", no_args_is_help=True
 stations_app = typer.Typer(help="Charging stations.", no_args_is_help=True)
 app.add_typer(stations_app, name="stations")
 err = Console(stderr=True)
+DEFAULT_CONFIG = Path("config/csms.toml")
 
 ApiUrl = Annotated[str, typer.Option(envvar="CSMS_API_URL", help="Base URL of the CSMS HTTP API.")]
 Token = Annotated[str | None, typer.Option(envvar="CSMS_API_TOKEN", help="Bearer token for the API.")]
@@ -32,11 +33,15 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 @app.command()
 def serve(
-    config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = Path("config/csms.toml"),
+    config: Annotated[
+        Path | None, typer.Option(help="TOML settings file [default: config/csms.toml when it exists].")
+    ] = None,
 ) -> None:
     """Run the central system (OCPP websockets + HTTP API) until SIGINT/SIGTERM."""
+    if config is None and DEFAULT_CONFIG.exists():
+        config = DEFAULT_CONFIG
     try:
-        settings = load_settings(config if config and config.exists() else None)
+        settings = load_settings(config)
     except ConfigError as exc:
         err.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
