@@ -278,6 +278,7 @@ class _WorkerState:
     done_in_window: int = 0  # CALLRESULTs received inside the window (throughput)
     late: int = 0
     scheduled: int = 0
+    censored: int = 0  # open loop: scheduled in the window, no reply by the deadline
 
     def lat_for(self, action: str) -> array[float]:
         if action not in self.lat:
@@ -477,6 +478,20 @@ class _Worker:
         except TimeoutError:
             if outstanding:
                 st.errors["timeout"] += 1
+            # Overload: CALLs scheduled in the window that got no reply by the deadline (the outstanding
+            # one and those never sent) are kept in the latency set as censored values, deadline - due,
+            # so an overloaded server cannot improve its percentiles by not answering.
+            first = True
+            while due < end:
+                if due >= win_start:
+                    st.scheduled += 1
+                    st.censored += 1
+                    if not (first and outstanding):
+                        st.late += 1
+                    lats[k].append(self.deadline - due)
+                first = False
+                k = k + 1 if k + 1 < nsteps else 0
+                due += gap()
         except ConnectionClosed:
             st.errors["connection_closed"] += 1
 
@@ -554,6 +569,7 @@ class _Worker:
             "info": dict(st.info),
             "late": st.late,
             "done_in_window": st.done_in_window,
+            "censored": st.censored,
             "scheduled": st.scheduled,
             **window,
         }
@@ -652,17 +668,24 @@ def run_load(cfg: LoadConfig, on_ready: Callable[[dict[str, Any]], None] | None 
     results: dict[int, dict[str, Any]] = {}
 
     def take(deadline: float) -> tuple[str, int, Any] | None:
-        try:
-            item: tuple[str, int, Any] = out.get(timeout=max(0.01, deadline - time.monotonic()))
-            return item
-        except queue_mod.Empty:
-            return None
+        """Next worker message; None on timeout or once a worker died without reporting."""
+        while True:
+            try:
+                item: tuple[str, int, Any] = out.get(timeout=max(0.01, min(0.5, deadline - time.monotonic())))
+                return item
+            except queue_mod.Empty:
+                dead = [p for w, p in enumerate(procs) if p.exitcode is not None and w not in results]
+                if dead:
+                    problems.append(f"worker pid {dead[0].pid} exited with code {dead[0].exitcode} unreported")
+                    return None
+                if time.monotonic() >= deadline:
+                    return None
 
     connect_deadline = t_begin + cfg.connect_timeout_total()
     while len(ready) < nworkers:
         item = take(connect_deadline)
         if item is None:
-            problems.append(f"connect phase timed out ({len(ready)}/{nworkers} workers ready)")
+            problems.append(f"connect phase ended with {len(ready)}/{nworkers} workers ready")
             break
         kind, wid, data = item
         if kind == "ready":
@@ -739,7 +762,7 @@ def aggregate(cfg: LoadConfig, results: list[dict[str, Any]], server_window: dic
     errors: Counter[str] = Counter()
     codes: Counter[str] = Counter()
     info: Counter[str] = Counter()
-    late = scheduled = done = 0
+    late = scheduled = done = censored = 0
     gen_cpu: list[float] = []
     for r in results:
         for action, raw in r["lat"].items():
@@ -755,6 +778,7 @@ def aggregate(cfg: LoadConfig, results: list[dict[str, Any]], server_window: dic
         info.update(r["info"])
         late += r["late"]
         done += r["done_in_window"]
+        censored += r["censored"]
         scheduled += r["scheduled"]
         if "cpu_seconds" in r and cfg.duration > 0:
             gen_cpu.append(100.0 * r["cpu_seconds"] / cfg.duration)
@@ -783,6 +807,7 @@ def aggregate(cfg: LoadConfig, results: list[dict[str, Any]], server_window: dic
         summary["offered_rate"] = cfg.rate
         summary["scheduled"] = scheduled
         summary["late"] = late
+        summary["censored"] = censored
         summary["late_fraction"] = late / scheduled if scheduled else math.nan
         summary["send_lag_ms"] = {
             k: v for k, v in latency_summary(send_lag).items() if k in ("count", "p50", "p99", "max")

@@ -417,7 +417,9 @@ def render_section(data: dict[str, Any]) -> str:
         "",
         f"Closed loop: each connection keeps one CALL outstanding; {plan['duration']:g} s window after "
         f"{plan['warmup']:g} s warm-up. Open loop: Poisson arrivals per connection, latency from the "
-        "scheduled send time (no coordinated omission); RT/s there is the achieved rate.",
+        "scheduled send time (no coordinated omission); RT/s there is the achieved rate. CALLs scheduled "
+        "in the window but unanswered when the run ends (window + grace) count at their lower bound "
+        "(run end − scheduled time).",
         "",
         "Mix cycle per connection: BootNotification → StatusNotification(Preparing) → StartTransaction → "
         "3× MeterValues (10 sampled values) → StopTransaction → StatusNotification(Available).",
@@ -443,11 +445,16 @@ def render_section(data: dict[str, Any]) -> str:
             (max((cells.get(s) or {}).get("generator_cpu_pct") or [math.nan]) for s in cols),
             default=math.nan,
         )
-        late = (
-            "/".join(_fmt(100 * (cells.get(s) or {}).get("late_fraction", math.nan), 1) + " %" for s in cols)
-            if sc["mode"] == "open"
-            else ""
-        )
+        late = ""
+        if sc["mode"] == "open":
+            parts = []
+            for s in cols:
+                c = cells.get(s) or {}
+                part = _fmt(100 * c.get("late_fraction", math.nan), 1) + " %"
+                if c.get("censored"):
+                    part += f" ({c['censored']:,} unanswered)"
+                parts.append(part)
+            late = " / ".join(parts)
         lines.append(f"| {sc['title']} | " + " | ".join(us + pct) + f" | {_fmt(gen, 0)} | {late} |")
     lines.append("")
 
