@@ -279,9 +279,7 @@ class StationCore:
 
     # -- EV and session actions ------------------------------------------------------------------
 
-    def plug_in(
-        self, connector_id: int, ev: EVState, now: datetime, departure: datetime | None = None
-    ) -> None:
+    def plug_in(self, connector_id: int, ev: EVState, now: datetime, departure: datetime | None = None) -> None:
         c = self.connectors[connector_id]
         if c.ev is not None:
             raise RuntimeError(f"connector {connector_id} already has an EV")
@@ -289,9 +287,7 @@ class StationCore:
         pending = c.pending
         if pending is not None and c.session is None:
             c.pending = None
-            trigger = (
-                pending.trigger if pending.trigger is TxTrigger.REMOTE_START else TxTrigger.CABLE_PLUGGED_IN
-            )
+            trigger = pending.trigger if pending.trigger is TxTrigger.REMOTE_START else TxTrigger.CABLE_PLUGGED_IN
             self.begin_transaction(connector_id, pending.id_tag, now, trigger, pending)
         self.sync_statuses()
 
@@ -442,9 +438,7 @@ class StationCore:
         for c in self.connectors.values():
             if c.session is None or c.ev is None or c.current_a <= 0:
                 continue
-            step = charge(
-                c.ev, c.offered_a, dt, offered_phases=c.phases, draw_factor=self.behaviour.draw_factor
-            )
+            step = charge(c.ev, c.offered_a, dt, offered_phases=c.phases, draw_factor=self.behaviour.draw_factor)
             c.ev = step.state
             c.energy_wh += step.energy_wh
 

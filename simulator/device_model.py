@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -181,13 +181,9 @@ class DeviceModel:
             self._vars[VarKey("EVSE", "AvailabilityState", evse)] = Variable("Available", _RO, "OptionList")
             self._vars[VarKey("EVSE", "Available", evse)] = Variable("true", _RO, "boolean")
             self._vars[VarKey("EVSE", "SupplyPhases", evse)] = Variable("3", _RO, "integer")
-            self._vars[VarKey("Connector", "AvailabilityState", evse, 1)] = Variable(
-                "Available", _RO, "OptionList"
-            )
+            self._vars[VarKey("Connector", "AvailabilityState", evse, 1)] = Variable("Available", _RO, "OptionList")
             self._vars[VarKey("Connector", "ConnectorType", evse, 1)] = Variable("cType2", _RO, "string")
-        self._components = {
-            (k.component, k.evse_id, k.connector_id, k.component_instance) for k in self._vars
-        }
+        self._components = {(k.component, k.evse_id, k.connector_id, k.component_instance) for k in self._vars}
 
     def value(self, component: str, variable: str, **where: Any) -> str:
         return self._vars[VarKey(component, variable, **where)].value
@@ -261,7 +257,7 @@ class DeviceModel:
             items = [(k, v) for k, v in items if k.variable in ("AvailabilityState", "Available")]
         return [self._report_entry(k, v) for k, v in items]
 
-    def report_for(self, component_variables: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def report_for(self, component_variables: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """ReportData for GetReport's componentVariable filter (a missing variable = whole component)."""
         out = []
         for cv in component_variables:
@@ -307,9 +303,7 @@ class DeviceModel:
             allow_offline_unknown=self._bool("AuthCtrlr", "OfflineTxForUnknownIdEnabled"),
             auth_cache_enabled=self._bool("AuthCacheCtrlr", "Enabled"),
             local_list_enabled=self._bool("LocalAuthListCtrlr", "Enabled"),
-            tx_message_attempts=self._int(
-                "OCPPCommCtrlr", "MessageAttempts", component_instance="TransactionEvent"
-            ),
+            tx_message_attempts=self._int("OCPPCommCtrlr", "MessageAttempts", component_instance="TransactionEvent"),
             tx_message_retry_s=self._int(
                 "OCPPCommCtrlr", "MessageAttemptInterval", component_instance="TransactionEvent"
             ),

@@ -87,9 +87,7 @@ def _schedule(raw: Mapping[str, Any]) -> Schedule:
     )
 
 
-def _common(
-    raw: Mapping[str, Any], purposes: Mapping[str, Purpose], schedule: Schedule, pid: int
-) -> ChargingProfile:
+def _common(raw: Mapping[str, Any], purposes: Mapping[str, Purpose], schedule: Schedule, pid: int) -> ChargingProfile:
     purpose_name = str(raw["charging_profile_purpose"])
     if purpose_name not in purposes:
         raise ProfileFormatError(f"unknown chargingProfilePurpose {purpose_name}")
@@ -142,11 +140,7 @@ def composite_periods_to_wire(
         item: dict[str, Any] = {"start_period": period.start_offset_s, "limit": round(value, 1)}
         if limit.phases is not None:
             item["number_phases"] = limit.phases
-        if (
-            out
-            and out[-1]["limit"] == item["limit"]
-            and out[-1].get("number_phases") == item.get("number_phases")
-        ):
+        if out and out[-1]["limit"] == item["limit"] and out[-1].get("number_phases") == item.get("number_phases"):
             continue
         out.append(item)
     return out

@@ -163,9 +163,7 @@ def _schedule_offset(ip: InstalledProfile, at: datetime, relative_start: datetim
     return offset
 
 
-def _active_period(
-    ip: InstalledProfile, at: datetime, relative_start: datetime | None
-) -> SchedulePeriod | None:
+def _active_period(ip: InstalledProfile, at: datetime, relative_start: datetime | None) -> SchedulePeriod | None:
     offset = _schedule_offset(ip, at, relative_start)
     if offset is None:
         return None
@@ -237,9 +235,7 @@ class ProfileStore:
     ) -> int:
         """Remove matching profiles (all when no criteria); returns how many were removed."""
         ids = [profile_id] if profile_id is not None else None
-        doomed = self.find(
-            profile_ids=ids, connector_id=connector_id, purpose=purpose, stack_level=stack_level
-        )
+        doomed = self.find(profile_ids=ids, connector_id=connector_id, purpose=purpose, stack_level=stack_level)
         self._items = [ip for ip in self._items if ip not in doomed]
         return len(doomed)
 
@@ -320,9 +316,7 @@ class ProfileStore:
         )
         return min_limit(station, own)
 
-    def _breakpoints(
-        self, connector_id: int, start: datetime, end: datetime, rel: datetime
-    ) -> list[datetime]:
+    def _breakpoints(self, connector_id: int, start: datetime, end: datetime, rel: datetime) -> list[datetime]:
         points = {start}
         for ip in self._items:
             if ip.connector_id not in (0, connector_id):
