@@ -52,7 +52,7 @@ def _validator(version: OcppVersion, action: str, response: bool) -> Validator |
         return None
     schema = json.loads(path.read_text(encoding="utf-8"))
     # Vendor keywords such as javaType are harmless to fastjsonschema; $id URNs are ignored for local refs.
-    return fastjsonschema.compile(schema)  # type: ignore[no-any-return]
+    return fastjsonschema.compile(schema)
 
 
 def has_schema(version: OcppVersion, action: str) -> bool:

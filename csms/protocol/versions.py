@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 __all__ = ["SUPPORTED_SUBPROTOCOLS", "OcppVersion", "select_version"]
@@ -21,7 +22,7 @@ class OcppVersion(StrEnum):
 SUPPORTED_SUBPROTOCOLS: tuple[str, ...] = (OcppVersion.V201.subprotocol, OcppVersion.V16.subprotocol)
 
 
-def select_version(offered: list[str] | tuple[str, ...]) -> OcppVersion | None:
+def select_version(offered: Sequence[str]) -> OcppVersion | None:
     """Walk our ordered list and return the first version the charger offered, or None."""
     for subprotocol in SUPPORTED_SUBPROTOCOLS:
         if subprotocol in offered:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 import structlog
@@ -10,6 +11,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from csms.config import OcppSettings
 from csms.domain.stations import RegistrationStatus, StationId, is_valid_identity
@@ -90,7 +92,7 @@ class OcppServer:
             self._handle,
             self._settings.host,
             self._settings.port,
-            subprotocols=list(SUPPORTED_SUBPROTOCOLS),  # type: ignore[arg-type]
+            subprotocols=[Subprotocol(name) for name in SUPPORTED_SUBPROTOCOLS],
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
             compression=None,
@@ -118,10 +120,12 @@ class OcppServer:
             return connection.respond(exc.status, f"{exc}\n")
         return None
 
-    def _select_subprotocol(self, connection: ServerConnection, offered: list[str]) -> str | None:
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
         # None completes the handshake without a subprotocol header; the handler then closes (OCPP-J §3.1.2).
         version = select_version(offered)
-        return version.subprotocol if version else None
+        return Subprotocol(version.subprotocol) if version else None
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None

@@ -146,14 +146,16 @@ class SqlStorage:
     async def _one(self, query: Select[Any]) -> Row[Any] | None:
         try:
             async with self._engine.connect() as conn:
-                return (await conn.execute(query)).first()
+                row: Row[Any] | None = (await conn.execute(query)).first()
+                return row
         except SQLAlchemyError as exc:
             raise StorageError(f"read failed: {exc}") from exc
 
     async def _all(self, query: Select[Any]) -> Sequence[Row[Any]]:
         try:
             async with self._engine.connect() as conn:
-                return (await conn.execute(query)).all()
+                rows: Sequence[Row[Any]] = (await conn.execute(query)).all()
+                return rows
         except SQLAlchemyError as exc:
             raise StorageError(f"read failed: {exc}") from exc
 

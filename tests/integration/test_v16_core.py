@@ -115,9 +115,11 @@ async def test_late_stop_for_unknown_transaction_is_answered_and_kept(csms: Cent
 async def test_stop_replayed_is_answered_once_applied(csms: CentralSystem) -> None:
     """A StopTransaction sent twice keeps the first stop's values."""
     client = await booted(csms, "CP-5")
-    tx = (await client.result(
-        "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": now_iso()}
-    ))["transactionId"]
+    tx = (
+        await client.result(
+            "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": now_iso()}
+        )
+    )["transactionId"]
     stop = {"transactionId": tx, "meterStop": 500, "timestamp": now_iso(), "reason": "Local"}
     await client.result("StopTransaction", stop)
     await client.result("StopTransaction", {**stop, "meterStop": 999})
