@@ -78,7 +78,7 @@ def _base(identity: str, vendor: str, model: str) -> dict[VarKey, Variable]:
         k("OCPPCommCtrlr", "MessageAttemptInterval", component_instance="TransactionEvent"): v(
             "10", _RW, "integer", "s"
         ),
-        k("SecurityCtrlr", "BasicAuthPassword"): v("", _WO, "passwordString"),
+        k("SecurityCtrlr", "BasicAuthPassword"): v("", _WO, "string"),  # passwordString is 2.1-only
         k("SecurityCtrlr", "Identity"): v(identity, _RO, "string"),
         k("SecurityCtrlr", "SecurityProfile"): v("1", _RO, "integer"),
         k("SecurityCtrlr", "OrganizationName"): v("SimOperator", _RW, "string"),
