@@ -628,6 +628,12 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def system_busy_seconds() -> float:
+    """CPU seconds spent not idle, summed over all CPUs, since boot."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0))
+
+
 def tree_rss_bytes(pid: int) -> int:
     total = 0
     for p in process_tree(pid):
@@ -712,21 +718,21 @@ def run_load(cfg: LoadConfig, on_ready: Callable[[dict[str, Any]], None] | None 
         go.set()
         win_start = start_at + cfg.warmup
         win_end = win_start + cfg.duration
-        if cfg.server_pid is not None:
-            try:
-                time.sleep(max(0.0, win_start - time.monotonic()))
-                cpu0 = tree_cpu_seconds(cfg.server_pid)
-                t0 = time.monotonic()
-                time.sleep(max(0.0, win_end - time.monotonic()))
-                cpu1 = tree_cpu_seconds(cfg.server_pid)
-                t1 = time.monotonic()
-                server_window = {
-                    "server_cpu_seconds": cpu1 - cpu0,
-                    "server_wall_seconds": t1 - t0,
-                    "server_rss_bytes_end": float(tree_rss_bytes(cfg.server_pid)),
-                }
-            except psutil.Error as exc:
-                problems.append(f"server sampling failed: {exc!r}")
+        try:
+            time.sleep(max(0.0, win_start - time.monotonic()))
+            busy0 = system_busy_seconds()
+            cpu0 = tree_cpu_seconds(cfg.server_pid) if cfg.server_pid is not None else 0.0
+            t0 = time.monotonic()
+            time.sleep(max(0.0, win_end - time.monotonic()))
+            busy1 = system_busy_seconds()
+            cpu1 = tree_cpu_seconds(cfg.server_pid) if cfg.server_pid is not None else 0.0
+            t1 = time.monotonic()
+            server_window = {"wall_seconds": t1 - t0, "system_busy_seconds": busy1 - busy0}
+            if cfg.server_pid is not None:
+                server_window["server_cpu_seconds"] = cpu1 - cpu0
+                server_window["server_rss_bytes_end"] = float(tree_rss_bytes(cfg.server_pid))
+        except psutil.Error as exc:
+            problems.append(f"server sampling failed: {exc!r}")
 
     while len(results) < len(ready) and not any(p.startswith("worker") for p in problems):
         item = take(hard_deadline)
@@ -764,6 +770,7 @@ def aggregate(cfg: LoadConfig, results: list[dict[str, Any]], server_window: dic
     info: Counter[str] = Counter()
     late = scheduled = done = censored = 0
     gen_cpu: list[float] = []
+    gen_cpu_seconds = 0.0
     for r in results:
         for action, raw in r["lat"].items():
             values = array("d")
@@ -782,6 +789,7 @@ def aggregate(cfg: LoadConfig, results: list[dict[str, Any]], server_window: dic
         scheduled += r["scheduled"]
         if "cpu_seconds" in r and cfg.duration > 0:
             gen_cpu.append(100.0 * r["cpu_seconds"] / cfg.duration)
+            gen_cpu_seconds += r["cpu_seconds"]
     count = len(all_lat)
     summary: dict[str, Any] = {
         "label": cfg.label,
@@ -814,9 +822,16 @@ def aggregate(cfg: LoadConfig, results: list[dict[str, Any]], server_window: dic
         }
     if server_window:
         summary.update(server_window)
-        if done:
-            summary["server_cpu_us_per_rt"] = 1e6 * server_window["server_cpu_seconds"] / done
-        summary["server_cpu_pct"] = 100.0 * server_window["server_cpu_seconds"] / server_window["server_wall_seconds"]
+        wall = server_window["wall_seconds"]
+        server_cpu = server_window.get("server_cpu_seconds")
+        if server_cpu is not None:
+            if done:
+                summary["server_cpu_us_per_rt"] = 1e6 * server_cpu / done
+            summary["server_cpu_pct"] = 100.0 * server_cpu / wall
+            # Everything else on the box during the window (other users' jobs on a shared machine), in
+            # % of one core. Approximate: the parent and the kernel's softirq work are included.
+            other = server_window["system_busy_seconds"] - server_cpu - gen_cpu_seconds
+            summary["other_cpu_pct"] = max(0.0, 100.0 * other / wall)
     return summary
 
 

@@ -280,6 +280,18 @@ class ServerProcess:
             self.tmpdir = None
 
 
+def representative(runs: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """The median run: by RT/s for closed loop, by p99 for open loop (lower middle for even counts)."""
+
+    def key(r: dict[str, Any]) -> float:
+        if mode == "open":
+            return float(r.get("latency_ms", {}).get("p99", math.inf))
+        return float(r.get("rt_per_s", 0.0))
+
+    ordered = sorted(runs, key=key)
+    return dict(ordered[(len(ordered) - 1) // 2])
+
+
 def smoke(server: ServerProcess) -> str | None:
     """One short closed-loop run over one connection; an error string if the server fails it."""
     res = run_load(quick_config(server.url, connections=1, duration=0.3, warmup=0.1, workers=1, label="smoke"))
@@ -426,17 +438,16 @@ def render_section(data: dict[str, Any]) -> str:
         "",
     ]
 
-    lines += ["### Server CPU per round trip and generator load", ""]
+    slash = "/".join(cols)
+    lines += ["### Server CPU per round trip, generator and background load", ""]
     lines.append(
         "| Scenario | "
         + " | ".join(f"{s} µs CPU/RT" for s in cols)
         + " | "
         + " | ".join(f"{s} server CPU %" for s in cols)
-        + " | generator CPU % per worker (max) | open loop: late sends ("
-        + "/".join(cols)
-        + ") |"
+        + f" | generator CPU % per worker (max) | other processes CPU % ({slash}) | open loop: late sends ({slash}) |"
     )
-    lines.append("|" + "---|" * (3 + 2 * len(cols)))
+    lines.append("|" + "---|" * (4 + 2 * len(cols)))
     for sc in plan["scenarios"]:
         cells = res.get(sc["key"], {})
         us = [_fmt((cells.get(s) or {}).get("server_cpu_us_per_rt"), 0) for s in cols]
@@ -445,6 +456,7 @@ def render_section(data: dict[str, Any]) -> str:
             (max((cells.get(s) or {}).get("generator_cpu_pct") or [math.nan]) for s in cols),
             default=math.nan,
         )
+        other = "/".join(_fmt((cells.get(s) or {}).get("other_cpu_pct"), 0) for s in cols)
         late = ""
         if sc["mode"] == "open":
             parts = []
@@ -455,8 +467,14 @@ def render_section(data: dict[str, Any]) -> str:
                     part += f" ({c['censored']:,} unanswered)"
                 parts.append(part)
             late = " / ".join(parts)
-        lines.append(f"| {sc['title']} | " + " | ".join(us + pct) + f" | {_fmt(gen, 0)} | {late} |")
-    lines.append("")
+        lines.append(f"| {sc['title']} | " + " | ".join(us + pct) + f" | {_fmt(gen, 0)} | {other} | {late} |")
+    lines += [
+        "",
+        "CPU is user + system time of the server's process tree over the window, per CALLRESULT received "
+        "in the window. *Other processes*: busy CPU of the whole box minus server and generator, in % of "
+        "one core: unrelated work on the shared machine that competed with this measurement.",
+        "",
+    ]
 
     mem = data.get("memory", {})
     if mem:
@@ -553,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds per scenario; the median run is reported (noisy boxes)"
+    )
     parser.add_argument("--output", type=Path, default=None, help="report file (default: see above)")
     args = parser.parse_args(argv)
 
@@ -612,52 +633,101 @@ def main(argv: list[str] | None = None) -> int:
     # -- load scenarios: all servers up, interleaved per scenario --------------------------------
     running: dict[str, ServerProcess] = {}
     failed: dict[str, str] = {}
+    restarts: dict[str, int] = {}
+
+    def launch(spec: ServerSpec, suffix: str = "") -> ServerProcess:
+        sp = ServerProcess(spec, RESULTS_DIR / f"{stamp}-{spec.name}{suffix}.log")
+        try:
+            sp.start()
+            err = smoke(sp)
+            if err:
+                raise RuntimeError(err)
+        except Exception:
+            sp.stop()
+            raise
+        return sp
+
+    def revive(name: str, before: str) -> ServerProcess | None:
+        """Restart a server that died under us (on a shared box someone may have signalled it)."""
+        old = running[name]
+        code = old.proc.returncode if old.proc is not None else None
+        old.stop()
+        restarts[name] = restarts.get(name, 0) + 1
+        msg = f"{name} exited unexpectedly (code {code}) before {before}; restarted"
+        if code == 0:
+            msg += " (code 0 = it was sent SIGINT/SIGTERM from outside the harness)"
+        notes.append(msg)
+        print(f"[run_core] {msg}", flush=True)
+        if restarts[name] > 3:
+            failed[name] = f"{name} died {restarts[name]} times; giving up:\n{old.log_tail()}"
+            return None
+        try:
+            running[name] = launch(old.spec, f"-restart{restarts[name]}")
+        except Exception as exc:
+            failed[name] = f"restart failed: {exc}"
+            return None
+        return running[name]
+
     try:
         for spec in specs:
-            sp = ServerProcess(spec, RESULTS_DIR / f"{stamp}-{spec.name}.log")
             try:
-                sp.start()
-                err = smoke(sp)
-                if err:
-                    raise RuntimeError(err)
-                running[spec.name] = sp
-                data["server_info"][spec.name]["command"] = " ".join(sp.command)
-                print(f"[run_core] {spec.name} ready at {sp.url} (pid {sp.pid}, {sp.startup_seconds:.1f} s)")
+                sp = launch(spec)
             except Exception as exc:  # a broken server must not sink the whole run
                 failed[spec.name] = f"{exc}"
                 print(f"[run_core] {spec.name} failed to start: {exc}", flush=True)
-                sp.stop()
+                continue
+            running[spec.name] = sp
+            data["server_info"][spec.name]["command"] = " ".join(sp.command)
+            print(f"[run_core] {spec.name} ready at {sp.url} (pid {sp.pid}, {sp.startup_seconds:.1f} s)")
         for sc in plan.scenarios:
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in running}
+            for _round in range(args.repeat):
+                for name in list(running):
+                    for attempt in (1, 2):
+                        if name in failed:
+                            break
+                        sp_or_none: ServerProcess | None = running[name]
+                        if sp_or_none is None or not sp_or_none.alive():
+                            sp_or_none = revive(name, sc.key)
+                            if sp_or_none is None:
+                                break
+                        sp = sp_or_none
+                        cfg = LoadConfig(
+                            url=sp.url,
+                            connections=sc.connections,
+                            mode="open" if sc.mode == "open" else "closed",
+                            workload="mix" if sc.workload == "mix" else "heartbeat",
+                            duration=plan.duration,
+                            warmup=plan.warmup,
+                            grace=plan.grace,
+                            rate=sc.rate or 2000.0,
+                            workers=args.workers,
+                            server_pid=sp.pid,
+                            label=f"{sc.key}/{name}",
+                        )
+                        res = run_load(cfg)
+                        if not res["complete"]:
+                            res["error_total"] = res.get("error_total", 0) or 1
+                        if not sp.alive() and attempt == 1:
+                            print(f"[run_core] {sc.key} {name}: server died during the run; retrying")
+                            continue
+                        runs[name].append(res)
+                        print(f"[run_core] {sc.key:17s} {name:8s} {_summ(res)}", flush=True)
+                        if res["problems"]:
+                            print("           problems: " + "; ".join(p.splitlines()[0] for p in res["problems"]))
+                        time.sleep(0.5)
+                        break
             data["results"][sc.key] = {}
-            for name, sp in running.items():
-                if name in failed:
+            for name in running:
+                if runs[name]:
+                    data["results"][sc.key][name] = representative(runs[name], sc.mode)
+                    if len(runs[name]) > 1:
+                        data["results"][sc.key][name]["repeats"] = [
+                            {k: r.get(k) for k in ("rt_per_s", "latency_ms", "error_total", "other_cpu_pct")}
+                            for r in runs[name]
+                        ]
+                elif name in failed:
                     data["results"][sc.key][name] = {"error": failed[name]}
-                    continue
-                if not sp.alive():
-                    failed[name] = f"server exited (code {sp.proc.returncode if sp.proc else '?'}):\n{sp.log_tail()}"
-                    data["results"][sc.key][name] = {"error": failed[name]}
-                    continue
-                cfg = LoadConfig(
-                    url=sp.url,
-                    connections=sc.connections,
-                    mode="open" if sc.mode == "open" else "closed",
-                    workload="mix" if sc.workload == "mix" else "heartbeat",
-                    duration=plan.duration,
-                    warmup=plan.warmup,
-                    grace=plan.grace,
-                    rate=sc.rate or 2000.0,
-                    workers=args.workers,
-                    server_pid=sp.pid,
-                    label=f"{sc.key}/{name}",
-                )
-                res = run_load(cfg)
-                if not res["complete"]:
-                    res["error_total"] = res.get("error_total", 0) or 1
-                data["results"][sc.key][name] = res
-                print(f"[run_core] {sc.key:17s} {name:8s} {_summ(res)}", flush=True)
-                if res["problems"]:
-                    print("           problems: " + "; ".join(p.splitlines()[0] for p in res["problems"]))
-                time.sleep(0.5)
     finally:
         for sp in running.values():
             sp.stop()
@@ -671,25 +741,30 @@ def main(argv: list[str] | None = None) -> int:
             if spec.name in failed and spec.name not in running:
                 data["memory"][spec.name] = {"error": failed[spec.name]}
                 continue
-            sp = ServerProcess(spec, RESULTS_DIR / f"{stamp}-{spec.name}-memory.log")
-            try:
-                sp.start()
-                mem = measure_idle_memory(sp.url, sp.pid, plan.memory_connections, workers=args.workers)
-                if not sp.alive():
-                    mem["problems"].append("server exited during the memory run")
-                    mem["complete"] = False
-                data["memory"][spec.name] = mem
-                print(
-                    f"[run_core] memory            {spec.name:8s} {mem['kb_per_connection']:.1f} kB/conn "
-                    f"({mem['connected']} connected, {mem['deflate_negotiated']} deflate, "
-                    f"err {mem['error_total']})",
-                    flush=True,
-                )
-            except Exception as exc:
-                data["memory"][spec.name] = {"error": f"{exc}"}
-                print(f"[run_core] memory {spec.name} failed: {exc}", flush=True)
-            finally:
-                sp.stop()
+            for attempt in (1, 2):
+                sp = ServerProcess(spec, RESULTS_DIR / f"{stamp}-{spec.name}-memory{attempt}.log")
+                try:
+                    sp.start()
+                    mem = measure_idle_memory(sp.url, sp.pid, plan.memory_connections, workers=args.workers)
+                    if not sp.alive():
+                        mem["problems"].append("server exited during the memory run")
+                        mem["complete"] = False
+                        if attempt == 1:
+                            notes.append(f"{spec.name} exited during the memory run; measured again")
+                            continue
+                    data["memory"][spec.name] = mem
+                    print(
+                        f"[run_core] memory            {spec.name:8s} {mem['kb_per_connection']:.1f} kB/conn "
+                        f"({mem['connected']} connected, {mem['deflate_negotiated']} deflate, "
+                        f"err {mem['error_total']})",
+                        flush=True,
+                    )
+                    break
+                except Exception as exc:
+                    data["memory"][spec.name] = {"error": f"{exc}"}
+                    print(f"[run_core] memory {spec.name} failed: {exc}", flush=True)
+                finally:
+                    sp.stop()
 
     # -- notes and report ------------------------------------------------------------------------
     gen_max = max(
