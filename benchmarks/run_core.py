@@ -30,6 +30,7 @@ import os
 import platform
 import selectors
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,17 @@ class ServerSpec:
     name: str  # column name in the report: baseline | raw | ours
     kind: str  # baseline | raw | csms
     description: str
+    source_dir: Path | None = None  # csms: run this exported tree instead of the working tree
+
+
+def export_revision(rev: str, dest: Path) -> str:
+    """Export ``csms/`` and ``config/`` at a git revision into dest; return the full commit id."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    archive = subprocess.run(["git", "archive", commit, "csms", "config"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return commit
 
 
 @dataclass
@@ -201,9 +213,11 @@ class ServerProcess:
                 }
             )
             self.command = [PYTHON, "-m", "csms", "serve", "--config", "config/csms.toml"]
-            self.proc = subprocess.Popen(
-                self.command, cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT
-            )
+            cwd = ROOT
+            if self.spec.source_dir is not None:  # an exported revision shadows the editable install
+                cwd = self.spec.source_dir
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH", "")]))
+            self.proc = subprocess.Popen(self.command, cwd=cwd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
             self._wait_csms(ocpp_port, api_port, timeout)
             self.url = f"ws://127.0.0.1:{ocpp_port}/ocpp"
         self.startup_seconds = time.monotonic() - self.started_at
@@ -569,6 +583,12 @@ def main(argv: list[str] | None = None) -> int:
         default="csms",
         help="what runs as 'ours' (baseline/raw: check the harness before the CSMS exists)",
     )
+    parser.add_argument(
+        "--ours-rev",
+        default=None,
+        help="benchmark csms/ and config/ as committed at this git revision (e.g. HEAD) instead of the "
+        "working tree, so uncommitted edits cannot affect the run",
+    )
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument(
@@ -594,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         "in a temporary directory, log level warning",
     }
     specs: list[ServerSpec] = []
+    cleanup_dirs: list[Path] = []
     skipped: dict[str, str] = {}
     notes: list[str] = []
     for name in wanted:
@@ -609,7 +630,17 @@ def main(argv: list[str] | None = None) -> int:
         desc = descriptions[kind]
         if name == "ours" and kind != "csms":
             desc = f"**harness self-check**: a second instance of the {kind} server stands in for our CSMS"
-        specs.append(ServerSpec(name=name, kind=kind, description=desc))
+        spec = ServerSpec(name=name, kind=kind, description=desc)
+        if kind == "csms" and args.ours_rev:
+            export_dir = Path(tempfile.mkdtemp(prefix="csms-rev-"))
+            cleanup_dirs.append(export_dir)
+            commit = export_revision(args.ours_rev, export_dir)
+            spec.source_dir = export_dir
+            spec.description += f", as committed at `{commit[:10]}` (`--ours-rev {args.ours_rev}`)"
+        elif kind == "csms":
+            dirty = _git("status", "--porcelain", "--", "csms", "config")
+            spec.description += ", working tree" + (" **with uncommitted changes**" if dirty else "")
+        specs.append(spec)
 
     data: dict[str, Any] = {
         "command": " ".join([".venv/bin/python -m benchmarks.run_core", *map(shlex.quote, sys.argv[1:])]),
@@ -782,6 +813,8 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(data, indent=2, default=str))
     write_report(output, render_section(data))
     print(f"[run_core] wrote {output} and {json_path} in {data['total_seconds']:.0f} s")
+    for d in cleanup_dirs:
+        shutil.rmtree(d, ignore_errors=True)
     measured_ok = bool(running) and not failed
     return 0 if measured_ok else 1
 
