@@ -56,6 +56,9 @@ class FakeCsms:
     def of(self, identity: str, action: str) -> list[dict[str, Any]]:
         return [m.payload for m in self.received if m.identity == identity and m.action == action]
 
+    def of_any(self, action: str) -> list[dict[str, Any]]:
+        return [m.payload for m in self.received if m.action == action]
+
     def actions(self, identity: str) -> list[str]:
         return [m.action for m in self.received if m.identity == identity]
 

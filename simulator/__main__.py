@@ -1,0 +1,5 @@
+"""`python -m simulator` = `csms-sim`."""
+
+from simulator.cli import main
+
+main()
