@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -37,6 +37,10 @@ from simulator.ocpp_compat import CALL_FAILURES, SEND_FAILURES
 from simulator.outbox import Outbox, OutboxItem
 from simulator.profiles import ChargingProfile
 from simulator.protocol import ProtocolHandler
+
+if TYPE_CHECKING:
+    from simulator.v16 import V16Handler
+    from simulator.v201 import V201Handler
 
 __all__ = ["NotConnectedError", "SimStation"]
 
@@ -147,6 +151,24 @@ class SimStation:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    @property
+    def v16(self) -> V16Handler:
+        """The 1.6 adapter (config key store, 1.6-only messages); TypeError on a 2.0.1 station."""
+        from simulator.v16 import V16Handler
+
+        if not isinstance(self.handler, V16Handler):
+            raise TypeError(f"{self.identity} is not an OCPP 1.6 station")
+        return self.handler
+
+    @property
+    def v201(self) -> V201Handler:
+        """The 2.0.1 adapter (device model, NotifyEvent/ChargingLimit/EVChargingNeeds builders)."""
+        from simulator.v201 import V201Handler
+
+        if not isinstance(self.handler, V201Handler):
+            raise TypeError(f"{self.identity} is not an OCPP 2.0.1 station")
+        return self.handler
 
     # -- lifecycle -------------------------------------------------------------------------------
 

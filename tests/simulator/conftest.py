@@ -23,6 +23,7 @@ async def fake_csms() -> AsyncIterator[FakeCsms]:
         0,
         subprotocols=SUPPORTED,  # type: ignore[arg-type]
         select_subprotocol=select_subprotocol,
+        process_request=test_csms.process_request,
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         test_csms.url = f"ws://127.0.0.1:{port}/ocpp"

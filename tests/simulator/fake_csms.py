@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import http
 import itertools
 import json
 from collections.abc import Callable
@@ -45,6 +47,8 @@ class FakeCsms:
         self.heartbeat_interval = 300
         self.tx_ids = itertools.count(1000)
         self.connect_count: dict[str, int] = {}
+        self.passwords: dict[str, str] = {}
+        self.auth_headers: list[tuple[str, str | None]] = []
         self._changed = asyncio.Event()
 
     def record(self, identity: str, raw: str) -> None:
@@ -90,6 +94,19 @@ class FakeCsms:
     def boot_status(self, identity: str) -> str:
         queue = self.boot_statuses.get(identity)
         return queue.pop(0) if queue else "Accepted"
+
+    def process_request(self, conn: ServerConnection, request: Any) -> Any:
+        """Basic auth as in OCPP security profile 1: username = identity, password per station."""
+        identity = unquote(urlsplit(request.path).path.rstrip("/").rsplit("/", 1)[-1])
+        header = request.headers.get("Authorization")
+        self.auth_headers.append((identity, header))
+        expected = self.passwords.get(identity)
+        if expected is None:
+            return None
+        token = "Basic " + base64.b64encode(f"{identity}:{expected}".encode()).decode()
+        if header != token:
+            return conn.respond(http.HTTPStatus.UNAUTHORIZED, "bad credentials\n")
+        return None
 
     async def handler(self, conn: ServerConnection) -> None:
         if conn.subprotocol is None:

@@ -9,7 +9,7 @@ from ocpp.v16 import call
 
 from simulator.clock import format_ts
 from simulator.ev import EVSpec
-from simulator.model import ConnectorState
+from simulator.model import Behaviour, ConnectorState
 from tests.simulator.conftest import StationFactory
 from tests.simulator.fake_csms import FakeCsms
 from tests.simulator.helpers import eventually
@@ -225,3 +225,62 @@ async def test_every_command_gets_a_schema_valid_answer(fake_csms: FakeCsms, mak
     await fake_csms.wait_for("CP16-ALL", "LogStatusNotification", lambda p: p["status"] == "Uploaded")
     await fake_csms.wait_for("CP16-ALL", "StopTransaction", lambda p: p["reason"] == "UnlockCommand")
     assert st.errors == []
+
+
+async def test_basic_auth_and_authorization_key_change(fake_csms: FakeCsms, make_station: StationFactory) -> None:
+    """Basic auth uses identity:password; a new AuthorizationKey is used on the next connection."""
+    fake_csms.passwords["CP16-AUTH"] = "first-password-0001"
+    st = await make_station("CP16-AUTH", "ocpp1.6", password="first-password-0001")
+    res = await fake_csms.call(
+        "CP16-AUTH", call.ChangeConfiguration(key="AuthorizationKey", value="second-password-0002")
+    )
+    assert res.status == "Accepted"
+    fake_csms.passwords["CP16-AUTH"] = "second-password-0002"
+    await st.go_offline()
+    await st.go_online()
+    await st.wait_connected()
+    assert fake_csms.connect_count["CP16-AUTH"] == 2
+    wrong = await make_station("CP16-BAD", "ocpp1.6", password="nope-nope-nope-nope", wait=False)
+    fake_csms.passwords["CP16-BAD"] = "right-password-0000"
+    await eventually(lambda: sum(1 for i, _ in fake_csms.auth_headers if i == "CP16-BAD") >= 2, what="retries")
+    assert not wrong.connected and "CP16-BAD" not in fake_csms.connect_count
+
+
+async def test_reserved_connector_start_carries_reservation_id(
+    fake_csms: FakeCsms, make_station: StationFactory
+) -> None:
+    """The reserved tag may start on its connector and StartTransaction carries the reservationId."""
+    st = await make_station("CP16-RES", "ocpp1.6")
+    expiry = format_ts(st.now() + timedelta(hours=1))
+    res = await fake_csms.call(
+        "CP16-RES", call.ReserveNow(connector_id=1, expiry_date=expiry, id_tag="R1", reservation_id=11)
+    )
+    assert res.status == "Accepted"
+    assert await st.start_session(1, "R1", EV) is not None
+    start = await fake_csms.wait_for("CP16-RES", "StartTransaction")
+    assert start["reservationId"] == 11 and st.connector(1).reservation_id is None
+
+
+async def test_non_ideal_stations(fake_csms: FakeCsms, make_station: StationFactory) -> None:
+    """Stations that ignore profiles, apply them late or draw less than offered behave accordingly."""
+    ignore = await make_station("CP16-IGN", "ocpp1.6", behaviour=Behaviour(ignore_profiles=True))
+    late = await make_station("CP16-LATE", "ocpp1.6", speed=120, behaviour=Behaviour(profile_delay_s=60))
+    weak = await make_station("CP16-WEAK", "ocpp1.6", behaviour=Behaviour(draw_factor=0.5))
+    for st in (ignore, late, weak):
+        await st.start_session(1, "TAG", EV)
+        res = await fake_csms.call(st.identity, call.SetChargingProfile(1, profile(1, "TxDefaultProfile", 10)))
+        assert res.status == "Accepted"  # accepted on the wire either way
+    await eventually(lambda: weak.connector(1).current_a == 5, what="half of 10 A")
+    assert ignore.connector(1).current_a == 16
+    assert late.connector(1).current_a == 16  # 60 simulated seconds = 0.5 s real before it applies
+    await eventually(lambda: late.connector(1).current_a == 10, timeout=5, what="late profile")
+    assert ignore.connector(1).current_a == 16
+
+
+async def test_ev_departs_at_its_departure_time(fake_csms: FakeCsms, make_station: StationFactory) -> None:
+    """An EV leaves at its departure time: the transaction ends with EVDisconnected and the connector frees up."""
+    st = await make_station("CP16-DEP", "ocpp1.6", speed=600)
+    await st.start_session(1, "TAG", EV, departure=st.now() + timedelta(minutes=2))
+    stop = await fake_csms.wait_for("CP16-DEP", "StopTransaction")
+    assert stop["reason"] == "EVDisconnected"
+    await eventually(lambda: st.connector(1).state is ConnectorState.AVAILABLE)
