@@ -6,9 +6,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from simulator.core import CoreEvent
 from simulator.model import ConnectorState, MeterSample, Protocol, Settings
 from simulator.outbox import OutboxItem
+from simulator.state import CoreEvent
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

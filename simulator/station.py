@@ -1,16 +1,15 @@
-"""`SimStation`: one simulated charging station (OCPP 1.6J or 2.0.1) with its connection lifecycle.
+"""`SimStation`: one simulated charging station (OCPP 1.6J or 2.0.1), the public test/fleet API.
 
 The station combines the version-neutral `StationCore` (connectors, sessions, physics), a
-`ProtocolHandler` for its OCPP version, an ordered `Outbox`, and three kinds of background task:
-the connection loop (connect, boot, heartbeat, drain the outbox, reconnect with back-off), the
-physics tick, and short-lived follow-up tasks (work that must happen after a CSMS call was
-answered, because `call()` inside an `ocpp` handler would deadlock the read loop).
+`ProtocolHandler` for its OCPP version, an ordered `Outbox`, the `Connection` (connect, boot,
+heartbeat, drain the outbox, reconnect with back-off), a physics tick, and short-lived follow-up
+tasks: work that must happen after a CSMS call was answered, because `call()` inside an `ocpp`
+handler would deadlock the connection's read loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import random
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,12 +17,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from simulator.clock import SimClock
-from simulator.core import CoreEvent, PendingStart, Session, StationCore
+from simulator.connection import Connection, NotConnectedError
+from simulator.core import StationCore
 from simulator.ev import EVSpec, EVState
 from simulator.model import (
     Behaviour,
@@ -33,10 +31,11 @@ from simulator.model import (
     StopReason,
     TxTrigger,
 )
-from simulator.ocpp_compat import CALL_FAILURES, SEND_FAILURES
+from simulator.ocpp_compat import CALL_FAILURES
 from simulator.outbox import Outbox, OutboxItem
 from simulator.profiles import ChargingProfile
 from simulator.protocol import ProtocolHandler
+from simulator.state import CoreEvent, PendingStart, Session
 
 if TYPE_CHECKING:
     from simulator.v16 import V16Handler
@@ -55,12 +54,6 @@ _STOP_TRIGGERS = {
     StopReason.SOFT_RESET: TxTrigger.RESET,
     StopReason.UNLOCK: TxTrigger.UNLOCK,
 }
-
-
-class NotConnectedError(RuntimeError):
-    """A direct call was attempted while the station has no booted connection."""
-
-
 _AUTHORIZE_FAILURES: tuple[type[Exception], ...] = (NotConnectedError, ConnectionClosed, *CALL_FAILURES)
 
 
@@ -97,11 +90,7 @@ class SimStation:
         self.response_timeout = response_timeout
         self.tick_s = tick_s
         self.errors: list[str] = []
-        self.messages_sent = 0
-        self.reconnects = 0
         self.outbox = Outbox()
-        self._password = password
-        self._backoff = backoff_s
         self._config_overrides = config or {}
         self.handler: ProtocolHandler = _make_handler(self, connectors)
         self.core = StationCore(
@@ -115,21 +104,12 @@ class SimStation:
             voltage=voltage,
             behaviour=behaviour,
         )
-        self._cp: Any = None
-        self._ws: ClientConnection | None = None
-        self._online = asyncio.Event()
-        self._online.set()
-        self._connected = asyncio.Event()
-        self._booted = False
-        self._boot_reason = "PowerUp"
-        self._stopping = False
+        self.link = Connection(self, password=password, backoff_s=backoff_s)
         self._reset_when_idle = False
         self._main_tasks: list[asyncio.Task[None]] = []
-        self._conn_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._followups: list[Coroutine[Any, Any, Any]] = []
         self._deferred: list[OutboxItem] | None = None
-        self._sending = False
 
     # -- configuration exposed to protocol handlers ----------------------------------------------
 
@@ -143,11 +123,21 @@ class SimStation:
 
     @property
     def connected(self) -> bool:
-        return self._connected.is_set()
+        """Connected and accepted by the CSMS."""
+        return self.link.connected
 
     @property
     def booted(self) -> bool:
-        return self._booted
+        return self.link.booted
+
+    @property
+    def messages_sent(self) -> int:
+        return self.link.messages_sent
+
+    @property
+    def reconnects(self) -> int:
+        """Unexpected connection losses so far (not counting `go_offline` or reboots)."""
+        return self.link.reconnects
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -176,9 +166,8 @@ class SimStation:
         """Start connecting and simulating; returns at once (see `wait_connected`)."""
         if self._main_tasks:
             return
-        self._stopping = False
         self._main_tasks = [
-            asyncio.create_task(self._connection_loop(), name=f"{self.identity}-conn"),
+            asyncio.create_task(self.link.run(), name=f"{self.identity}-conn"),
             asyncio.create_task(self._physics_loop(), name=f"{self.identity}-physics"),
         ]
 
@@ -191,51 +180,36 @@ class SimStation:
             try:
                 await asyncio.wait_for(self.outbox.wait_empty(), timeout)
             except TimeoutError:
-                self._note("outbox not flushed before stop")
-        self._stopping = True
-        self._online.set()
-        tasks = [*self._main_tasks, *self._conn_tasks.values(), *self._tasks]
+                self.note("outbox not flushed before stop")
+        tasks = [*self._main_tasks, *self._tasks]
         for task in tasks:
             task.cancel()
-        if self._ws is not None:
-            await self._ws.close()
+        await self.link.close()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._main_tasks, self._conn_tasks, self._tasks = [], {}, set()
+        self._main_tasks, self._tasks = [], set()
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         """Wait until the station is connected and its BootNotification was accepted."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        await asyncio.wait_for(self.link.wait_connected(), timeout)
 
     async def wait_queue_empty(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.outbox.wait_empty(), timeout)
 
     async def go_offline(self, *, abrupt: bool = False) -> None:
-        """Drop the connection and stay offline (transaction messages queue up)."""
-        self._online.clear()
-        if not abrupt:
-            # A clean drop: let an in-flight queued CALL get its answer so it is not sent twice.
-            deadline = asyncio.get_running_loop().time() + self.response_timeout
-            while self._sending and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
-        ws = self._ws
-        if ws is not None:
-            if abrupt:
-                ws.transport.abort()
-            else:
-                await ws.close()
-        while self._connected.is_set():
-            await asyncio.sleep(0.01)
+        """Drop the connection and stay offline (transaction messages queue up).
+
+        `abrupt` aborts the TCP connection like a network failure; otherwise an in-flight queued
+        message may finish first and the WebSocket is closed cleanly.
+        """
+        await self.link.go_offline(abrupt=abrupt)
 
     async def go_online(self) -> None:
         """Allow reconnecting; queued messages are replayed once the connection is back."""
-        self._online.set()
+        self.link.go_online()
 
     async def reboot(self, reason: str = "RemoteReset") -> None:
         """Close the connection and boot again (used by Reset)."""
-        self._booted = False
-        self._boot_reason = reason
-        if self._ws is not None:
-            await self._ws.close()
+        await self.link.reboot(reason)
 
     # -- EV and session API ----------------------------------------------------------------------
 
@@ -262,7 +236,7 @@ class SimStation:
             try:
                 result = await self.call(self.handler.authorize_request(id_tag))
             except _AUTHORIZE_FAILURES as exc:
-                self._note(f"Authorize failed: {exc!r}")
+                self.note(f"Authorize failed: {exc!r}")
             else:
                 status = self.handler.authorize_status(result)
                 if settings.auth_cache_enabled:
@@ -368,7 +342,7 @@ class SimStation:
             identity=self.identity,
             protocol=self.protocol,
             connected=self.connected,
-            booted=self._booted,
+            booted=self.booted,
             connectors=conns,
             queued_messages=self.outbox.persistent_count,
             sessions_started=counters.started,
@@ -387,12 +361,16 @@ class SimStation:
 
     async def call(self, payload: Any) -> Any:
         """Send a CALL directly (bypassing the queue); raises on CALLERROR, timeout or no connection."""
-        cp = self._cp
-        if cp is None or not self.connected:
-            raise NotConnectedError(self.identity)
-        result = await cp.call(payload, suppress=False)
-        self.messages_sent += 1
-        return result
+        return await self.link.call(payload)
+
+    async def send_boot(self) -> None:
+        await self.link.send_boot()
+
+    async def send_heartbeat(self) -> None:
+        await self.link.send_heartbeat()
+
+    def restart_heartbeat(self) -> None:
+        self.link.restart_heartbeat()
 
     def enqueue(self, item: OutboxItem | None) -> None:
         """Queue a message: persistent ones always, volatile ones only while connected."""
@@ -439,9 +417,10 @@ class SimStation:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self._note(f"task failed: {task.exception()!r}")
+            self.note(f"task failed: {task.exception()!r}")
 
-    def _note(self, message: str) -> None:
+    def note(self, message: str) -> None:
+        """Record a problem (tests assert `errors == []`) and log it."""
         LOG.warning("%s: %s", self.identity, message)
         self.errors.append(message)
 
@@ -477,176 +456,6 @@ class SimStation:
         except TimeoutError:
             pass
         await self.reboot()
-
-    def _auth_headers(self) -> dict[str, str]:
-        password = self.handler.settings().basic_auth_password or self._password
-        if not password:
-            return {}
-        token = base64.b64encode(f"{self.identity}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {token}"}
-
-    async def _connection_loop(self) -> None:
-        failures = 0
-        while not self._stopping:
-            await self._online.wait()
-            if self._stopping:
-                return
-            try:
-                ws = await connect(
-                    self.url,
-                    subprotocols=[Subprotocol(self.protocol.value)],
-                    additional_headers=self._auth_headers(),
-                    open_timeout=self.response_timeout,
-                    proxy=None,
-                    ping_interval=60,
-                    ping_timeout=60,
-                )
-            except Exception as exc:  # refused, timed out, 401, bad URI: keep trying with back-off
-                failures += 1
-                LOG.info("%s: connect failed: %r", self.identity, exc)
-                await asyncio.sleep(self._backoff_delay(failures))
-                continue
-            if not self._online.is_set():  # went offline while the handshake was in progress
-                await ws.close()
-                continue
-            failures = 0
-            rebooting = False
-            try:
-                await self._serve(ws)
-            except ConnectionClosed:
-                pass
-            except Exception as exc:  # a bug must not kill the station; record and reconnect
-                self._note(f"connection error: {exc!r}")
-            finally:
-                rebooting = not self._booted
-                await self._teardown(ws)
-            if self._stopping:
-                return
-            if self._online.is_set() and not rebooting:
-                # Unexpected close: back off before reconnecting, as real stations do.
-                self.reconnects += 1
-                await asyncio.sleep(self._backoff_delay(1))
-
-    def _backoff_delay(self, failures: int) -> float:
-        base, cap = self._backoff
-        delay = min(cap, base * 2.0 ** min(failures - 1, 10))
-        return delay * (0.5 + self.rng.random() / 2)
-
-    async def _serve(self, ws: ClientConnection) -> None:
-        self._ws = ws
-        cp = self.handler.create_charge_point(ws)
-        self._cp = cp
-        reader: asyncio.Task[None] = asyncio.create_task(cp.start())
-        self._conn_tasks["reader"] = reader
-        just_booted = False
-        if not self._booted:
-            boot = asyncio.create_task(self._boot_until_accepted(cp))
-            self._conn_tasks["boot"] = boot
-            done, _ = await asyncio.wait({reader, boot}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                boot.cancel()
-                await reader  # re-raises ConnectionClosed
-                return
-            await boot
-            just_booted = True
-        self._connected.set()
-        self.core.sync_statuses(force=True)
-        self._conn_tasks["heartbeat"] = asyncio.create_task(self._heartbeat_loop(cp))
-        self._conn_tasks["drain"] = asyncio.create_task(self._drain_loop(cp))
-        if just_booted:
-            self.enqueue(self.handler.security_event_item("StartupOfTheDevice", "simulated power-up"))
-        await reader
-
-    async def _teardown(self, ws: ClientConnection) -> None:
-        self._connected.clear()
-        self._cp = None
-        self._ws = None
-        tasks = list(self._conn_tasks.values())
-        self._conn_tasks = {}
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await ws.close()
-        self.outbox.drop_volatile()
-
-    def restart_heartbeat(self) -> None:
-        """Apply a changed HeartbeatInterval at once instead of after the current sleep."""
-        old = self._conn_tasks.get("heartbeat")
-        if old is not None and self._cp is not None:
-            old.cancel()
-            self._conn_tasks["heartbeat"] = asyncio.create_task(self._heartbeat_loop(self._cp))
-
-    async def _boot_until_accepted(self, cp: Any) -> None:
-        while True:
-            interval = 10
-            try:
-                result = self.handler.boot_result(await cp.call(self.handler.boot_request(self._boot_reason)))
-                self.messages_sent += 1
-            except CALL_FAILURES as exc:
-                self._note(f"BootNotification failed: {exc!r}")
-            else:
-                if result.interval > 0:
-                    interval = result.interval
-                if result.status == "Accepted":
-                    self.handler.heartbeat_interval_set(interval)
-                    self._booted = True
-                    self._boot_reason = "PowerUp"
-                    return
-            # Pending/Rejected: retry after the interval the CSMS asked for.
-            await self.clock.sleep(interval)
-
-    async def send_boot(self) -> None:
-        """BootNotification on TriggerMessage (the station is already accepted)."""
-        result = self.handler.boot_result(await self.call(self.handler.boot_request("Triggered")))
-        if result.status == "Accepted" and result.interval > 0:
-            self.handler.heartbeat_interval_set(result.interval)
-            self.restart_heartbeat()
-
-    async def _heartbeat_loop(self, cp: Any) -> None:
-        while True:
-            await self.clock.sleep(max(1, self.handler.settings().heartbeat_interval_s))
-            await self.send_heartbeat(cp)
-
-    async def send_heartbeat(self, cp: Any = None) -> None:
-        cp = cp or self._cp
-        if cp is None:
-            return
-        try:
-            await cp.call(self.handler.heartbeat_request(), suppress=False)
-            self.messages_sent += 1
-        except CALL_FAILURES as exc:
-            self._note(f"Heartbeat failed: {exc!r}")
-
-    async def _drain_loop(self, cp: Any) -> None:
-        while True:
-            item = await self.outbox.next_item()
-            try:
-                self._sending = True
-                payload = item.build()
-                result = await cp.call(payload, suppress=False)
-            except TimeoutError:
-                item.attempts += 1
-                settings = self.handler.settings()
-                if not item.persistent or item.attempts >= max(1, settings.tx_message_attempts):
-                    self._note(f"{item.action} dropped after {item.attempts} timeouts")
-                    self.outbox.pop_head()
-                else:
-                    await self.clock.sleep(settings.tx_message_retry_s * item.attempts)
-                continue
-            except SEND_FAILURES as exc:
-                # A CALLERROR (or a payload we could not build) will not get better by retrying.
-                self._note(f"{item.action} failed: {exc!r}")
-                self.outbox.pop_head()
-                continue
-            finally:
-                self._sending = False
-            self.messages_sent += 1
-            self.outbox.pop_head()
-            if item.on_result is not None:
-                try:
-                    item.on_result(result)
-                except Exception as exc:  # a bad CSMS answer must not stop the queue
-                    self._note(f"{item.action} result handling failed: {exc!r}")
 
 
 def _make_handler(station: SimStation, connectors: int) -> ProtocolHandler:

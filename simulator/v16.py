@@ -14,19 +14,11 @@ from ocpp.v16 import call
 
 from simulator.clock import format_ts
 from simulator.config16 import ConfigStore16
-from simulator.core import (
-    CoreEvent,
-    ReservationEnded,
-    Session,
-    StatusChanged,
-    TxEnded,
-    TxStarted,
-    TxUpdated,
-)
 from simulator.meter import sample_to_v16
 from simulator.model import ConnectorState, MeterSample, Protocol, Settings, StopReason, TxTrigger
 from simulator.outbox import OutboxItem
 from simulator.protocol import ProtocolHandler
+from simulator.state import CoreEvent, ReservationEnded, Session, StatusChanged, TxEnded, TxStarted, TxUpdated
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

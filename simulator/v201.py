@@ -14,21 +14,13 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v201 import call
 
 from simulator.clock import format_ts
-from simulator.core import (
-    CoreEvent,
-    ReservationEnded,
-    Session,
-    StatusChanged,
-    TxEnded,
-    TxStarted,
-    TxUpdated,
-)
 from simulator.device_model import DeviceModel
 from simulator.meter import sample_to_v201
 from simulator.model import ConnectorState, MeterSample, Protocol, Settings, StopReason, TxTrigger
 from simulator.outbox import OutboxItem
 from simulator.profiles import ChargingProfile, ProfileKind, Purpose, RateUnit, Schedule, SchedulePeriod
 from simulator.protocol import ProtocolHandler
+from simulator.state import CoreEvent, ReservationEnded, Session, StatusChanged, TxEnded, TxStarted, TxUpdated
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection

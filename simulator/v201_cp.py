@@ -12,12 +12,12 @@ from ocpp.v201 import ChargePoint as _ChargePoint, call, call_result as r
 from ocpp.v201.enums import Action
 
 from simulator.clock import format_ts
-from simulator.core import TxUpdated
 from simulator.model import StopReason, TxTrigger
 from simulator.ocpp_compat import on
 from simulator.outbox import OutboxItem
 from simulator.profile_codec import ProfileFormatError, profile_from_v201
 from simulator.profiles import Purpose
+from simulator.state import TxUpdated
 from simulator.v201_cp_more import MoreHandlers
 
 if TYPE_CHECKING:
