@@ -76,7 +76,9 @@ async def test_offline_queue_replays_in_order_with_id_mapping(
     assert second is not None and second.csms_id is None
     await asyncio.sleep(0.2)
     await station.stop_session(1)
-    assert station.outbox.persistent_count >= 5
+    queued = [item.action for item in station.outbox.items()]
+    assert queued.count("StopTransaction") == 2 and queued.count("StartTransaction") == 1
+    assert "MeterValues" in queued
     assert len(fake_csms.received) == before  # nothing reached the CSMS while offline
 
     await station.go_online()
