@@ -128,15 +128,39 @@ async def main(host: str, port: int) -> None:
         await stop
 
 
-def cli(argv: list[str] | None = None, *, description: str = "") -> argparse.Namespace:
+def cli(argv: list[str] | None = None, *, description: str = "", variants: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000, help="0 = any free port")
+    if variants:
+        parser.add_argument(
+            "--validation",
+            choices=["thread", "inline", "off"],
+            default="thread",
+            help="analysis only: thread = library default (the baseline); inline = ASYNC_VALIDATION=False; "
+            "off = no schema validation",
+        )
     return parser.parse_args(argv)
 
 
+def set_validation(mode: str) -> None:
+    """Analysis variants; the baseline proper is 'thread' (nothing changed)."""
+    import ocpp.charge_point
+    import ocpp.messages
+
+    if mode == "inline":
+        ocpp.messages.ASYNC_VALIDATION = False
+    elif mode == "off":
+
+        async def no_validation(message: Any, ocpp_version: str) -> None:
+            return None
+
+        ocpp.charge_point.validate_payload = no_validation
+
+
 if __name__ == "__main__":
-    args = cli(description="Baseline OCPP server (bare ocpp library, default settings)")
+    args = cli(description="Baseline OCPP server (bare ocpp library, default settings)", variants=True)
+    set_validation(args.validation)
     raise_fd_limit()
     asyncio.run(main(args.host, args.port))
     sys.exit(0)

@@ -425,19 +425,24 @@ def render_section(data: dict[str, Any]) -> str:
 
     cols = servers
     header = "| Scenario | " + " | ".join(f"{s} RT/s | {s} p50 ms | {s} p99 ms" for s in cols)
-    header += " | ours / baseline |" if "ours" in cols else " |"
+    has_ours = "ours" in cols and "baseline" in cols
+    header += " | ours / baseline RT/s | CPU efficiency (baseline ÷ ours µs CPU/RT) |" if has_ours else " |"
     lines += ["### Round trips per second and latency (OCPP 1.6, permessage-deflate)", "", header]
-    lines.append("|" + "---|" * (1 + 3 * len(cols) + (1 if "ours" in cols else 0)))
+    lines.append("|" + "---|" * (1 + 3 * len(cols) + (2 if has_ours else 0)))
     for sc in plan["scenarios"]:
         row = [sc["title"]]
+        cells = res.get(sc["key"], {})
         for s in cols:
-            row += _cell(res.get(sc["key"], {}).get(s))
-        if "ours" in cols:
-            r = _ratio(res.get(sc["key"], {}).get("ours"), res.get(sc["key"], {}).get("baseline"))
+            row += _cell(cells.get(s))
+        if has_ours:
+            r = _ratio(cells.get("ours"), cells.get("baseline"))
             if sc["mode"] == "open":
                 row.append("n/a (fixed offered load)")
             else:
                 row.append(_fmt(r, 2) + "×" if r is not None else "–")
+            b_us = (cells.get("baseline") or {}).get("server_cpu_us_per_rt")
+            o_us = (cells.get("ours") or {}).get("server_cpu_us_per_rt")
+            row.append(_fmt(b_us / o_us, 2) + "×" if b_us and o_us else "–")
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
