@@ -2,4 +2,6 @@
 
 from simulator.cli import main
 
+__all__: list[str] = []
+
 main()
