@@ -40,37 +40,37 @@ _transaction_ids = itertools.count(1)
 class BaselineChargePoint16(ChargePoint16):  # type: ignore[misc]
     """OCPP 1.6 handlers; plain library defaults (threaded schema validation both ways)."""
 
-    @on(A16.boot_notification)
+    @on(A16.boot_notification)  # type: ignore[untyped-decorator]
     def on_boot_notification(
         self, charge_point_vendor: str, charge_point_model: str, **kwargs: Any
     ) -> r16.BootNotification:
         return r16.BootNotification(current_time=utc_now_z(), interval=300, status="Accepted")
 
-    @on(A16.heartbeat)
+    @on(A16.heartbeat)  # type: ignore[untyped-decorator]
     def on_heartbeat(self, **kwargs: Any) -> r16.Heartbeat:
         return r16.Heartbeat(current_time=utc_now_z())
 
-    @on(A16.status_notification)
+    @on(A16.status_notification)  # type: ignore[untyped-decorator]
     def on_status_notification(
         self, connector_id: int, error_code: str, status: str, **kwargs: Any
     ) -> r16.StatusNotification:
         return r16.StatusNotification()
 
-    @on(A16.meter_values)
+    @on(A16.meter_values)  # type: ignore[untyped-decorator]
     def on_meter_values(self, connector_id: int, meter_value: list[dict[str, Any]], **kwargs: Any) -> r16.MeterValues:
         return r16.MeterValues()
 
-    @on(A16.authorize)
+    @on(A16.authorize)  # type: ignore[untyped-decorator]
     def on_authorize(self, id_tag: str, **kwargs: Any) -> r16.Authorize:
         return r16.Authorize(id_tag_info={"status": "Accepted"})
 
-    @on(A16.start_transaction)
+    @on(A16.start_transaction)  # type: ignore[untyped-decorator]
     def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **kwargs: Any
     ) -> r16.StartTransaction:
         return r16.StartTransaction(transaction_id=next(_transaction_ids), id_tag_info={"status": "Accepted"})
 
-    @on(A16.stop_transaction)
+    @on(A16.stop_transaction)  # type: ignore[untyped-decorator]
     def on_stop_transaction(
         self, meter_stop: int, timestamp: str, transaction_id: int, **kwargs: Any
     ) -> r16.StopTransaction:
@@ -80,17 +80,17 @@ class BaselineChargePoint16(ChargePoint16):  # type: ignore[misc]
 class BaselineChargePoint201(ChargePoint201):  # type: ignore[misc]
     """Minimal OCPP 2.0.1 handlers (not used by the load, kept so both subprotocols work)."""
 
-    @on(A201.boot_notification)
+    @on(A201.boot_notification)  # type: ignore[untyped-decorator]
     def on_boot_notification(
         self, charging_station: dict[str, Any], reason: str, **kwargs: Any
     ) -> r201.BootNotification:
         return r201.BootNotification(current_time=utc_now_z(), interval=300, status="Accepted")
 
-    @on(A201.heartbeat)
+    @on(A201.heartbeat)  # type: ignore[untyped-decorator]
     def on_heartbeat(self, **kwargs: Any) -> r201.Heartbeat:
         return r201.Heartbeat(current_time=utc_now_z())
 
-    @on(A201.status_notification)
+    @on(A201.status_notification)  # type: ignore[untyped-decorator]
     def on_status_notification(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **kwargs: Any
     ) -> r201.StatusNotification:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import importlib.util
 import json
 import math
@@ -44,9 +45,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-
-import ocpp
-import websockets
 
 from benchmarks._common import raise_fd_limit
 from benchmarks.loadgen import LoadConfig, quick_config, run_load
@@ -339,8 +337,8 @@ def machine_info() -> dict[str, Any]:
         "cpu_model": cpu_model,
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "ocpp": getattr(ocpp, "__version__", "2.1.0"),
-        "websockets": websockets.__version__,
+        "ocpp": importlib.metadata.version("ocpp"),
+        "websockets": importlib.metadata.version("websockets"),
         "loadavg_at_start": list(os.getloadavg()),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "git": _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain") else ""),
@@ -567,7 +565,7 @@ def write_report(path: Path, section: str) -> None:
 
 def _summ(res: dict[str, Any]) -> str:
     if "error" in res:
-        return "FAILED " + res["error"].splitlines()[0]
+        return "FAILED " + str(res["error"]).splitlines()[0]
     lat = res.get("latency_ms", {})
     extra = f" late={100 * res['late_fraction']:.1f}%" if "late_fraction" in res else ""
     return (
