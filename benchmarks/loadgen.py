@@ -706,13 +706,19 @@ def run_load(cfg: LoadConfig, on_ready: Callable[[dict[str, Any]], None] | None 
         start_value.value = -1.0
         go.set()
     elif cfg.mode == "idle":
-        if on_ready is not None:
-            on_ready({"connected": connected, "ready": ready})
+        try:
+            if on_ready is not None:
+                on_ready({"connected": connected, "ready": ready})
+        except Exception as exc:  # never leave the workers waiting
+            problems.append(f"on_ready failed: {exc!r}")
         start_value.value = time.monotonic()
         go.set()
     else:
-        if on_ready is not None:
-            on_ready({"connected": connected, "ready": ready})
+        try:
+            if on_ready is not None:
+                on_ready({"connected": connected, "ready": ready})
+        except Exception as exc:
+            problems.append(f"on_ready failed: {exc!r}")
         start_at = time.monotonic() + 0.3
         start_value.value = start_at
         go.set()
