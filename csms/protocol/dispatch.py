@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from ocpp.v16.enums import Action as ActionV16
+from ocpp.v201.enums import Action as ActionV201
 
 from csms.domain.commands import Command
 from csms.errors import CsmsError
@@ -20,7 +22,7 @@ from csms.protocol import v16, v201
 from csms.protocol.common import CallContext, Handler
 from csms.protocol.errors import CallRejected, schema_error_code
 from csms.protocol.framing import Call, ErrorCode, encode_call_error, encode_call_result
-from csms.protocol.schemas import SchemaViolation, has_schema, validate_request, validate_response
+from csms.protocol.schemas import SchemaViolation, validate_request, validate_response
 from csms.protocol.versions import OcppVersion
 
 __all__ = ["ADAPTERS", "Adapter", "Answer", "answer_call"]
@@ -41,6 +43,16 @@ ADAPTERS: dict[OcppVersion, Adapter] = {
 }
 
 
+# Every action of each version (the library's enums match its schema files one to one). Looking the charger's
+# action up here, not with has_schema(), matters: has_schema() builds a file path from the action and caches the
+# answer per name, so "../../v201/schemas/ResetRequest" was "known" on 1.6 (NotSupported instead of
+# NotImplemented) and every distinct made-up action name grew that cache without bound.
+_KNOWN_ACTIONS: dict[OcppVersion, frozenset[str]] = {
+    OcppVersion.V16: frozenset(action.value for action in ActionV16),
+    OcppVersion.V201: frozenset(action.value for action in ActionV201),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     frame: bytes
@@ -53,7 +65,7 @@ async def answer_call(adapter: Adapter, ctx: CallContext, call: Call, accepted: 
     try:
         handler = adapter.handlers.get(call.action)
         if handler is None:
-            if has_schema(version, call.action):
+            if call.action in _KNOWN_ACTIONS[version]:
                 raise CallRejected(ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported by the central system")
             raise CallRejected(ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action}")
         try:

@@ -8,6 +8,7 @@ renamed for 1.6 only when written to the wire (:func:`error_code_for`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,22 @@ __all__ = [
 UNREADABLE_ID = "-1"
 _MAX_ID_LENGTH = 36
 _MAX_DESCRIPTION = 255
+# Limits on what a payload may hold, checked before anything reaches a handler or the database:
+# - orjson parses integers up to 2**64 - 1, but SQLite and PostgreSQL store at most a signed 64-bit integer; one
+#   such number in a stored field (connectorId, evseId, seqNo, ...) made the driver raise OverflowError inside
+#   the group-commit writer, which stopped every later write. The 2.0.1 schemas (draft 6) also take 1e300 as an
+#   "integer" evseId. OCPP integers are 32-bit and no OCPP quantity nears 2**63, so any number past the signed
+#   64-bit range is refused, whatever the field.
+# - orjson accepts 1024 levels of nesting, but json.dumps (the JSON column) and repr recurse in Python and raise
+#   RecursionError near 1000: a deep DataTransfer.data or customData killed the connection with 1011. No OCPP
+#   message is more than about 8 levels deep; 64 leaves vendor data (DataTransfer, customData) ample room.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_DEPTH = 64
+# Cheap scans of the raw frame decide whether the payload must be walked at all: a number can only leave the
+# int64 range with 19 or more digits or a positive exponent of two digits, and nesting deeper than _MAX_DEPTH
+# needs more brackets than that.
+_LONG_NUMBER_TEXT = re.compile(r"\d{19}|\d[eE]\+?\d\d")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}|\d[eE]\+?\d\d")
 
 
 class ErrorCode(StrEnum):
@@ -122,8 +139,16 @@ def parse_frame(version: OcppVersion, data: str | bytes) -> Message:
             UNREADABLE_ID, ErrorCode.RPC_FRAMEWORK_ERROR, "messageId must be a string of 1 to 36 characters"
         )
     if type_id == 2:
-        return _parse_call(message_id, frame)
+        call = _parse_call(message_id, frame)
+        problem = _payload_problem(data, call.payload)
+        if problem is not None:
+            raise FrameError(message_id, *problem)
+        return call
     if type_id == 3 and len(frame) == 3 and isinstance(frame[2], dict):
+        problem = _payload_problem(data, frame[2])
+        if problem is not None:
+            # A reply we could not store fails the command it answers, as if the charger had refused it.
+            return CallError(message_id, problem[0].value, f"unusable reply: {problem[1]}", {})
         return CallResult(message_id, frame[2])
     if type_id == 4 and len(frame) in (4, 5) and isinstance(frame[2], str):
         details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}
@@ -146,6 +171,30 @@ def _parse_call(message_id: str, frame: list[Any]) -> Call:
     if not isinstance(frame[3], dict):
         raise FrameError(message_id, ErrorCode.FORMAT_VIOLATION, "CALL payload must be a JSON object")
     return Call(message_id, frame[2], frame[3])
+
+
+def _payload_problem(data: str | bytes, payload: dict[str, Any]) -> tuple[ErrorCode, str] | None:
+    """Why ``payload`` (parsed from ``data``) breaks the limits above, or None."""
+    if isinstance(data, bytes):
+        long_number = _LONG_NUMBER_BYTES.search(data) is not None
+        brackets = data.count(b"[") + data.count(b"{")
+    else:
+        long_number = _LONG_NUMBER_TEXT.search(data) is not None
+        brackets = data.count("[") + data.count("{")
+    if not long_number and brackets <= _MAX_DEPTH:
+        return None
+    # Iterative walk: the payload may be nested deeper than Python's recursion limit.
+    stack: list[tuple[object, int]] = [(payload, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > _MAX_DEPTH:
+                return ErrorCode.FORMAT_VIOLATION, f"payload is nested deeper than {_MAX_DEPTH} levels"
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, int | float) and not _INT64_MIN <= item <= _INT64_MAX:  # exact int/float compare
+            return ErrorCode.TYPE_CONSTRAINT_VIOLATION, "number outside the signed 64-bit range"
+    return None
 
 
 def _readable_id(frame: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+import re
 from collections.abc import Sequence
 from urllib.parse import unquote
 
@@ -29,6 +30,10 @@ log = structlog.get_logger(__name__)
 # RFC 6455 §7.4.1: 1002 = protocol error; used when no OCPP version could be agreed.
 CLOSE_NO_SUBPROTOCOL = 1002
 
+# A '%' that does not start an escape: unquote() keeps it literally, so "CP%ZZ" became the identity "CP%ZZ",
+# the same station as the correctly encoded "CP%25ZZ". RFC 3986 §2.1 allows '%' only as "%" HEXDIG HEXDIG.
+_BAD_PERCENT_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
 
 class IdentityError(ValueError):
     def __init__(self, status: http.HTTPStatus, message: str) -> None:
@@ -48,6 +53,8 @@ def identity_from_path(raw_path: str, prefix: str) -> StationId:
     encoded = path[len(base) :]
     if not encoded or "/" in encoded:
         raise IdentityError(http.HTTPStatus.NOT_FOUND, f"OCPP endpoint is {base}<identity>")
+    if _BAD_PERCENT_ESCAPE.search(encoded):
+        raise IdentityError(http.HTTPStatus.BAD_REQUEST, "identity is not validly percent-encoded")
     try:
         identity = unquote(encoded, errors="strict")
     except UnicodeDecodeError:
@@ -120,9 +127,7 @@ class OcppServer:
             return connection.respond(exc.status, f"{exc}\n")
         return None
 
-    def _select_subprotocol(
-        self, connection: ServerConnection, offered: Sequence[Subprotocol]
-    ) -> Subprotocol | None:
+    def _select_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         # None completes the handshake without a subprotocol header; the handler then closes (OCPP-J §3.1.2).
         version = select_version(offered)
         return Subprotocol(version.subprotocol) if version else None
