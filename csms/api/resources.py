@@ -12,7 +12,6 @@ from csms.api.context import ApiContext, api_context
 from csms.domain.stations import RegistrationStatus
 from csms.domain.tokens import AuthorizationStatus, IdTokenRecord
 from csms.errors import NotFound
-from csms.storage import sql
 
 __all__ = ["router"]
 
@@ -63,7 +62,7 @@ async def update_station(station_id: str, update: StationUpdate, ctx: Context) -
     """Accept (or reject) a station; it takes effect at its next BootNotification."""
     if await ctx.storage.get_station(station_id) is None:
         raise NotFound("station", station_id)
-    await ctx.storage.write([sql.set_station_field(station_id, "registration", update.registration.value)])
+    await ctx.chargers.set_registration(station_id, update.registration)
     return await get_station(station_id, ctx)
 
 
@@ -138,7 +137,7 @@ async def get_id_token(token: TokenPath, ctx: Context) -> dict[str, Any]:
 @router.put("/id-tokens/{token}", tags=["id-tokens"])
 async def put_id_token(token: TokenPath, body: IdTokenBody, ctx: Context) -> dict[str, Any]:
     record = IdTokenRecord(token=token, **body.model_dump())
-    await ctx.storage.write([sql.upsert_token(record, ctx.clock())])
+    await ctx.chargers.put_token(record, ctx.clock())
     plain: dict[str, Any] = _plain(record)
     return plain
 
@@ -147,7 +146,7 @@ async def put_id_token(token: TokenPath, body: IdTokenBody, ctx: Context) -> dic
 async def delete_id_token(token: TokenPath, ctx: Context) -> Response:
     if await ctx.storage.get_token(token) is None:
         raise NotFound("id token", token)
-    await ctx.storage.write([sql.delete_token(token)])
+    await ctx.chargers.delete_token(token)
     return Response(status_code=204)
 
 

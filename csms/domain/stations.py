@@ -93,13 +93,15 @@ class BootDecision:
     register: bool  # True when the station is new: it is stored with ``status`` so operators can see it
 
 
-def decide_boot(known: Station | None, auto_register: bool, unknown_status: RegistrationStatus) -> BootDecision:
+def decide_boot(
+    known: RegistrationStatus | None, auto_register: bool, unknown_status: RegistrationStatus
+) -> BootDecision:
     """Known stations keep their registration; unknown ones are accepted or held by policy.
 
     An unknown station is stored either way, so an operator can see who knocked and accept it.
     """
     if known is not None:
-        return BootDecision(known.registration, register=False)
+        return BootDecision(known, register=False)
     if auto_register:
         return BootDecision(RegistrationStatus.ACCEPTED, register=True)
     return BootDecision(unknown_status, register=True)

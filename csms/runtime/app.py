@@ -21,7 +21,7 @@ from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
-from csms.storage.engine import create_engine, migrate
+from csms.storage.engine import create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
 from csms.storage.writer import GroupCommitWriter
 
@@ -50,7 +50,7 @@ class CentralSystem:
         self.metrics = Metrics()
         self.registry = SessionRegistry()
         self.engine = create_engine(settings.database.url)
-        self.writer = GroupCommitWriter(self.engine, settings.database.max_batch)
+        self.writer = GroupCommitWriter(create_writer_engine(settings.database.url), settings.database.max_batch)
         self.storage = SqlStorage(self.engine, self.writer)
         self._api_server: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
@@ -76,7 +76,8 @@ class CentralSystem:
             heartbeat_interval=self.settings.ocpp.heartbeat_interval,
             allow_unknown_tokens=self.settings.stations.allow_unknown_tokens,
         )
-        chargers = ChargerService(self.storage, policy, await self.storage.max_transaction_id() + 1)
+        chargers = ChargerService(self.storage, policy)
+        await chargers.load()
         commands = CommandService(self.storage, self.registry)
         self.ocpp = OcppServer(self.settings.ocpp, chargers, self.registry, self.clock, self.metrics)
         await self.ocpp.start()

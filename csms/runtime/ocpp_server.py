@@ -145,7 +145,7 @@ class OcppServer:
             await connection.close(CLOSE_NO_SUBPROTOCOL, "no supported OCPP subprotocol: use ocpp2.0.1 or ocpp1.6")
             return
         version = OcppVersion(connection.subprotocol.removeprefix("ocpp"))
-        registration = await self._service.registration(identity)
+        registration = self._service.registration(identity)
         session = StationSession(
             connection,
             identity,

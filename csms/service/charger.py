@@ -20,8 +20,9 @@ from csms.domain.stations import (
     StationInfo,
     decide_boot,
 )
-from csms.domain.tokens import AuthorizationStatus, IdTokenInfo, authorize
+from csms.domain.tokens import IdTokenInfo, IdTokenRecord, authorize
 from csms.domain.transactions import Transaction, TransactionStart, TransactionState, TransactionStop
+from csms.service.state import HotState
 from csms.storage import sql
 from csms.storage.sql import SqlStorage, VariableRow
 from csms.storage.writer import Write
@@ -52,25 +53,49 @@ class TransactionReply:
 
 
 class ChargerService:
-    def __init__(self, storage: SqlStorage, policy: StationPolicy, first_transaction_id: int) -> None:
+    def __init__(self, storage: SqlStorage, policy: StationPolicy) -> None:
         self._storage = storage
         self._policy = policy
+        self._state = HotState()
+        self._transaction_ids = itertools.count(1)
+
+    async def load(self) -> None:
+        """Fill the hot state from the database; call once before serving."""
+        self._state.registrations.update(await self._storage.registrations())
+        for transaction in await self._storage.active_transactions():
+            self._state.started(transaction)
         # One process owns the database, so ids can be handed out in memory before the row is written;
         # that keeps StartTransaction a pure insert inside the group commit.
-        self._transaction_ids = itertools.count(first_transaction_id)
+        self._transaction_ids = itertools.count(await self._storage.max_transaction_id() + 1)
 
     @property
     def policy(self) -> StationPolicy:
         return self._policy
 
-    async def registration(self, station_id: str) -> RegistrationStatus | None:
-        station = await self._storage.get_station(station_id)
-        return station.registration if station else None
+    @property
+    def active_transactions(self) -> int:
+        return self._state.active_count
+
+    def registration(self, station_id: str) -> RegistrationStatus | None:
+        return self._state.registrations.get(station_id)
+
+    async def set_registration(self, station_id: str, status: RegistrationStatus) -> None:
+        await self._storage.write([sql.set_station_field(station_id, "registration", status.value)])
+        self._state.registrations[station_id] = status
+
+    async def put_token(self, record: IdTokenRecord, now: datetime) -> None:
+        await self._storage.write([sql.upsert_token(record, now)])
+        self._state.remember_token(record.token, record)
+
+    async def delete_token(self, token: str) -> None:
+        await self._storage.write([sql.delete_token(token)])
+        self._state.forget_token(token)
 
     async def boot(self, station_id: StationId, protocol: str, info: StationInfo, now: datetime) -> BootResult:
-        known = await self._storage.get_station(station_id)
+        known = self._state.registrations.get(station_id)
         decision = decide_boot(known, self._policy.auto_register, self._policy.unknown_station_status)
         await self._storage.write([sql.record_boot(station_id, protocol, info, decision.status, now)])
+        self._state.registrations[station_id] = decision.status
         if decision.register:
             log.info("station registered", station_id=station_id, status=decision.status.value)
         return BootResult(decision.status, self._policy.heartbeat_interval)
@@ -82,8 +107,7 @@ class ChargerService:
         await self._storage.write([sql.record_connector(state), sql.touch_station(state.station_id, now)])
 
     async def authorize(self, station_id: StationId, token: str, now: datetime) -> IdTokenInfo:
-        record = await self._storage.get_token(token)
-        return authorize(record, now, self._policy.allow_unknown_tokens)
+        return authorize(await self._token(token), now, self._policy.allow_unknown_tokens)
 
     async def start_transaction(
         self, start: TransactionStart, now: datetime, samples: tuple[MeterSample, ...] = ()
@@ -100,6 +124,7 @@ class ChargerService:
             *sql.meter_value_writes(start.station_id, start.evse_id, transaction.id, samples),
         ]
         await self._storage.write(writes)
+        self._state.started(transaction)
         return TransactionReply(transaction, info)
 
     async def update_transaction(
@@ -110,18 +135,23 @@ class ChargerService:
     ) -> TransactionReply:
         """A 2.0.1 TransactionEvent Updated; creates the transaction if its Started event never arrived."""
         assert start.charger_tx_id is not None
-        transaction = await self._storage.find_transaction(start.station_id, start.charger_tx_id)
+        transaction = await self.find_transaction(start.station_id, start.charger_tx_id)
         info = await self._check_token(start.station_id, start.id_token, now)
         writes: list[Write] = [sql.touch_station(start.station_id, now)]
+        is_new = transaction is None
         if transaction is None:
             transaction = self._new_transaction(start)
             writes.append(sql.insert_transaction(transaction, info.status.value if info else None, True))
-        elif _is_replay(transaction, start.seq_no):
+        elif _is_replay(transaction, start.seq_no) or transaction.state is TransactionState.ENDED:
             return TransactionReply(transaction, info)
         else:
             writes.append(sql.transaction_progress(transaction.id, start.seq_no))
         writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
         await self._storage.write(writes)
+        if is_new:
+            self._state.started(transaction)
+        else:
+            transaction = self._state.progressed(transaction, start.seq_no)
         return TransactionReply(transaction, info)
 
     async def stop_transaction(
@@ -140,9 +170,14 @@ class ChargerService:
             *sql.meter_value_writes(station_id, transaction.evse_id, transaction.id, stop.samples),
         ]
         await self._storage.write(writes)
+        self._state.ended(transaction)
         return info
 
     async def find_transaction(self, station_id: StationId, charger_tx_id: str) -> Transaction | None:
+        """A transaction by the charger's id: in progress from memory, older ones from the database."""
+        active = self._state.active(station_id, charger_tx_id)
+        if active is not None:
+            return active
         return await self._storage.find_transaction(station_id, charger_tx_id)
 
     async def end_started_transaction(
@@ -199,18 +234,24 @@ class ChargerService:
 
     async def _find_started(self, start: TransactionStart) -> Transaction | None:
         if start.charger_tx_id is not None:
-            return await self._storage.find_transaction(start.station_id, start.charger_tx_id)
-        return await self._storage.find_replayed_start(start.station_id, start.evse_id, start.timestamp, start.id_token)
+            return await self.find_transaction(start.station_id, start.charger_tx_id)
+        # A 1.6 charger replays a start only while it waits for its transactionId, so the transaction is
+        # still in progress: the in-memory index is enough.
+        return self._state.replayed_start(start.station_id, start.evse_id, start.timestamp, start.id_token)
+
+    async def _token(self, token: str) -> IdTokenRecord | None:
+        known, record = self._state.token(token)
+        if not known:
+            record = await self._storage.get_token(token)
+            self._state.remember_token(token, record)
+        return record
 
     async def _check_token(self, station_id: StationId, token: str | None, now: datetime) -> IdTokenInfo | None:
         if token is None:
             return None
-        record = await self._storage.get_token(token)
-        info = authorize(record, now, self._policy.allow_unknown_tokens)
-        if info.status is AuthorizationStatus.ACCEPTED and record is not None:
-            busy = await self._storage.token_has_active_transaction(token, other_than_station=station_id)
-            return authorize(record, now, self._policy.allow_unknown_tokens, has_other_active_transaction=busy)
-        return info
+        record = await self._token(token)
+        busy = record is not None and self._state.token_busy_elsewhere(token, station_id)
+        return authorize(record, now, self._policy.allow_unknown_tokens, has_other_active_transaction=busy)
 
     def _new_transaction(self, start: TransactionStart) -> Transaction:
         transaction_id = next(self._transaction_ids)

@@ -7,11 +7,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, create_engine as sa_create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["create_engine", "migrate"]
+__all__ = ["create_engine", "create_writer_engine", "migrate"]
+
+# The writer thread uses a synchronous driver for the same database as the async engine.
+_SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite+pysqlite", "postgresql+asyncpg": "postgresql+psycopg"}
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,6 +28,16 @@ def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(url, pool_pre_ping=False)
     if is_sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_writer_engine(url: str) -> Engine:
+    """A synchronous engine with one connection, for the group-commit writer thread."""
+    parsed = make_url(url)
+    sync = parsed.set(drivername=_SYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+    engine = sa_create_engine(sync, pool_size=1, max_overflow=0)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 

@@ -34,7 +34,7 @@ from csms.storage.tables import (
     stations,
     transactions,
 )
-from csms.storage.writer import GroupCommitWriter, Write, WriterClosed
+from csms.storage.writer import DATABASE_ERRORS, GroupCommitWriter, Write, WriterClosed
 
 __all__ = ["SqlStorage", "VariableRow"]
 
@@ -163,6 +163,14 @@ class SqlStorage:
         row = await self._one(select(stations).where(stations.c.id == station_id))
         return _station(row) if row else None
 
+    async def registrations(self) -> dict[str, RegistrationStatus]:
+        rows = await self._all(select(stations.c.id, stations.c.registration))
+        return {row.id: RegistrationStatus(row.registration) for row in rows}
+
+    async def active_transactions(self) -> list[Transaction]:
+        query = select(transactions).where(transactions.c.state == TransactionState.ACTIVE.value)
+        return [_transaction(row) for row in await self._all(query)]
+
     async def list_stations(self, limit: int, offset: int) -> list[Station]:
         rows = await self._all(select(stations).order_by(stations.c.id).limit(limit).offset(offset))
         return [_station(row) for row in rows]
@@ -197,27 +205,6 @@ class SqlStorage:
         )
         row = await self._one(query)
         return _transaction(row) if row else None
-
-    async def find_replayed_start(
-        self, station_id: str, evse_id: int, started_at: datetime, id_token: str | None
-    ) -> Transaction | None:
-        """A 1.6 StartTransaction sent again (offline queue, retry) matches on station, connector, time, tag."""
-        query = select(transactions).where(
-            transactions.c.station_id == station_id,
-            transactions.c.evse_id == evse_id,
-            transactions.c.started_at == started_at,
-            transactions.c.id_token == id_token,
-        )
-        row = await self._one(query)
-        return _transaction(row) if row else None
-
-    async def token_has_active_transaction(self, token: str, other_than_station: str) -> bool:
-        query = select(transactions.c.id).where(
-            transactions.c.id_token == token,
-            transactions.c.state == TransactionState.ACTIVE.value,
-            transactions.c.station_id != other_than_station,
-        )
-        return await self._one(query.limit(1)) is not None
 
     async def list_transactions(
         self, limit: int, offset: int, station_id: str | None = None, active: bool | None = None
@@ -265,7 +252,7 @@ class SqlStorage:
     async def write(self, writes: Sequence[Write]) -> None:
         try:
             await self._writer.write(writes)
-        except (SQLAlchemyError, WriterClosed) as exc:
+        except (*DATABASE_ERRORS, WriterClosed, ValueError, TypeError, OverflowError) as exc:
             raise StorageError(f"write failed: {exc}") from exc
 
 

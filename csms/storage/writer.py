@@ -1,27 +1,42 @@
-"""Group commit: one writer task, many messages per database transaction.
+"""Group commit: one writer thread, many messages per database transaction.
 
 Each message's changes arrive as a :class:`WriteSet` and its sender awaits the commit before replying to the
 charger (durability before reply). Whatever is queued while a commit runs becomes the next batch, so throughput
-grows with load instead of paying one fsync per message. Consecutive writes that use the same statement are sent
-as one executemany. If a batch fails, each write set is retried alone so one bad message cannot lose the others.
+grows with load instead of paying one commit per message. The batch runs on a dedicated thread with a
+synchronous connection: one hop from the event loop per batch instead of one per statement, and SQLite's own
+work (it releases the GIL) overlaps with the loop serving websockets. Consecutive writes that use the same
+statement are sent as one executemany. If a batch fails, each write set is retried alone so one bad message
+cannot lose the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
-__all__ = ["GroupCommitWriter", "Write", "WriteSet", "WriterClosed"]
+__all__ = ["DATABASE_ERRORS", "DatabaseError", "GroupCommitWriter", "Write", "WriteSet", "WriterClosed"]
 
 log = structlog.get_logger(__name__)
+
+_SQLITE = sqlite.dialect()
+
+# The fast SQLite path talks to the sqlite3 driver directly, so its errors arrive unwrapped.
+DatabaseError = SQLAlchemyError | sqlite3.Error
+DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error)
 
 
 class WriterClosed(RuntimeError):
@@ -41,10 +56,11 @@ class WriteSet:
 
 
 class GroupCommitWriter:
-    def __init__(self, engine: AsyncEngine, max_batch: int = 512) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 512) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._queue: asyncio.Queue[WriteSet | None] = asyncio.Queue()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
@@ -58,7 +74,8 @@ class GroupCommitWriter:
 
         Raises:
             WriterClosed: after :meth:`close` began.
-            SQLAlchemyError: when these writes cannot be committed (the others in the batch still are).
+            SQLAlchemyError, sqlite3.Error: when these writes cannot be committed (the others in the batch still
+                are).
         """
         if not writes:
             return
@@ -71,12 +88,14 @@ class GroupCommitWriter:
     async def close(self) -> None:
         """Commit everything already queued, then stop."""
         self._closing = True
-        if self._task is None:
-            return
-        self._queue.put_nowait(None)
-        await self._task
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+        self._thread.shutdown(wait=True)
+        self._engine.dispose()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
             first = await self._queue.get()
@@ -91,53 +110,100 @@ class GroupCommitWriter:
                     stopping = True
                 else:
                     batch.append(item)
-            if batch:
-                await self._commit_batch(batch)
+            if not batch:
+                continue
+            try:
+                outcomes = await loop.run_in_executor(self._thread, self._commit, [ws.writes for ws in batch])
+            except (ValueError, TypeError, OverflowError) as exc:
+                # A value the database cannot take (a programming error upstream): fail these writes, keep
+                # the writer alive for everyone else.
+                log.error("batch could not be written", size=len(batch), error=repr(exc))
+                outcomes = [exc] * len(batch)
+            for write_set, error in zip(batch, outcomes, strict=True):
+                _settle(write_set, error)
 
-    async def _commit_batch(self, batch: list[WriteSet]) -> None:
+    def _commit(self, batch: list[Sequence[Write]]) -> list[DatabaseError | None]:
+        """Runs on the writer thread: commit the batch, or each write set alone if the batch fails."""
         try:
-            async with self._engine.begin() as conn:
-                await _execute_coalesced(conn, batch)
-        except SQLAlchemyError as exc:
+            with self._engine.begin() as conn:
+                _execute_coalesced(conn, batch)
+        except DATABASE_ERRORS as exc:
             if len(batch) == 1:
-                _settle(batch[0], exc)
-                return
+                return [exc]
             log.warning("batch commit failed, retrying writes one by one", size=len(batch), error=str(exc))
-            for write_set in batch:
-                await self._commit_alone(write_set)
-            return
+            return [self._commit_alone(writes) for writes in batch]
         self.batches += 1
         self.committed_sets += len(batch)
-        for write_set in batch:
-            _settle(write_set, None)
+        return [None] * len(batch)
 
-    async def _commit_alone(self, write_set: WriteSet) -> None:
+    def _commit_alone(self, writes: Sequence[Write]) -> DatabaseError | None:
         try:
-            async with self._engine.begin() as conn:
-                await _execute_coalesced(conn, [write_set])
-        except SQLAlchemyError as exc:
-            _settle(write_set, exc)
-        else:
-            self.committed_sets += 1
-            _settle(write_set, None)
+            with self._engine.begin() as conn:
+                _execute_coalesced(conn, [writes])
+        except DATABASE_ERRORS as exc:
+            return exc
+        self.committed_sets += 1
+        return None
 
 
-async def _execute_coalesced(conn: AsyncConnection, batch: list[WriteSet]) -> None:
+def _execute_run(conn: Connection, statement: Executable, params: list[dict[str, Any]]) -> None:
+    if conn.dialect.name == "sqlite":
+        _execute_sqlite(conn, statement, params)
+    else:
+        conn.execute(statement, params)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_sqlite(statement: Executable, keys: tuple[str, ...]) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """SQL text, parameter order, and the values the statement binds itself (e.g. ``state='ended'``)."""
+    compiled = statement.compile(dialect=_SQLITE, column_keys=list(keys))  # type: ignore[attr-defined]
+    bound = compiled.construct_params(dict.fromkeys(keys))
+    own_values = {key: value for key, value in bound.items() if key not in keys}
+    return str(compiled), tuple(compiled.positiontup or ()), own_values
+
+
+def _execute_sqlite(conn: Connection, statement: Executable, params: list[dict[str, Any]]) -> None:
+    """executemany straight on the sqlite3 cursor with SQL compiled once by SQLAlchemy.
+
+    SQLAlchemy's per-execution bookkeeping costs more than SQLite's work for the small, hot writes of a charger
+    fleet (measured with py-spy under load); the values are converted here exactly as the column types would.
+    """
+    sql, order, own_values = _compiled_sqlite(statement, tuple(params[0]))
+    rows = [tuple(_sqlite_value(row[key] if key in row else own_values.get(key)) for key in order) for row in params]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the database")
+        # The storage format of SQLAlchemy's SQLite DATETIME, so reads and comparisons see the same text.
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+def _execute_coalesced(conn: Connection, batch: list[Sequence[Write]]) -> None:
     # Write sets in one batch come from different stations (each station has one message in flight), so their
     # relative order is free: sort them by statement shape to make long runs of one statement, keeping the
     # order of writes within each set.
-    ordered = sorted(batch, key=lambda ws: tuple(id(w.statement) for w in ws.writes))
+    ordered = sorted(batch, key=lambda writes: tuple(id(w.statement) for w in writes))
     run_statement: Executable | None = None
     run_params: list[dict[str, Any]] = []
-    for write_set in ordered:
-        for write in write_set.writes:
-            if write.statement is not run_statement and run_params:
-                await conn.execute(run_statement, run_params)  # type: ignore[arg-type]
+    for writes in ordered:
+        for write in writes:
+            if run_params and (write.statement is not run_statement or write.params.keys() != run_params[0].keys()):
+                _execute_run(conn, run_statement, run_params)  # type: ignore[arg-type]
                 run_params = []
             run_statement = write.statement
             run_params.append(write.params)
     if run_params:
-        await conn.execute(run_statement, run_params)  # type: ignore[arg-type]
+        _execute_run(conn, run_statement, run_params)  # type: ignore[arg-type]
 
 
 def _settle(write_set: WriteSet, error: BaseException | None) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from csms.domain.metering import MeterSample, SampledValue, energy_wh
-from csms.domain.stations import RegistrationStatus, Station, StationId, decide_boot, is_valid_identity
+from csms.domain.stations import RegistrationStatus, decide_boot, is_valid_identity
 from csms.domain.tokens import AuthorizationStatus, IdTokenRecord, authorize
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -40,8 +40,7 @@ def test_boot_policy(
     register: bool,
 ) -> None:
     """Known stations keep their status; unknown ones follow auto_register and unknown_station_status."""
-    station = Station(StationId("X"), known) if known else None
-    decision = decide_boot(station, auto, unknown_status)
+    decision = decide_boot(known, auto, unknown_status)
     assert (decision.status, decision.register) == (expected, register)
 
 
