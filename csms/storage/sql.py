@@ -252,7 +252,7 @@ class SqlStorage:
     async def write(self, writes: Sequence[Write]) -> None:
         try:
             await self._writer.write(writes)
-        except (*DATABASE_ERRORS, WriterClosed, ValueError, TypeError, OverflowError) as exc:
+        except (*DATABASE_ERRORS, WriterClosed) as exc:
             raise StorageError(f"write failed: {exc}") from exc
 
 

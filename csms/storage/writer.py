@@ -34,9 +34,10 @@ log = structlog.get_logger(__name__)
 
 _SQLITE = sqlite.dialect()
 
-# The fast SQLite path talks to the sqlite3 driver directly, so its errors arrive unwrapped.
-DatabaseError = SQLAlchemyError | sqlite3.Error
-DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error)
+# The fast SQLite path talks to the sqlite3 driver directly, so its errors arrive unwrapped. A value the
+# database cannot take (ValueError, TypeError, OverflowError) fails its own write set, never the writer.
+DatabaseError = SQLAlchemyError | sqlite3.Error | ValueError | TypeError | OverflowError
+DATABASE_ERRORS = (SQLAlchemyError, sqlite3.Error, ValueError, TypeError, OverflowError)
 
 
 class WriterClosed(RuntimeError):
@@ -112,13 +113,7 @@ class GroupCommitWriter:
                     batch.append(item)
             if not batch:
                 continue
-            try:
-                outcomes = await loop.run_in_executor(self._thread, self._commit, [ws.writes for ws in batch])
-            except (ValueError, TypeError, OverflowError) as exc:
-                # A value the database cannot take (a programming error upstream): fail these writes, keep
-                # the writer alive for everyone else.
-                log.error("batch could not be written", size=len(batch), error=repr(exc))
-                outcomes = [exc] * len(batch)
+            outcomes = await loop.run_in_executor(self._thread, self._commit, [ws.writes for ws in batch])
             for write_set, error in zip(batch, outcomes, strict=True):
                 _settle(write_set, error)
 
@@ -150,7 +145,7 @@ def _execute_run(conn: Connection, statement: Executable, params: list[dict[str,
     if conn.dialect.name == "sqlite":
         _execute_sqlite(conn, statement, params)
     else:
-        conn.execute(statement, params)  # type: ignore[arg-type]
+        conn.execute(statement, params)
 
 
 @functools.lru_cache(maxsize=256)
