@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
-from csms.storage.engine import create_engine, create_writer_engine, migrate
+from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
 from csms.storage.writer import GroupCommitWriter
 
@@ -49,8 +50,20 @@ class CentralSystem:
         self.clock = clock
         self.metrics = Metrics()
         self.registry = SessionRegistry()
-        self.engine = create_engine(settings.database.url)
-        self.writer = GroupCommitWriter(create_writer_engine(settings.database.url), settings.database.max_batch)
+        database = settings.database
+        self.engine = create_engine(database.url, database.synchronous)
+        # Without fsync on commit, committing on the loop's thread is cheapest; WAL checkpoints (which do
+        # write the database file) then run on a thread of their own connection.
+        inline = database.synchronous == "normal"
+        checkpoint_engine = create_writer_engine(database.url, database.synchronous)
+        self.writer = GroupCommitWriter(
+            create_writer_engine(database.url, database.synchronous, checkpoints=not inline),
+            database.max_batch,
+            inline=inline,
+            checkpoint=functools.partial(checkpoint, checkpoint_engine) if inline else None,
+            checkpoint_interval=database.checkpoint_interval,
+        )
+        self._checkpoint_engine = checkpoint_engine
         self.storage = SqlStorage(self.engine, self.writer)
         self._api_server: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
@@ -109,6 +122,7 @@ class CentralSystem:
             self._api_server.should_exit = True
             await self._api_task
         await self.writer.close()
+        self._checkpoint_engine.dispose()
         await self.engine.dispose()
         log.info("stopped")
 
