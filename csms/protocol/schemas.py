@@ -50,9 +50,29 @@ def _validator(version: OcppVersion, action: str, response: bool) -> Validator |
     path = _schema_path(version, action, response)
     if not path.is_file():
         return None
-    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema = _bound_integers(json.loads(path.read_text(encoding="utf-8")))
     # Vendor keywords such as javaType are harmless to fastjsonschema; $id URNs are ignored for local refs.
     return fastjsonschema.compile(schema)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _bound_integers(node: Any) -> Any:
+    """Give every unbounded ``integer`` the signed 64-bit range.
+
+    The official schemas leave most integers unbounded, so ``2**64 - 1`` or ``1e300`` pass as a connectorId
+    and only fail when the database cannot store them. Bounds make them a schema violation at the edge.
+    """
+    if isinstance(node, dict):
+        bounded = {key: _bound_integers(value) for key, value in node.items()}
+        if bounded.get("type") == "integer":
+            bounded.setdefault("minimum", _INT64_MIN)
+            bounded.setdefault("maximum", _INT64_MAX)
+        return bounded
+    if isinstance(node, list):
+        return [_bound_integers(item) for item in node]
+    return node
 
 
 def has_schema(version: OcppVersion, action: str) -> bool:
@@ -75,7 +95,11 @@ def _validate(version: OcppVersion, action: str, response: bool, payload: Any) -
     try:
         validator(payload)
     except fastjsonschema.JsonSchemaValueException as exc:
-        raise SchemaViolation(str(exc.rule), _shorten(exc.message)) from None
+        rule = str(exc.rule)
+        definition = exc.definition if isinstance(exc.definition, dict) else {}
+        if rule in ("minimum", "maximum") and definition.get(rule) in (_INT64_MIN, _INT64_MAX):
+            rule = "type"  # outside what an integer field can hold: a data type problem, not a bad value
+        raise SchemaViolation(rule, _shorten(exc.message)) from None
 
 
 def _shorten(message: str) -> str:

@@ -97,11 +97,6 @@ REFUSED: list[tuple[str, str, ErrorCode]] = [
     ('[3,"r2",[]]', "r2", ErrorCode.RPC_FRAMEWORK_ERROR),
     ('[4,"e1"]', "e1", ErrorCode.RPC_FRAMEWORK_ERROR),
     ('[4,"e2",5,"x",{}]', "e2", ErrorCode.RPC_FRAMEWORK_ERROR),
-    ('[2,"h1","DataTransfer",{"v":' + str(2**63) + "}]", "h1", ErrorCode.TYPE_CONSTRAINT_VIOLATION),
-    ('[2,"h2","DataTransfer",{"v":' + str(2**64 - 1) + "}]", "h2", ErrorCode.TYPE_CONSTRAINT_VIOLATION),
-    ('[2,"h3","StatusNotification",{"evseId":1e300}]', "h3", ErrorCode.TYPE_CONSTRAINT_VIOLATION),
-    ('[2,"h4","DataTransfer",{"data":[{"deep":[-1e19]}]}]', "h4", ErrorCode.TYPE_CONSTRAINT_VIOLATION),
-    ('[2,"h5","DataTransfer",{"v":18446744073709551616}]', "h5", ErrorCode.TYPE_CONSTRAINT_VIOLATION),
     ('[2,"d1","DataTransfer",{"data":' + nested(64) + "}]", "d1", ErrorCode.FORMAT_VIOLATION),
     ('[2,"d2","DataTransfer",{"data":' + nested(1000) + "}]", "d2", ErrorCode.FORMAT_VIOLATION),
 ]
@@ -143,7 +138,6 @@ def test_unknown_message_type(version: OcppVersion, reply: bool, type_id: str) -
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
-        ('{"v":' + str(2**64 - 1) + "}", "TypeConstraintViolation"),
         ('{"configurationKey":' + nested(100) + "}", "FormatViolation"),
     ],
 )
