@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine, PoolProxiedConnection
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Executable
@@ -81,6 +81,7 @@ class GroupCommitWriter:
         self._checkpoint = checkpoint
         self._checkpoint_interval = checkpoint_interval
         self._checkpoint_task: asyncio.Task[None] | None = None
+        self._sqlite: PoolProxiedConnection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[WriteSet | None] = asyncio.Queue()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
@@ -134,6 +135,8 @@ class GroupCommitWriter:
             if self._checkpoint is not None:
                 await asyncio.get_running_loop().run_in_executor(self._thread, self._checkpoint)
         self._thread.shutdown(wait=True)
+        if self._sqlite is not None:
+            self._sqlite.close()
         self._engine.dispose()
 
     async def _run(self) -> None:
@@ -163,10 +166,9 @@ class GroupCommitWriter:
                 _settle(write_set, error)
 
     def _commit(self, batch: list[Sequence[Write]]) -> list[DatabaseError | None]:
-        """Runs on the writer thread: commit the batch, or each write set alone if the batch fails."""
+        """Commit the batch, or each write set alone if the batch fails (on the loop or the writer thread)."""
         try:
-            with self._engine.begin() as conn:
-                _execute_coalesced(conn, batch)
+            self._transaction(batch)
         except DATABASE_ERRORS as exc:
             if len(batch) == 1:
                 return [exc]
@@ -178,19 +180,28 @@ class GroupCommitWriter:
 
     def _commit_alone(self, writes: Sequence[Write]) -> DatabaseError | None:
         try:
-            with self._engine.begin() as conn:
-                _execute_coalesced(conn, [writes])
+            self._transaction([writes])
         except DATABASE_ERRORS as exc:
             return exc
         self.committed_sets += 1
         return None
 
-
-def _execute_run(conn: Connection, statement: Executable, params: list[dict[str, Any]]) -> None:
-    if conn.dialect.name == "sqlite":
-        _execute_sqlite(conn, statement, params)
-    else:
-        conn.execute(statement, params)
+    def _transaction(self, batch: list[Sequence[Write]]) -> None:
+        if self._engine.dialect.name != "sqlite":
+            with self._engine.begin() as conn:
+                _execute_coalesced(lambda statement, params: conn.execute(statement, params), batch)
+            return
+        # SQLite: the writer keeps one driver connection for its lifetime. SQLAlchemy's per-transaction
+        # checkout and bookkeeping cost more than the commit itself at thousands of small batches per second.
+        if self._sqlite is None:
+            self._sqlite = self._engine.raw_connection()
+        driver: sqlite3.Connection = self._sqlite.driver_connection  # type: ignore[assignment]
+        try:
+            _execute_coalesced(functools.partial(_execute_sqlite, driver), batch)
+            driver.commit()
+        except BaseException:
+            driver.rollback()
+            raise
 
 
 @functools.lru_cache(maxsize=256)
@@ -202,7 +213,7 @@ def _compiled_sqlite(statement: Executable, keys: tuple[str, ...]) -> tuple[str,
     return str(compiled), tuple(compiled.positiontup or ()), own_values
 
 
-def _execute_sqlite(conn: Connection, statement: Executable, params: list[dict[str, Any]]) -> None:
+def _execute_sqlite(driver: sqlite3.Connection, statement: Executable, params: list[dict[str, Any]]) -> None:
     """executemany straight on the sqlite3 cursor with SQL compiled once by SQLAlchemy.
 
     SQLAlchemy's per-execution bookkeeping costs more than SQLite's work for the small, hot writes of a charger
@@ -210,7 +221,7 @@ def _execute_sqlite(conn: Connection, statement: Executable, params: list[dict[s
     """
     sql, order, own_values = _compiled_sqlite(statement, tuple(params[0]))
     rows = [tuple(_sqlite_value(row[key] if key in row else own_values.get(key)) for key in order) for row in params]
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = driver.cursor()
     try:
         cursor.executemany(sql, rows)
     finally:
@@ -228,7 +239,9 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def _execute_coalesced(conn: Connection, batch: list[Sequence[Write]]) -> None:
+def _execute_coalesced(
+    execute_run: Callable[[Executable, list[dict[str, Any]]], Any], batch: list[Sequence[Write]]
+) -> None:
     # Write sets in one batch come from different stations (each station has one message in flight), so their
     # relative order is free: sort them by statement shape to make long runs of one statement, keeping the
     # order of writes within each set.
@@ -238,12 +251,12 @@ def _execute_coalesced(conn: Connection, batch: list[Sequence[Write]]) -> None:
     for writes in ordered:
         for write in writes:
             if run_params and (write.statement is not run_statement or write.params.keys() != run_params[0].keys()):
-                _execute_run(conn, run_statement, run_params)  # type: ignore[arg-type]
+                execute_run(run_statement, run_params)  # type: ignore[arg-type]
                 run_params = []
             run_statement = write.statement
             run_params.append(write.params)
     if run_params:
-        _execute_run(conn, run_statement, run_params)  # type: ignore[arg-type]
+        execute_run(run_statement, run_params)  # type: ignore[arg-type]
 
 
 def _settle(write_set: WriteSet, error: BaseException | None) -> None:
