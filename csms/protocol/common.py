@@ -41,7 +41,8 @@ def parse_time(text: str) -> datetime:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with 'Z': strict peers refuse naive timestamps and '+00:00' confuses some chargers."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def optional(**fields: Any) -> dict[str, Any]:

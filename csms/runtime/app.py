@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,6 +30,19 @@ from csms.storage.writer import GroupCommitWriter
 __all__ = ["CentralSystem", "run", "utc_now"]
 
 log = structlog.get_logger(__name__)
+
+
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections for a long-running server with many live connections.
+
+    Everything built at start-up (modules, compiled validators, routes) is moved out of the collector's sight,
+    and the youngest generation is collected after 50,000 allocations instead of 700: with a thousand
+    chargers in flight the default thresholds spent a tenth of the event loop's time in collection
+    (py-spy); reference cycles are still collected, only in larger steps.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def utc_now() -> datetime:
@@ -136,6 +150,7 @@ async def run(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await system.start()
+        tune_garbage_collector()
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -228,12 +228,19 @@ def _execute_sqlite(driver: sqlite3.Connection, statement: Executable, params: l
         cursor.close()
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _sqlite_value(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r} given to the database")
-        # The storage format of SQLAlchemy's SQLite DATETIME, so reads and comparisons see the same text.
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        # The storage format of SQLAlchemy's SQLite DATETIME ("%Y-%m-%d %H:%M:%S.%f"), so reads and
+        # comparisons see the same text; isoformat writes it several times faster than strftime.
+        utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+        return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return value
