@@ -51,6 +51,7 @@ class OcppSettings(_Section):
     # connection; a small window and memLevel keep idle chargers cheap while still compressing JSON well.
     deflate_window_bits: int = Field(default=10, ge=9, le=15)
     deflate_mem_level: int = Field(default=2, ge=1, le=9)
+    deflate_context_takeover: bool = False
 
 
 class ApiSettings(_Section):

@@ -151,7 +151,6 @@ meter_values = Table(
     Column("raw_value", Text),  # signed meter data or an unparsable value, verbatim
 )
 Index("ix_meter_values_tx", meter_values.c.transaction_id, meter_values.c.timestamp)
-Index("ix_meter_values_station", meter_values.c.station_id, meter_values.c.timestamp)
 
 station_events = Table(
     "station_events",

@@ -49,7 +49,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("meter_values", schema=None) as batch_op:
-        batch_op.create_index("ix_meter_values_station", ["station_id", "timestamp"], unique=False)
         batch_op.create_index("ix_meter_values_tx", ["transaction_id", "timestamp"], unique=False)
 
     op.create_table(
@@ -180,7 +179,6 @@ def downgrade() -> None:
     op.drop_table("reservations")
     with op.batch_alter_table("meter_values", schema=None) as batch_op:
         batch_op.drop_index("ix_meter_values_tx")
-        batch_op.drop_index("ix_meter_values_station")
 
     op.drop_table("meter_values")
     op.drop_table("id_tokens")
