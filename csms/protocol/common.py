@@ -16,8 +16,10 @@ __all__ = [
     "CallContext",
     "Handler",
     "format_time",
+    "heartbeat",
     "optional",
     "parse_time",
+    "recorded",
     "sample_from_wire",
 ]
 
@@ -97,3 +99,24 @@ def sample_from_wire(meter_value: Mapping[str, Any], v201: bool) -> MeterSample:
 
 def samples_from_wire(meter_values: Iterable[Mapping[str, Any]] | None, v201: bool) -> tuple[MeterSample, ...]:
     return tuple(sample_from_wire(mv, v201) for mv in meter_values or ())
+
+
+async def heartbeat(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+    """Heartbeat is the same in 1.6 and 2.0.1: note the station is alive, give it our time."""
+    await ctx.service.heartbeat(ctx.station_id, ctx.now)
+    return {"currentTime": format_time(ctx.now)}
+
+
+def recorded(action: str, reply: Mapping[str, Any] | None = None, station_field: str | None = None) -> Handler:
+    """A handler that keeps the message verbatim as a station event and answers ``reply``.
+
+    ``station_field`` also copies the message's ``status`` onto the station (firmware, diagnostics).
+    """
+    answer = dict(reply or {})
+
+    async def handle(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+        update = (station_field, p["status"]) if station_field else None
+        await ctx.service.record_event(ctx.station_id, action, p, ctx.now, station_field=update)
+        return dict(answer)
+
+    return handle

@@ -39,8 +39,10 @@ from csms.protocol.common import (
     CallContext,
     Handler,
     format_time,
+    heartbeat,
     optional,
     parse_time,
+    recorded,
     sample_from_wire,
     samples_from_wire,
 )
@@ -69,11 +71,6 @@ async def boot_notification(ctx: CallContext, p: dict[str, Any]) -> dict[str, An
     )
     result = await ctx.service.boot(ctx.station_id, PROTOCOL, info, ctx.now)
     return {"status": result.status.value, "currentTime": format_time(ctx.now), "interval": result.interval}
-
-
-async def heartbeat(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.heartbeat(ctx.station_id, ctx.now)
-    return {"currentTime": format_time(ctx.now)}
 
 
 async def status_notification(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -142,27 +139,6 @@ async def meter_values(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-async def data_transfer(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.record_event(ctx.station_id, "DataTransfer", p, ctx.now)
-    # No vendor extension is installed: the data is kept, and the charger told its vendor id is unknown.
-    return {"status": "UnknownVendorId"}
-
-
-def _notification(action: str, station_field: str | None = None) -> Handler:
-    async def handle(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-        update = (station_field, p["status"]) if station_field else None
-        await ctx.service.record_event(ctx.station_id, action, p, ctx.now, station_field=update)
-        return {}
-
-    return handle
-
-
-async def sign_certificate(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.record_event(ctx.station_id, "SignCertificate", p, ctx.now)
-    # No certificate authority is configured, so the CSR is kept for an operator and refused for now.
-    return {"status": "Rejected"}
-
-
 HANDLERS: dict[str, Handler] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -171,13 +147,15 @@ HANDLERS: dict[str, Handler] = {
     "StartTransaction": start_transaction,
     "StopTransaction": stop_transaction,
     "MeterValues": meter_values,
-    "DataTransfer": data_transfer,
-    "DiagnosticsStatusNotification": _notification("DiagnosticsStatusNotification", "diagnostics_status"),
-    "FirmwareStatusNotification": _notification("FirmwareStatusNotification", "firmware_status"),
-    "SecurityEventNotification": _notification("SecurityEventNotification"),
-    "LogStatusNotification": _notification("LogStatusNotification"),
-    "SignedFirmwareStatusNotification": _notification("SignedFirmwareStatusNotification", "firmware_status"),
-    "SignCertificate": sign_certificate,
+    # No vendor extension is installed: the data is kept, and the charger told its vendor id is unknown.
+    "DataTransfer": recorded("DataTransfer", {"status": "UnknownVendorId"}),
+    "DiagnosticsStatusNotification": recorded("DiagnosticsStatusNotification", station_field="diagnostics_status"),
+    "FirmwareStatusNotification": recorded("FirmwareStatusNotification", station_field="firmware_status"),
+    "SecurityEventNotification": recorded("SecurityEventNotification"),
+    "LogStatusNotification": recorded("LogStatusNotification"),
+    "SignedFirmwareStatusNotification": recorded("SignedFirmwareStatusNotification", station_field="firmware_status"),
+    # No certificate authority is configured yet: the CSR is kept for an operator and refused.
+    "SignCertificate": recorded("SignCertificate", {"status": "Rejected"}),
 }
 
 

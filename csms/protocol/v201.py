@@ -38,8 +38,10 @@ from csms.protocol.common import (
     CallContext,
     Handler,
     format_time,
+    heartbeat,
     optional,
     parse_time,
+    recorded,
     samples_from_wire,
 )
 from csms.storage.sql import VariableRow
@@ -69,11 +71,6 @@ async def boot_notification(ctx: CallContext, p: dict[str, Any]) -> dict[str, An
     )
     result = await ctx.service.boot(ctx.station_id, PROTOCOL, info, ctx.now)
     return {"currentTime": format_time(ctx.now), "interval": result.interval, "status": result.status.value}
-
-
-async def heartbeat(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.heartbeat(ctx.station_id, ctx.now)
-    return {"currentTime": format_time(ctx.now)}
 
 
 async def status_notification(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -143,15 +140,6 @@ async def meter_values(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _notification(action: str, station_field: str | None = None) -> Handler:
-    async def handle(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-        update = (station_field, p["status"]) if station_field else None
-        await ctx.service.record_event(ctx.station_id, action, p, ctx.now, station_field=update)
-        return {}
-
-    return handle
-
-
 def _report_rows(p: dict[str, Any]) -> list[VariableRow]:
     rows: list[VariableRow] = []
     for item in p.get("reportData", ()):
@@ -184,33 +172,6 @@ async def reservation_status_update(ctx: CallContext, p: dict[str, Any]) -> dict
     return {}
 
 
-async def notify_ev_charging_needs(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.record_event(ctx.station_id, "NotifyEVChargingNeeds", p, ctx.now)
-    # K17: Rejected means "no schedule will follow". The needs are stored for the smart-charging planner.
-    return {"status": "Rejected"}
-
-
-async def data_transfer(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.record_event(ctx.station_id, "DataTransfer", p, ctx.now)
-    return {"status": "UnknownVendorId"}
-
-
-async def sign_certificate(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.record_event(ctx.station_id, "SignCertificate", p, ctx.now)
-    return {"status": "Rejected"}
-
-
-async def certificate_request_failed(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    # No PKI is configured for ISO 15118 certificates; the request is logged and answered as failed.
-    await ctx.service.record_event(ctx.station_id, "CertificateRequest", p, ctx.now)
-    return {"status": "Failed"}
-
-
-async def get_15118_certificate(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
-    await ctx.service.record_event(ctx.station_id, "Get15118EVCertificate", p, ctx.now)
-    return {"status": "Failed", "exiResponse": ""}
-
-
 HANDLERS: dict[str, Handler] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -218,24 +179,26 @@ HANDLERS: dict[str, Handler] = {
     "Authorize": authorize,
     "TransactionEvent": transaction_event,
     "MeterValues": meter_values,
-    "NotifyEvent": _notification("NotifyEvent"),
+    "NotifyEvent": recorded("NotifyEvent"),
     "NotifyReport": notify_report,
-    "SecurityEventNotification": _notification("SecurityEventNotification"),
-    "NotifyChargingLimit": _notification("NotifyChargingLimit"),
-    "ClearedChargingLimit": _notification("ClearedChargingLimit"),
-    "NotifyEVChargingNeeds": notify_ev_charging_needs,
-    "ReportChargingProfiles": _notification("ReportChargingProfiles"),
+    "SecurityEventNotification": recorded("SecurityEventNotification"),
+    "NotifyChargingLimit": recorded("NotifyChargingLimit"),
+    "ClearedChargingLimit": recorded("ClearedChargingLimit"),
+    # K17: Rejected means "no schedule will follow"; the needs are kept for the smart-charging planner.
+    "NotifyEVChargingNeeds": recorded("NotifyEVChargingNeeds", {"status": "Rejected"}),
+    "ReportChargingProfiles": recorded("ReportChargingProfiles"),
     "ReservationStatusUpdate": reservation_status_update,
-    "FirmwareStatusNotification": _notification("FirmwareStatusNotification", "firmware_status"),
-    "LogStatusNotification": _notification("LogStatusNotification"),
-    "PublishFirmwareStatusNotification": _notification("PublishFirmwareStatusNotification"),
-    "NotifyCustomerInformation": _notification("NotifyCustomerInformation"),
-    "NotifyDisplayMessages": _notification("NotifyDisplayMessages"),
-    "NotifyMonitoringReport": _notification("NotifyMonitoringReport"),
-    "DataTransfer": data_transfer,
-    "SignCertificate": sign_certificate,
-    "GetCertificateStatus": certificate_request_failed,
-    "Get15118EVCertificate": get_15118_certificate,
+    "FirmwareStatusNotification": recorded("FirmwareStatusNotification", station_field="firmware_status"),
+    "LogStatusNotification": recorded("LogStatusNotification"),
+    "PublishFirmwareStatusNotification": recorded("PublishFirmwareStatusNotification"),
+    "NotifyCustomerInformation": recorded("NotifyCustomerInformation"),
+    "NotifyDisplayMessages": recorded("NotifyDisplayMessages"),
+    "NotifyMonitoringReport": recorded("NotifyMonitoringReport"),
+    "DataTransfer": recorded("DataTransfer", {"status": "UnknownVendorId"}),
+    # No PKI is configured yet: certificate requests are kept for an operator and refused.
+    "SignCertificate": recorded("SignCertificate", {"status": "Rejected"}),
+    "GetCertificateStatus": recorded("GetCertificateStatus", {"status": "Failed"}),
+    "Get15118EVCertificate": recorded("Get15118EVCertificate", {"status": "Failed", "exiResponse": ""}),
 }
 
 
