@@ -1,12 +1,16 @@
-"""Group commit: one writer thread, many messages per database transaction.
+"""Group commit: many messages per database transaction, each reply sent only after its commit.
 
 Each message's changes arrive as a :class:`WriteSet` and its sender awaits the commit before replying to the
-charger (durability before reply). Whatever is queued while a commit runs becomes the next batch, so throughput
-grows with load instead of paying one commit per message. The batch runs on a dedicated thread with a
-synchronous connection: one hop from the event loop per batch instead of one per statement, and SQLite's own
-work (it releases the GIL) overlaps with the loop serving websockets. Consecutive writes that use the same
-statement are sent as one executemany. If a batch fails, each write set is retried alone so one bad message
-cannot lose the others.
+charger (durability before reply). Two modes:
+
+- inline (commits that do not wait for the disk): everything written during one turn of the event loop is
+  committed together at the end of that turn, on the loop's thread, with no queue, task or thread hop;
+- threaded (fsync on commit): a writer task hands batches to a dedicated thread; whatever is queued while a
+  commit runs becomes the next batch.
+
+Either way throughput grows with load instead of paying one commit per message. Consecutive writes that use
+the same statement are sent as one executemany. If a batch fails, each write set is retried alone so one bad
+message cannot lose the others.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class GroupCommitWriter:
         self._checkpoint_interval = checkpoint_interval
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._sqlite: PoolProxiedConnection | None = None
+        self._pending: list[WriteSet] = []  # inline mode: write sets waiting for the end of this loop turn
+        self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[WriteSet | None] = asyncio.Queue()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
@@ -95,7 +101,8 @@ class GroupCommitWriter:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._task = self._loop.create_task(self._run(), name="group-commit-writer")
+        if not self._inline:
+            self._task = self._loop.create_task(self._run(), name="group-commit-writer")
         if self._checkpoint is not None:
             self._checkpoint_task = self._loop.create_task(self._checkpoints(), name="wal-checkpoints")
 
@@ -122,8 +129,24 @@ class GroupCommitWriter:
         if self._closing or self._loop is None:
             raise WriterClosed("storage is shutting down")
         write_set = WriteSet(writes, self._loop.create_future())
-        self._queue.put_nowait(write_set)
+        if self._inline:
+            # Everything written during this turn of the event loop is committed together right after it.
+            self._pending.append(write_set)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+        else:
+            self._queue.put_nowait(write_set)
         await write_set.done
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self._max_batch):
+            batch = pending[start : start + self._max_batch]
+            outcomes = self._commit([ws.writes for ws in batch])
+            for write_set, error in zip(batch, outcomes, strict=True):
+                _settle(write_set, error)
 
     async def close(self) -> None:
         """Commit everything already queued, then stop."""
@@ -131,6 +154,8 @@ class GroupCommitWriter:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
+        if self._pending:
+            self._flush()
         if self._checkpoint_task is not None:
             self._checkpoint_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,11 +185,7 @@ class GroupCommitWriter:
                     batch.append(item)
             if not batch:
                 continue
-            writes = [ws.writes for ws in batch]
-            if self._inline:
-                outcomes = self._commit(writes)
-            else:
-                outcomes = await loop.run_in_executor(self._thread, self._commit, writes)
+            outcomes = await loop.run_in_executor(self._thread, self._commit, [ws.writes for ws in batch])
             for write_set, error in zip(batch, outcomes, strict=True):
                 _settle(write_set, error)
 
