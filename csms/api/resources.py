@@ -47,7 +47,7 @@ async def get_station(station_id: str, ctx: Context) -> dict[str, Any]:
     session = ctx.registry.get(station_id)
     body: dict[str, Any] = _plain(station)
     body["connected"] = session is not None
-    body["connected_protocol"] = session.version if session else None
+    body["connected_protocol"] = session.adapter.version.subprotocol if session else None
     body["connectors"] = [_plain(c) for c in await ctx.storage.list_connectors(station_id)]
     return body
 
@@ -155,4 +155,7 @@ async def get_reservation(reservation_id: int, ctx: Context) -> dict[str, Any]:
     reservation = await ctx.storage.get_reservation(reservation_id)
     if reservation is None:
         raise NotFound("reservation", reservation_id)
+    # 1.6 chargers send no message when a reservation lapses: past its expiry it is Expired.
+    if reservation["status"] == "Accepted" and reservation["expiry"] <= ctx.clock():
+        reservation["status"] = "Expired"
     return reservation

@@ -123,8 +123,13 @@ class ChargerService:
             sql.touch_station(start.station_id, now),
             *sql.meter_value_writes(start.station_id, start.evse_id, transaction.id, samples),
         ]
+        if start.reservation_id is not None:
+            # The reservation is consumed by this transaction: it no longer holds the connector.
+            writes.append(sql.set_reservation_status(start.reservation_id, "Used", now))
         await self._storage.write(writes)
+        self._state.forget_readings(start.station_id, start.evse_id)
         self._state.started(transaction)
+        self._state.readings_stored(start.station_id, start.evse_id, samples)
         return TransactionReply(transaction, info)
 
     async def update_transaction(
@@ -146,8 +151,10 @@ class ChargerService:
             return TransactionReply(transaction, info)
         else:
             writes.append(sql.transaction_progress(transaction.id, start.seq_no))
+        samples = self._state.unseen(start.station_id, transaction.evse_id, samples)
         writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
         await self._storage.write(writes)
+        self._state.readings_stored(start.station_id, transaction.evse_id, samples)
         if is_new:
             self._state.started(transaction)
         else:
@@ -164,13 +171,15 @@ class ChargerService:
         meter_stop = stop.meter_stop_wh
         if meter_stop is None:
             meter_stop = _last_energy(stop.samples)
+        samples = self._state.unseen(station_id, transaction.evse_id, stop.samples)
         writes = [
             sql.stop_transaction(transaction.id, stop.timestamp, meter_stop, stop.reason, stop.id_token, stop.seq_no),
             sql.touch_station(station_id, now),
-            *sql.meter_value_writes(station_id, transaction.evse_id, transaction.id, stop.samples),
+            *sql.meter_value_writes(station_id, transaction.evse_id, transaction.id, samples),
         ]
         await self._storage.write(writes)
         self._state.ended(transaction)
+        self._state.forget_readings(station_id, transaction.evse_id)
         return info
 
     async def find_transaction(self, station_id: StationId, charger_tx_id: str) -> Transaction | None:
@@ -196,8 +205,10 @@ class ChargerService:
         samples: tuple[MeterSample, ...],
         now: datetime,
     ) -> None:
+        samples = self._state.unseen(station_id, evse_id, samples)
         writes = sql.meter_value_writes(station_id, evse_id, transaction_id, samples)
         await self._storage.write([*writes, sql.touch_station(station_id, now)])
+        self._state.readings_stored(station_id, evse_id, samples)
 
     async def record_event(
         self,

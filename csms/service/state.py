@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
 
+from csms.domain.metering import MeterSample, SampledValue
 from csms.domain.stations import RegistrationStatus
 from csms.domain.tokens import IdTokenRecord
 from csms.domain.transactions import Transaction
@@ -31,6 +32,10 @@ class HotState:
         self._active_by_token: defaultdict[str, set[tuple[str, str]]] = defaultdict(set)
         # 1.6 StartTransaction carries no id of the charger's own: a replay is recognised by what it says.
         self._active_by_start: dict[tuple[str, int, datetime, str | None], Transaction] = {}
+        # Per (station, EVSE): the readings of the last stored message (a 1.6 charger resends a MeterValues whose
+        # answer it lost, and 1.6 has no seqNo) and the transaction's Transaction.Begin readings (2.0.1 may
+        # repeat them in the Ended event).
+        self._recent_readings: dict[tuple[str, int], tuple[frozenset[_Reading], frozenset[_Reading]]] = {}
 
     # -- tokens ------------------------------------------------------------------------------------------
 
@@ -91,6 +96,35 @@ class HotState:
                 if not keys:
                     del self._active_by_token[transaction.id_token]
 
+    # -- meter readings already stored -------------------------------------------------------------------
+
+    def unseen(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...]) -> tuple[MeterSample, ...]:
+        """``samples`` without the readings this EVSE's last message or transaction start already stored."""
+        last, begin = self._recent_readings.get((station_id, evse_id), (frozenset(), frozenset()))
+        if not last and not begin:
+            return samples
+        kept: list[MeterSample] = []
+        for sample in samples:
+            values = tuple(
+                v for v in sample.values if _reading(sample, v) not in last and _reading(sample, v) not in begin
+            )
+            if len(values) == len(sample.values):
+                kept.append(sample)
+            elif values:
+                kept.append(MeterSample(sample.timestamp, values))
+        return tuple(kept)
+
+    def readings_stored(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...]) -> None:
+        keys = frozenset(_reading(sample, value) for sample in samples for value in sample.values)
+        if not keys:
+            return
+        _, begin = self._recent_readings.get((station_id, evse_id), (frozenset(), frozenset()))
+        begin |= {key for key in keys if key[4] == "Transaction.Begin"}
+        self._recent_readings[(station_id, evse_id)] = (keys, begin)
+
+    def forget_readings(self, station_id: str, evse_id: int) -> None:
+        self._recent_readings.pop((station_id, evse_id), None)
+
     @property
     def active_count(self) -> int:
         return len(self._active)
@@ -98,3 +132,19 @@ class HotState:
 
 def _start_key(transaction: Transaction) -> tuple[str, int, datetime, str | None]:
     return (transaction.station_id, transaction.evse_id, transaction.started_at, transaction.id_token)
+
+
+# A reading is the same only if everything about it is: a different value at the same instant is kept.
+_Reading = tuple[datetime, str, str | None, str | None, str | None, float | None, str | None]
+
+
+def _reading(sample: MeterSample, value: SampledValue) -> _Reading:
+    return (
+        sample.timestamp,
+        value.measurand,
+        value.phase,
+        value.location,
+        value.context,
+        value.value,
+        value.raw_value,
+    )
