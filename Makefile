@@ -5,7 +5,8 @@ PY := .venv/bin/python
 .PHONY: install run test lint types conformance-deps bench
 
 .venv/.installed: pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9 \
+		|| python3 -m pip install --quiet --user --break-system-packages uv==0.13.9
 	$(UV) sync --frozen
 	@touch $@
 
