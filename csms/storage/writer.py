@@ -134,7 +134,7 @@ class GroupCommitWriter:
             self._pending.append(write_set)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                self._loop.call_soon(self._flush)
+                self._loop.call_soon(self._loop.call_soon, self._flush)
         else:
             self._queue.put_nowait(write_set)
         await write_set.done
