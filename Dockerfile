@@ -10,6 +10,8 @@ COPY simulator ./simulator
 COPY config ./config
 RUN uv sync --frozen --no-dev
 ENV PATH="/opt/venv/bin:$PATH" CSMS_DATABASE__URL="sqlite+aiosqlite:////data/csms.db" CSMS_LOG__FORMAT=json
+# The database lives in a volume the unprivileged user can write.
+RUN mkdir -p /data && chown nobody:nogroup /data
 VOLUME ["/data"]
 EXPOSE 9000 8080
 USER nobody
