@@ -43,10 +43,10 @@ ADAPTERS: dict[OcppVersion, Adapter] = {
 }
 
 
-# Every action of each version (the library's enums match its schema files one to one). Looking the charger's
-# action up here, not with has_schema(), matters: has_schema() builds a file path from the action and caches the
-# answer per name, so "../../v201/schemas/ResetRequest" was "known" on 1.6 (NotSupported instead of
-# NotImplemented) and every distinct made-up action name grew that cache without bound.
+# Every action of each version (the library's enums match its schema files one to one). The charger's action is
+# looked up here, never turned into a schema file path: a path built from "../../v201/schemas/ResetRequest"
+# would make it "known" on 1.6, and a cache keyed by made-up names would grow without bound. Schemas are only
+# loaded for actions we handle.
 _KNOWN_ACTIONS: dict[OcppVersion, frozenset[str]] = {
     OcppVersion.V16: frozenset(action.value for action in ActionV16),
     OcppVersion.V201: frozenset(action.value for action in ActionV201),

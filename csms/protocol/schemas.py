@@ -19,7 +19,7 @@ import ocpp
 
 from csms.protocol.versions import OcppVersion
 
-__all__ = ["SchemaViolation", "has_schema", "validate_request", "validate_response"]
+__all__ = ["SchemaViolation", "validate_request", "validate_response"]
 
 _SCHEMA_ROOT = Path(ocpp.__file__).parent
 
@@ -73,11 +73,6 @@ def _bound_integers(node: Any) -> Any:
     if isinstance(node, list):
         return [_bound_integers(item) for item in node]
     return node
-
-
-def has_schema(version: OcppVersion, action: str) -> bool:
-    """True when ``action`` is an action of ``version`` (it has a request schema)."""
-    return _validator(version, action, False) is not None
 
 
 def validate_request(version: OcppVersion, action: str, payload: Any) -> None:
