@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from csms.domain.commands import GetLog
 from csms.domain.metering import ENERGY_REGISTER, MeterSample, SampledValue
 from csms.domain.stations import StationId
 from csms.service.charger import ChargerService
@@ -16,6 +17,7 @@ __all__ = [
     "CallContext",
     "Handler",
     "format_time",
+    "get_log_payload",
     "heartbeat",
     "optional",
     "parse_time",
@@ -120,3 +122,18 @@ def recorded(action: str, reply: Mapping[str, Any] | None = None, station_field:
         return dict(answer)
 
     return handle
+
+
+def get_log_payload(command: GetLog, log_type: str) -> dict[str, Any]:
+    """GetLog has the same shape in 2.0.1 and in the 1.6 security extension."""
+    return optional(
+        logType=log_type,
+        requestId=command.request_id,
+        retries=command.retries,
+        retryInterval=command.retry_interval,
+        log=optional(
+            remoteLocation=command.location,
+            oldestTimestamp=format_time(command.oldest) if command.oldest else None,
+            latestTimestamp=format_time(command.latest) if command.latest else None,
+        ),
+    )

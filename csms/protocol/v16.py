@@ -39,6 +39,7 @@ from csms.protocol.common import (
     CallContext,
     Handler,
     format_time,
+    get_log_payload,
     heartbeat,
     optional,
     parse_time,
@@ -315,18 +316,8 @@ def encode_command(command: Command) -> tuple[str, dict[str, Any]] | None:
                 startTime=format_time(command.oldest) if command.oldest else None,
                 stopTime=format_time(command.latest) if command.latest else None,
             )
-        case GetLog():
-            return "GetLog", optional(
-                logType=command.log_type,
-                requestId=command.request_id,
-                retries=command.retries,
-                retryInterval=command.retry_interval,
-                log=optional(
-                    remoteLocation=command.location,
-                    oldestTimestamp=format_time(command.oldest) if command.oldest else None,
-                    latestTimestamp=format_time(command.latest) if command.latest else None,
-                ),
-            )
+        case GetLog(log_type=str() as log_type):
+            return "GetLog", get_log_payload(command, log_type)
         case DataTransfer():
             # 1.6 carries data as text: structured data is sent as its JSON.
             data = command.data if command.data is None or isinstance(command.data, str) else json.dumps(command.data)

@@ -38,6 +38,7 @@ from csms.protocol.common import (
     CallContext,
     Handler,
     format_time,
+    get_log_payload,
     heartbeat,
     optional,
     parse_time,
@@ -359,17 +360,7 @@ def encode_command(command: Command) -> tuple[str, dict[str, Any]] | None:
                 ),
             )
         case GetLog():
-            return "GetLog", optional(
-                logType=command.log_type or "DiagnosticsLog",
-                requestId=command.request_id,
-                retries=command.retries,
-                retryInterval=command.retry_interval,
-                log=optional(
-                    remoteLocation=command.location,
-                    oldestTimestamp=format_time(command.oldest) if command.oldest else None,
-                    latestTimestamp=format_time(command.latest) if command.latest else None,
-                ),
-            )
+            return "GetLog", get_log_payload(command, command.log_type or "DiagnosticsLog")
         case DataTransfer():
             return "DataTransfer", optional(vendorId=command.vendor_id, messageId=command.message_id, data=command.data)
     return None

@@ -103,11 +103,10 @@ class HotState:
         last, begin = self._recent_readings.get((station_id, evse_id), (frozenset(), frozenset()))
         if not last and not begin:
             return samples
+        seen = last | begin
         kept: list[MeterSample] = []
         for sample in samples:
-            values = tuple(
-                v for v in sample.values if _reading(sample, v) not in last and _reading(sample, v) not in begin
-            )
+            values = tuple(v for v in sample.values if _reading(sample, v) not in seen)
             if len(values) == len(sample.values):
                 kept.append(sample)
             elif values:
