@@ -1,0 +1,116 @@
+"""What the scheduler is given (a frozen ``Snapshot``) and what it returns (a ``Plan``).
+
+Currents are amps per phase, as OCPP's "A" rate unit means them: a three-phase session at 16 A draws 16 A on each
+of its three phases (11 kW at 230 V). Energy is in Wh, times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from csms.domain.grid import IEC_MIN_CURRENT_A, CapacityHold, GridNode, Phases, Priority
+
+__all__ = [
+    "NodeLoad",
+    "Period",
+    "Plan",
+    "SchedulerSettings",
+    "SessionDemand",
+    "SessionPlan",
+    "Snapshot",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDemand:
+    """One charging session as the scheduler sees it."""
+
+    id: str
+    node_id: str  # the grid node the session's EVSE hangs from (usually its station's node)
+    phases: Phases  # the grid phases it draws on (after the station's phase map)
+    max_current_a: float  # what the EVSE and the car can take, including a cap learned from meter values
+    arrived_at: datetime
+    energy_wh: float | None = None  # energy still wanted; None = unknown (SchedulerSettings.default_energy_wh)
+    departure: datetime | None = None  # None = unknown (arrival + SchedulerSettings.default_stay)
+    priority: Priority = Priority.STANDARD
+    min_current_a: float = IEC_MIN_CURRENT_A  # below this the session is paused (0 A), never offered less
+    voltage_v: float = 230.0  # phase to neutral
+    offered_a: float | None = None  # the limit the station has now; used to avoid flapping
+    # Set when the station cannot be steered (it rejected the last profile, timed out, is offline or ignores
+    # its limit): it is assumed to draw this much per phase and everything else is planned around it.
+    fixed_a: float | None = None
+    pilot_step_a: float = 1.0  # pilot granularity: integer amps by default (OCPP allows 0.1)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    nodes: tuple[GridNode, ...]
+    sessions: tuple[SessionDemand, ...]
+    holds: tuple[CapacityHold, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    slot: timedelta = timedelta(minutes=5)  # planning step; the real-time path plans the next slot in detail
+    horizon: timedelta = timedelta(hours=24)
+    default_stay: timedelta = timedelta(hours=8)  # departure when no one told us
+    default_energy_wh: float = 30_000.0  # energy wanted when no one told us
+    # A session already charging keeps its place over a paused one unless the paused one is this much more
+    # urgent (seconds of laxity): pausing and resuming cost profile writes and annoy cars.
+    keep_charging_bonus_s: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: datetime
+    current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """Piecewise-constant current limit for one session from the plan's start to its end."""
+
+    session_id: str
+    periods: tuple[Period, ...]
+
+    @property
+    def current_a(self) -> float:
+        return self.periods[0].current_a
+
+    def current_at(self, when: datetime) -> float:
+        current = self.periods[0].current_a
+        for period in self.periods:
+            if period.start > when:
+                break
+            current = period.current_a
+        return current
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """A node's planned load from ``start`` until the next NodeLoad of the same node (or the plan's end)."""
+
+    node_id: str
+    start: datetime
+    load_a: tuple[float, float, float]  # per phase L1..L3: planned sessions + fixed + unmanaged + held
+    limit_a: float | None
+    power_w: float
+    limit_w: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    created_at: datetime
+    end: datetime
+    algorithm: str
+    sessions: Mapping[str, SessionPlan]
+    loads: tuple[NodeLoad, ...] = ()
+    # Nodes whose load we cannot steer (unmanaged, held, fixed sessions) already exceeds the limit: every
+    # controllable session under them is paused and the operator must be told.
+    overloaded: tuple[str, ...] = ()
+    notes: Mapping[str, str] = field(default_factory=dict)  # session id -> why it gets what it gets
+
+    def current_a(self, session_id: str) -> float:
+        return self.sessions[session_id].current_a

@@ -1,0 +1,242 @@
+"""The site tree compiled into linear constraints over the controllable sessions' currents.
+
+Every limited node gives one constraint per phase it limits (sum of the currents of the sessions under it that
+draw on that phase <= limit) and one for its power limit (sum of current x voltage x phase count <= limit). What
+the scheduler cannot steer is subtracted from each limit up front: unmanaged load, capacity held for bookings,
+and sessions with a fixed draw. A wye-connected site with per-phase limits is exactly linear in these terms.
+
+Limits change only at known instants (limit windows, holds), so the time axis is cut into segments at those
+instants and each constraint gets one capacity per segment.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from csms.domain.grid import CapacityHold, GridError, GridNode, validate_tree
+from csms.scheduler.model import SessionDemand, Snapshot
+
+__all__ = ["Constraint", "Network", "compile_network"]
+
+POWER = 0  # the "phase" of a node's power constraint
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    node_id: str
+    phase: int  # 1..3, or POWER
+    members: tuple[int, ...]  # indices into Network.sessions
+    coefficients: tuple[float, ...]  # amps (1.0) or watts per amp, per member
+    capacities: tuple[float, ...]  # per segment, after subtracting what cannot be steered; may be < 0
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    start: datetime
+    end: datetime
+    boundaries: tuple[datetime, ...]  # segment k is [boundaries[k], boundaries[k+1])
+    sessions: tuple[SessionDemand, ...]  # the controllable sessions, in snapshot order
+    fixed: tuple[SessionDemand, ...]  # sessions with a fixed draw
+    constraints: tuple[Constraint, ...]
+    session_constraints: tuple[tuple[tuple[int, float], ...], ...]  # per session: (constraint index, coefficient)
+    nodes: Mapping[str, GridNode]
+    ancestors: Mapping[str, tuple[str, ...]]  # node id -> itself and every node above it
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.boundaries) - 1
+
+    def segment_of(self, when: datetime) -> int:
+        return min(max(bisect_right(self.boundaries, when) - 1, 0), self.segment_count - 1)
+
+    def capacities_between(self, start: datetime, end: datetime) -> list[float]:
+        """Per constraint, the lowest capacity of any segment that overlaps [start, end)."""
+        first = self.segment_of(start)
+        last = max(first, self.segment_of(end - (end - start) / 1_000_000) if end > start else first)
+        return [min(c.capacities[first : last + 1]) for c in self.constraints]
+
+
+@dataclass(frozen=True, slots=True)
+class _Topology:
+    """What depends on the tree alone, kept between re-plans while the operator's tree is unchanged."""
+
+    nodes: Mapping[str, GridNode]
+    ancestors: Mapping[str, tuple[str, ...]]
+    keys: tuple[tuple[str, int], ...]  # (node id, phase or POWER) per constraint index
+    keys_above: Mapping[str, tuple[tuple[int, int], ...]]  # node id -> (constraint index, phase) at or above it
+
+
+# The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
+# 5,000-node tree costs as much as planning, so the last few are remembered by identity (the cache keeps the
+# tuple alive, so its id cannot be reused while it is cached).
+_TOPOLOGIES: dict[int, tuple[tuple[GridNode, ...], _Topology]] = {}
+_TOPOLOGY_CACHE_SIZE = 4
+
+
+def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
+    cached = _TOPOLOGIES.get(id(nodes))
+    if cached is not None and cached[0] is nodes:
+        return cached[1]
+    by_id = validate_tree(nodes)
+    ancestors = {node_id: _ancestors(node_id, by_id) for node_id in by_id}
+    keys: list[tuple[str, int]] = []
+    for node in by_id.values():
+        if _limits_current(node):
+            keys.extend((node.id, phase) for phase in node.phases)
+        if _limits_power(node):
+            keys.append((node.id, POWER))
+    index_of = {key: k for k, key in enumerate(keys)}
+    keys_above = {
+        node_id: tuple((index_of[key], key[1]) for above in chain for key in _keys(above) if key in index_of)
+        for node_id, chain in ancestors.items()
+    }
+    topology = _Topology(by_id, ancestors, tuple(keys), keys_above)
+    if len(_TOPOLOGIES) >= _TOPOLOGY_CACHE_SIZE:
+        _TOPOLOGIES.pop(next(iter(_TOPOLOGIES)))
+    _TOPOLOGIES[id(nodes)] = (nodes, topology)
+    return topology
+
+
+def compile_network(snapshot: Snapshot, start: datetime, end: datetime) -> Network:
+    """Constraints for planning [start, end).
+
+    Raises:
+        GridError: the tree is invalid, or a session hangs from an unknown node or draws on a phase its node
+            does not carry.
+    """
+    topology = _topology(snapshot.nodes)
+    nodes, ancestors = topology.nodes, topology.ancestors
+    for session in snapshot.sessions:
+        _check_session(session, nodes)
+    for hold in snapshot.holds:
+        if hold.node_id not in nodes:
+            raise GridError(f"capacity hold {hold.id!r} is on unknown node {hold.node_id!r}")
+    controllable = tuple(s for s in snapshot.sessions if s.fixed_a is None)
+    fixed = tuple(s for s in snapshot.sessions if s.fixed_a is not None)
+    boundaries = _boundaries(snapshot, nodes, start, end)
+    holds = [hold for hold in snapshot.holds if hold.start < end and hold.end > start]
+    steady = _steady_loads(nodes, fixed, ancestors)
+
+    members: list[list[int]] = [[] for _ in topology.keys]
+    coefficients: list[list[float]] = [[] for _ in topology.keys]
+    per_session: list[tuple[tuple[int, float], ...]] = []
+    # Sessions on one station with the same phases and voltage are under the same constraints.
+    terms_of: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = {}
+    for index, session in enumerate(controllable):
+        shape = (session.node_id, session.phases, session.voltage_v)
+        terms = terms_of.get(shape)
+        if terms is None:
+            terms = terms_of[shape] = _terms(topology, session)
+        for k, coefficient in terms:
+            members[k].append(index)
+            coefficients[k].append(coefficient)
+        per_session.append(terms)
+
+    segment_starts = boundaries[:-1]
+    constraints = tuple(
+        Constraint(
+            node_id,
+            phase,
+            tuple(members[k]),
+            tuple(coefficients[k]),
+            tuple(_capacity(nodes[node_id], phase, holds, steady, ancestors, when) for when in segment_starts),
+        )
+        for k, (node_id, phase) in enumerate(topology.keys)
+    )
+    return Network(start, end, boundaries, controllable, fixed, constraints, tuple(per_session), nodes, ancestors)
+
+
+def _terms(topology: _Topology, session: SessionDemand) -> tuple[tuple[int, float], ...]:
+    watts_per_amp = session.voltage_v * len(session.phases)
+    return tuple(
+        (k, watts_per_amp if phase == POWER else 1.0)
+        for k, phase in topology.keys_above[session.node_id]
+        if phase == POWER or phase in session.phases
+    )
+
+
+def _ancestors(node_id: str, nodes: Mapping[str, GridNode]) -> tuple[str, ...]:
+    chain = [node_id]
+    parent = nodes[node_id].parent_id
+    while parent is not None:
+        chain.append(parent)
+        parent = nodes[parent].parent_id
+    return tuple(chain)
+
+
+def _check_session(session: SessionDemand, nodes: Mapping[str, GridNode]) -> None:
+    node = nodes.get(session.node_id)
+    if node is None:
+        raise GridError(f"session {session.id!r} hangs from unknown node {session.node_id!r}")
+    if not session.phases or not set(session.phases) <= set(node.phases):
+        raise GridError(f"session {session.id!r} draws on phases {session.phases} that node {node.id!r} lacks")
+    if not session.max_current_a >= 0 or not session.min_current_a >= 0:
+        raise GridError(f"session {session.id!r}: currents must be >= 0")
+
+
+def _keys(node_id: str) -> tuple[tuple[str, int], ...]:
+    return ((node_id, 1), (node_id, 2), (node_id, 3), (node_id, POWER))
+
+
+def _limits_current(node: GridNode) -> bool:
+    return node.max_current_a is not None or any(w.max_current_a is not None for w in node.schedule)
+
+
+def _limits_power(node: GridNode) -> bool:
+    return node.max_power_w is not None or any(w.max_power_w is not None for w in node.schedule)
+
+
+def _boundaries(
+    snapshot: Snapshot, nodes: Mapping[str, GridNode], start: datetime, end: datetime
+) -> tuple[datetime, ...]:
+    points = {start, end}
+    for node in nodes.values():
+        points |= node.change_points(start, end)
+    points |= {t for hold in snapshot.holds for t in (hold.start, hold.end) if start < t < end}
+    return tuple(sorted(points))
+
+
+def _steady_loads(
+    nodes: Mapping[str, GridNode], fixed: Sequence[SessionDemand], ancestors: Mapping[str, tuple[str, ...]]
+) -> dict[tuple[str, int], float]:
+    """Per (node, phase or POWER): unmanaged load anywhere under the node plus the fixed sessions under it."""
+    used: dict[tuple[str, int], float] = {}
+
+    def add(node_id: str, phases: tuple[int, ...], current: float, voltage: float) -> None:
+        for above in ancestors[node_id]:
+            for phase in phases:
+                used[(above, phase)] = used.get((above, phase), 0.0) + current
+            used[(above, POWER)] = used.get((above, POWER), 0.0) + current * voltage * len(phases)
+
+    for node in nodes.values():
+        for phase, current in zip((1, 2, 3), node.unmanaged_a, strict=True):
+            if current and phase in node.phases:
+                add(node.id, (phase,), current, node.voltage_v)
+    for session in fixed:
+        add(session.node_id, session.phases, session.fixed_a or 0.0, session.voltage_v)
+    return used
+
+
+def _capacity(
+    node: GridNode,
+    phase: int,
+    holds: Sequence[CapacityHold],
+    steady: Mapping[tuple[str, int], float],
+    ancestors: Mapping[str, tuple[str, ...]],
+    when: datetime,
+) -> float:
+    """The node's limit at ``when`` minus what we cannot steer under it."""
+    limit = node.power_limit_at(when) if phase == POWER else node.current_limit_at(when)
+    if limit is None:
+        return float("inf")
+    used = steady.get((node.id, phase), 0.0)
+    for hold in holds:
+        if hold.start <= when < hold.end and node.id in ancestors[hold.node_id]:
+            if phase == POWER:
+                used += hold.current_a * node.voltage_v * len(hold.phases)
+            elif phase in hold.phases:
+                used += hold.current_a
+    return limit - used

@@ -1,0 +1,86 @@
+"""From continuous currents to what a pilot signal can say: 0 or [min, max] in whole pilot steps.
+
+IEC 61851 cannot signal less than 6 A, and most EVSEs step their pilot in whole amps. Rounding every session
+down keeps every limit but wastes the fractions; rounding up could break a limit. So: round down, pause what
+falls below its minimum, then hand the freed steps back in order of urgency wherever every constraint the
+session is under still has room.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from csms.scheduler.network import Network
+
+__all__ = ["round_to_pilots"]
+
+# Currents are compared with this tolerance so that 15.999999 A from a solver counts as 16 A.
+EPSILON = 1e-6
+
+
+def round_to_pilots(
+    network: Network,
+    rates: Sequence[float],
+    capacities: Sequence[float],
+    order: Sequence[int],
+    ceilings: Sequence[float] | None = None,
+) -> list[float]:
+    """Pilot currents for ``network.sessions`` close to ``rates`` that load no constraint beyond ``capacities``.
+
+    ``rates`` (one per session) should themselves fit ``capacities``; ``order`` lists session indices, most
+    urgent first, and decides who gets the steps that rounding frees. A session whose rate is 0 stays at 0.
+    With ``ceilings`` (what each session could use), room still left after rounding is handed out too, in
+    whole steps and in the same order, so no session that could use one more step is denied it.
+    """
+    sessions = network.sessions
+    rounded = [_floor_to_pilot(rate, s.pilot_step_a, s.min_current_a) for rate, s in zip(rates, sessions, strict=True)]
+    slack = list(capacities)
+    for constraint_index, constraint in enumerate(network.constraints):
+        slack[constraint_index] -= sum(
+            rounded[i] * coefficient for i, coefficient in zip(constraint.members, constraint.coefficients, strict=True)
+        )
+    for i in order:
+        wanted = rates[i]
+        session = sessions[i]
+        if wanted <= EPSILON or rounded[i] >= wanted - EPSILON:
+            continue
+        step = session.pilot_step_a
+        ceiling = min(math.ceil(wanted / step - EPSILON) * step, session.max_current_a)
+        target = max(ceiling, session.min_current_a) if rounded[i] == 0 else ceiling
+        increase = target - rounded[i]
+        if increase <= EPSILON or target > session.max_current_a + EPSILON:
+            continue
+        terms = network.session_constraints[i]
+        if all(slack[k] >= increase * coefficient - EPSILON for k, coefficient in terms):
+            for k, coefficient in terms:
+                slack[k] -= increase * coefficient
+            rounded[i] = target
+    if ceilings is not None:
+        _top_up(network, rounded, slack, order, ceilings)
+    return rounded
+
+
+def _top_up(
+    network: Network, currents: list[float], slack: list[float], order: Sequence[int], ceilings: Sequence[float]
+) -> None:
+    for i in order:
+        session = network.sessions[i]
+        step = session.pilot_step_a
+        wanted = min(ceilings[i], session.max_current_a) - currents[i]
+        if wanted < step - EPSILON or step <= 0:
+            continue
+        terms = network.session_constraints[i]
+        room = min((slack[k] / coefficient for k, coefficient in terms if coefficient > 0), default=wanted)
+        increase = math.floor(min(room, wanted) / step + EPSILON) * step
+        if currents[i] == 0 and increase < session.min_current_a - EPSILON:
+            continue
+        if increase > EPSILON:
+            for k, coefficient in terms:
+                slack[k] -= increase * coefficient
+            currents[i] += increase
+
+
+def _floor_to_pilot(rate: float, step: float, minimum: float) -> float:
+    floored = math.floor(rate / step + EPSILON) * step if step > 0 else rate
+    return floored if floored >= minimum - EPSILON and floored > 0 else 0.0

@@ -1,0 +1,157 @@
+"""The default, real-time algorithm: deadline-paced, priority-ordered, work-conserving progressive filling.
+
+For each stretch of time in which no limit changes, currents are handed out in three rounds:
+
+1. **Who charges.** Every session that still wants energy is offered its minimum (6 A) if that fits, most
+   urgent first: higher priority class, then least laxity (time left minus time needed at full current). A
+   session that is charging keeps its place against a paused one unless the paused one is clearly more urgent,
+   so sessions are not paused and resumed on every re-plan. Those that do not fit are paused (0 A), never
+   offered less than their minimum; their laxity shrinks while they wait, so they come first later.
+2. **What each needs.** Class by class, from the highest, each session is raised toward its *pace*: the
+   current that delivers its remaining energy by its departure if held until then. When power is short, every
+   session in the class gets the same fraction of its pace (weights = pace), which evens out how much of their
+   request sessions end up with (fairness measured as Jain's index over delivered / requested).
+3. **What is left.** Again class by class, leftover capacity is shared equally (max-min in amps) up to what
+   each session can take in the next slot. Capacity unused now is lost for good, and a car charged early
+   leaves room for the ones that have not arrived yet.
+
+Finally currents are rounded to what a pilot can signal (``pilots.round_to_pilots``). Later stretches (after a
+limit window starts or a booking's hold begins) are planned the same way from the energy expected by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from csms.domain.grid import Priority
+from csms.scheduler.filling import progressive_fill
+from csms.scheduler.loads import node_loads
+from csms.scheduler.model import NodeLoad, Period, Plan, SchedulerSettings, SessionDemand, SessionPlan, Snapshot
+from csms.scheduler.network import Network, compile_network
+from csms.scheduler.pilots import round_to_pilots
+
+__all__ = ["allocate", "plan_realtime"]
+
+_EPSILON = 1e-9
+
+
+@dataclass(slots=True)
+class _Need:
+    """What one session still wants at the start of a stretch."""
+
+    energy_wh: float
+    departure: datetime
+
+
+def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
+    end = now + settings.horizon
+    network = compile_network(snapshot, now, end)
+    needs = [_initial_need(session, settings) for session in network.sessions]
+    periods: list[list[Period]] = [[] for _ in network.sessions]
+    loads: list[NodeLoad] = []
+    notes: dict[str, str] = {}
+    overloaded: set[str] = set()
+    for segment in range(network.segment_count):
+        start, stop = network.boundaries[segment], network.boundaries[segment + 1]
+        capacities = [c.capacities[segment] for c in network.constraints]
+        overloaded |= {c.node_id for c, capacity in zip(network.constraints, capacities, strict=True) if capacity < 0}
+        currents = allocate(network, capacities, needs, start, settings)
+        for i, current in enumerate(currents):
+            if not periods[i] or periods[i][-1].current_a != current:
+                periods[i].append(Period(start, current))
+        loads.extend(node_loads(network, currents, snapshot.holds, start))
+        if segment == 0:
+            notes = _notes(network, currents, needs)
+        hours = (stop - start).total_seconds() / 3600
+        for i, (session, current) in enumerate(zip(network.sessions, currents, strict=True)):
+            needs[i].energy_wh = max(0.0, needs[i].energy_wh - current * _watts_per_amp(session) * hours)
+    return Plan(
+        created_at=now,
+        end=end,
+        algorithm="realtime",
+        sessions={s.id: SessionPlan(s.id, tuple(p)) for s, p in zip(network.sessions, periods, strict=True)},
+        loads=tuple(loads),
+        overloaded=tuple(sorted(overloaded)),
+        notes=notes,
+    )
+
+
+def allocate(
+    network: Network,
+    capacities: Sequence[float],
+    needs: Sequence[_Need],
+    now: datetime,
+    settings: SchedulerSettings,
+) -> list[float]:
+    """Pilot currents for ``network.sessions`` from ``now`` for one slot, within ``capacities``."""
+    sessions = network.sessions
+    slot_hours = settings.slot.total_seconds() / 3600
+    count = len(sessions)
+    # What each session can use in the next slot: its maximum, or less if its remaining energy is less.
+    ceiling = [0.0] * count
+    pace = [0.0] * count
+    laxity = [0.0] * count
+    for i, session in enumerate(sessions):
+        need = needs[i]
+        watts_per_amp = _watts_per_amp(session)
+        if need.energy_wh <= _EPSILON or session.max_current_a < session.min_current_a or watts_per_amp <= 0:
+            continue
+        hours_left = max((need.departure - now).total_seconds() / 3600, slot_hours)
+        energy_amps = need.energy_wh / (watts_per_amp * slot_hours)
+        ceiling[i] = min(session.max_current_a, max(energy_amps, session.min_current_a))
+        pace[i] = min(need.energy_wh / (watts_per_amp * hours_left), ceiling[i])
+        full_current_hours = need.energy_wh / (watts_per_amp * session.max_current_a)
+        laxity[i] = (hours_left - full_current_hours) * 3600
+        if session.offered_a:
+            laxity[i] -= settings.keep_charging_bonus_s
+
+    wanting = [i for i in range(count) if ceiling[i] > 0]
+    wanting.sort(key=lambda i: (-sessions[i].priority, laxity[i], sessions[i].arrived_at, sessions[i].id))
+    slack = list(capacities)
+    currents = [0.0] * count
+    admitted: list[int] = []
+    terms = network.session_constraints
+    for i in wanting:
+        minimum = sessions[i].min_current_a
+        for k, coefficient in terms[i]:
+            if slack[k] < minimum * coefficient - _EPSILON:
+                break
+        else:
+            for k, coefficient in terms[i]:
+                slack[k] -= minimum * coefficient
+            currents[i] = minimum
+            admitted.append(i)
+
+    classes = sorted({sessions[i].priority for i in admitted}, reverse=True)
+    for targets, weighted in ((pace, True), (ceiling, False)):
+        for priority in classes:
+            members = [i for i in admitted if sessions[i].priority == priority]
+            headroom = [max(0.0, targets[i] - currents[i]) for i in members]
+            weights = headroom if weighted else [1.0] * len(members)
+            for i, increment in zip(members, progressive_fill(network, slack, members, headroom, weights), strict=True):
+                currents[i] += increment
+    return round_to_pilots(network, currents, capacities, admitted, ceiling)
+
+
+def _initial_need(session: SessionDemand, settings: SchedulerSettings) -> _Need:
+    energy = settings.default_energy_wh if session.energy_wh is None else max(0.0, session.energy_wh)
+    departure = session.departure or session.arrived_at + settings.default_stay
+    return _Need(energy, departure)
+
+
+def _watts_per_amp(session: SessionDemand) -> float:
+    return session.voltage_v * len(session.phases)
+
+
+def _notes(network: Network, currents: Sequence[float], needs: Sequence[_Need]) -> dict[str, str]:
+    notes: dict[str, str] = {}
+    for session, current, need in zip(network.sessions, currents, needs, strict=True):
+        if need.energy_wh <= _EPSILON:
+            notes[session.id] = "no energy wanted"
+        elif current == 0:
+            notes[session.id] = f"paused: {session.min_current_a:g} A does not fit under its limits now"
+        elif session.priority > Priority.STANDARD:
+            notes[session.id] = f"priority {session.priority.name.lower()}"
+    return notes

@@ -1,0 +1,298 @@
+"""The real-time scheduler: table-driven cases with hand-computed answers, and properties on random sites."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from csms.domain.grid import CapacityHold, GridError, GridNode, LimitWindow, Priority
+from csms.scheduler import plan
+from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
+from csms.scheduler.network import POWER, compile_network
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+THREE = (1, 2, 3)
+
+
+def session(
+    sid: str,
+    node: str = "site",
+    phases: tuple[int, ...] = THREE,
+    max_a: float = 32,
+    energy_wh: float | None = 50_000,
+    hours: float = 8,
+    **kwargs: object,
+) -> SessionDemand:
+    return SessionDemand(
+        sid,
+        node,
+        phases,
+        max_a,
+        NOW - timedelta(minutes=30),
+        energy_wh=energy_wh,
+        departure=NOW + timedelta(hours=hours),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def currents(result: Plan) -> dict[str, float]:
+    return {sid: p.current_a for sid, p in result.sessions.items()}
+
+
+def test_equal_sessions_share_a_limit_equally() -> None:
+    """Three identical sessions under a 48 A limit get 16 A each."""
+    snapshot = Snapshot((GridNode("site", max_current_a=48),), tuple(session(f"s{i}") for i in range(3)))
+    assert currents(plan(snapshot, NOW)) == {"s0": 16, "s1": 16, "s2": 16}
+
+
+def test_sessions_are_paused_rather_than_offered_less_than_six_amps() -> None:
+    """15 A cannot give three sessions 6 A: two charge, one is paused at 0 A, and nothing is wasted."""
+    snapshot = Snapshot((GridNode("site", max_current_a=15),), tuple(session(f"s{i}") for i in range(3)))
+    result = currents(plan(snapshot, NOW))
+    assert sorted(result.values()) == [0, 7, 8]
+    paused = next(sid for sid, amps in result.items() if amps == 0)
+    assert "paused" in plan(snapshot, NOW).notes[paused]
+
+
+def test_single_phase_sessions_share_only_their_phase() -> None:
+    """Two single-phase cars on L1 split its 16 A; the car on L2 gets all of L2."""
+    snapshot = Snapshot(
+        (GridNode("site", max_current_a=16),),
+        (session("a", phases=(1,)), session("b", phases=(1,)), session("c", phases=(2,))),
+    )
+    assert currents(plan(snapshot, NOW)) == {"a": 8, "b": 8, "c": 16}
+
+
+def test_three_phase_car_is_limited_by_its_busiest_phase() -> None:
+    """A three-phase car shares L1 with a single-phase car and leaves L2/L3 headroom unused rather than break L1."""
+    snapshot = Snapshot(
+        (GridNode("site", max_current_a=20),),
+        (session("three"), session("one", phases=(1,))),
+    )
+    result = currents(plan(snapshot, NOW))
+    # L1 is shared in proportion to what each car needs to finish on time: the single-phase car needs three times
+    # the current for the same 50 kWh, so it gets more amps (7 A x 3 phases vs 13 A x 1 phase).
+    assert result == {"three": 7, "one": 13}
+
+
+def test_feeder_limit_binds_below_the_site_limit() -> None:
+    """A 10 A feeder holds one car at 10 A (two would need 12 A); the other feeder's cars share the rest of the site."""
+    nodes = (
+        GridNode("site", max_current_a=32),
+        GridNode("a", "site", max_current_a=10),
+        GridNode("b", "site"),
+    )
+    sessions = (session("a1", "a"), session("a2", "a"), session("b1", "b"), session("b2", "b"))
+    result = currents(plan(Snapshot(nodes, sessions), NOW))
+    assert sorted([result["a1"], result["a2"]]) == [0, 10]
+    assert result["b1"] + result["b2"] == 22
+    assert abs(result["b1"] - result["b2"]) <= 1
+
+
+def test_power_limit_caps_total_watts() -> None:
+    """An 11 kW aggregate limit at 230 V three-phase allows 15 A in total (15.9 A rounded down to whole amps)."""
+    snapshot = Snapshot((GridNode("site", max_power_w=11_000),), (session("a"), session("b")))
+    result = currents(plan(snapshot, NOW))
+    assert sum(result.values()) * 230 * 3 <= 11_000
+    assert sum(result.values()) == 15
+
+
+def test_higher_priority_class_gets_its_pace_first() -> None:
+    """When power is short, the urgent car gets the current it needs to finish before a standard car gets more than 6 A."""
+    urgent = session("urgent", energy_wh=11_000, hours=1, priority=Priority.URGENT)
+    standard = session("standard", energy_wh=11_000, hours=1)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=22),), (standard, urgent)), NOW))
+    # 11 kWh in one hour at 690 W/A needs 15.9 A: the urgent car gets 16 A, the standard car the 6 A left.
+    assert result == {"urgent": 16, "standard": 6}
+
+
+def test_earlier_departure_gets_more_when_power_is_short() -> None:
+    """Two cars want 10 kWh; the one leaving in 1 h needs more current than the one leaving in 8 h and gets it."""
+    soon = session("soon", energy_wh=10_000, hours=1)
+    late = session("late", energy_wh=10_000, hours=8)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=18),), (late, soon)), NOW))
+    assert result["soon"] > result["late"] >= 6
+    assert result["soon"] + result["late"] == 18
+
+
+def test_leftover_capacity_is_used_now() -> None:
+    """With power to spare, cars get more than their pace (up to their maximum): capacity unused now is lost."""
+    slow = session("slow", energy_wh=5_000, hours=10, max_a=16)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=63),), (slow,)), NOW))
+    assert result == {"slow": 16}
+
+
+def test_almost_full_car_is_offered_only_what_it_can_use_in_the_slot() -> None:
+    """A car wanting 300 Wh needs ~5 A for five minutes; it gets its 6 A minimum, the rest goes to the other car."""
+    nearly_done = session("done", energy_wh=300)
+    other = session("other")
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=32),), (nearly_done, other)), NOW))
+    assert result == {"done": 6, "other": 26}
+
+
+def test_no_energy_wanted_means_zero() -> None:
+    """A session whose car wants nothing more gets 0 A and the note says why."""
+    result = plan(Snapshot((GridNode("site", max_current_a=32),), (session("full", energy_wh=0),)), NOW)
+    assert currents(result) == {"full": 0}
+    assert result.notes["full"] == "no energy wanted"
+
+
+def test_limit_window_lowers_the_plan_when_it_starts() -> None:
+    """A peak window from 17:00 to 20:00 at 12 A gives the session a second period at 12 A starting 17:00."""
+    start, end = NOW.replace(hour=17), NOW.replace(hour=20)
+    node = GridNode("site", max_current_a=32, schedule=(LimitWindow(start, end, max_current_a=12),))
+    result = plan(Snapshot((node,), (session("a", hours=12, energy_wh=400_000),)), NOW)
+    periods = [(p.start, p.current_a) for p in result.sessions["a"].periods]
+    assert periods == [(NOW, 32), (start, 12), (end, 32)]
+
+
+def test_capacity_held_for_a_booking_is_kept_free() -> None:
+    """A booking holding 16 A from 10:00 leaves 16 A of a 32 A site to the car charging now, from 10:00 on."""
+    hold = CapacityHold("booking-1", "site", NOW + timedelta(hours=1), NOW + timedelta(hours=3), 16)
+    snapshot = Snapshot((GridNode("site", max_current_a=32),), (session("a", energy_wh=200_000, hours=12),), (hold,))
+    result = plan(snapshot, NOW).sessions["a"]
+    assert result.current_at(NOW) == 32
+    assert result.current_at(NOW + timedelta(hours=2)) == 16
+    assert result.current_at(NOW + timedelta(hours=4)) == 32
+
+
+def test_station_that_cannot_be_steered_is_planned_around() -> None:
+    """A station assumed to draw 20 A (it rejected its profile) leaves 12 A of 32 A to the others."""
+    stuck = session("stuck", fixed_a=20)
+    result = plan(Snapshot((GridNode("site", max_current_a=32),), (stuck, session("a"))), NOW)
+    assert currents(result) == {"a": 12}
+
+
+def test_unmanaged_load_above_the_limit_pauses_everything_and_is_reported() -> None:
+    """Building load of 40 A on a 32 A feeder: the cars under it are paused and the feeder is reported overloaded."""
+    nodes = (GridNode("site"), GridNode("feeder", "site", max_current_a=32, unmanaged_a=(40, 0, 0)))
+    result = plan(Snapshot(nodes, (session("a", "feeder"), session("b", "feeder", phases=(2,)))), NOW)
+    assert currents(result) == {"a": 0, "b": 32}
+    assert result.overloaded == ("feeder",)
+
+
+def test_charging_session_keeps_its_place_against_a_slightly_more_urgent_one() -> None:
+    """Room for one car: the one charging keeps charging unless the waiting one is more urgent by the bonus."""
+    charging = session("charging", energy_wh=20_000, hours=6, offered_a=10)
+    waiting = session("waiting", energy_wh=20_000, hours=5.9)
+    nodes = (GridNode("site", max_current_a=10),)
+    assert currents(plan(Snapshot(nodes, (waiting, charging)), NOW)) == {"charging": 10, "waiting": 0}
+    much_sooner = session("waiting", energy_wh=20_000, hours=4)
+    assert currents(plan(Snapshot(nodes, (much_sooner, charging)), NOW)) == {"charging": 0, "waiting": 10}
+
+
+def test_unknown_departure_and_energy_use_the_configured_defaults() -> None:
+    """No departure or energy given: the session is planned with default_stay and default_energy_wh."""
+    unknown = SessionDemand("u", "site", THREE, 32, NOW)
+    known = session("k", energy_wh=1_000, hours=1)
+    config = SchedulerSettings(default_energy_wh=100_000, default_stay=timedelta(hours=2))
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=20),), (unknown, known)), NOW, config))
+    # The defaulted car needs 100 kWh in 2 h (> its 32 A): it is the least lax and gets the most.
+    assert result["u"] > result["k"]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "sessions", "message"),
+    [
+        ((GridNode("a", "b"),), (), "unknown parent"),
+        ((GridNode("a", "b"), GridNode("b", "a")), (), "its own ancestor"),
+        ((GridNode("a", max_current_a=-1),), (), "limits must be >= 0"),
+        ((GridNode("a"), GridNode("a")), (), "defined twice"),
+        ((GridNode("a", phases=(1,)), GridNode("b", "a")), (), "phases its parent"),
+        ((GridNode("a"),), (session("s", "nowhere"),), "unknown node"),
+        ((GridNode("a", phases=(1,)),), (session("s", "a"),), "lacks"),
+    ],
+)
+def test_inconsistent_snapshots_are_refused_with_a_reason(
+    nodes: tuple[GridNode, ...], sessions: tuple[SessionDemand, ...], message: str
+) -> None:
+    """A broken tree or a session on a node that cannot carry it raises GridError naming the problem."""
+    with pytest.raises(GridError, match=message):
+        plan(Snapshot(nodes, sessions), NOW)
+
+
+# -- properties on random sites ---------------------------------------------------------------------------------
+
+
+@st.composite
+def random_sites(draw: st.DrawFn) -> Snapshot:
+    nodes = [GridNode("site", **draw(_limits(200)))]
+    for f in range(draw(st.integers(1, 3))):
+        nodes.append(GridNode(f"f{f}", "site", **draw(_limits(80))))
+        for s in range(draw(st.integers(1, 3))):
+            nodes.append(GridNode(f"f{f}s{s}", f"f{f}", **draw(_limits(40))))
+    leaves = [n.id for n in nodes if n.id.count("s") == 2 or "s" in n.id[2:]]
+    sessions = []
+    for i in range(draw(st.integers(0, 12))):
+        phases = draw(st.sampled_from([(1,), (2,), (3,), (1, 2), THREE]))
+        sessions.append(
+            SessionDemand(
+                f"e{i}",
+                draw(st.sampled_from(leaves or ["site"])),
+                phases,
+                draw(st.sampled_from([6.0, 10.0, 16.0, 32.0])),
+                NOW - timedelta(minutes=draw(st.integers(0, 600))),
+                energy_wh=draw(st.one_of(st.none(), st.floats(0, 80_000))),
+                departure=draw(st.one_of(st.none(), st.just(NOW + timedelta(minutes=draw(st.integers(-60, 900)))))),
+                priority=draw(st.sampled_from(list(Priority))),
+                offered_a=draw(st.one_of(st.none(), st.just(6.0), st.just(16.0))),
+                fixed_a=draw(st.one_of(st.none(), st.none(), st.just(8.0))),
+                pilot_step_a=draw(st.sampled_from([1.0, 0.1])),
+            )
+        )
+    holds = ()
+    if draw(st.booleans()):
+        holds = (CapacityHold("h", "site", NOW + timedelta(hours=1), NOW + timedelta(hours=2), 10.0),)
+    return Snapshot(tuple(nodes), tuple(sessions), holds)
+
+
+def _limits(top: int) -> st.SearchStrategy[dict[str, float | None]]:
+    amps = st.one_of(st.none(), st.floats(0, top))
+    watts = st.one_of(st.none(), st.floats(0, top * 690))
+    return st.fixed_dictionaries({"max_current_a": amps, "max_power_w": watts})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_sites())
+def test_no_plan_breaks_a_limit_or_offers_less_than_the_minimum(snapshot: Snapshot) -> None:
+    """For random trees, limits and sessions, no constraint is exceeded in any period and every current is 0 or in
+    [min, max] on the pilot step."""
+    result = plan(snapshot, NOW)
+    network = compile_network(snapshot, NOW, result.end)
+    for segment in range(network.segment_count):
+        when = network.boundaries[segment]
+        amps = [result.sessions[s.id].current_at(when) for s in network.sessions]
+        for constraint in network.constraints:
+            load = sum(amps[i] * c for i, c in zip(constraint.members, constraint.coefficients, strict=True))
+            capacity = constraint.capacities[segment]
+            tolerance = 1e-6 * (230 * 3 if constraint.phase == POWER else 1)
+            assert load <= max(capacity, 0.0) + tolerance, (constraint.node_id, constraint.phase, when)
+        for s, current in zip(network.sessions, amps, strict=True):
+            assert current == 0 or s.min_current_a - 1e-9 <= current <= s.max_current_a + 1e-9
+            steps = current / s.pilot_step_a
+            assert abs(steps - round(steps)) < 1e-6
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_sites())
+def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> None:
+    """Work conservation: no session below what it can use now could take one more pilot step (or its minimum, if
+    paused) without breaking a constraint."""
+    result = plan(snapshot, NOW)
+    network = compile_network(snapshot, NOW, result.end)
+    config = SchedulerSettings()
+    slot_hours = config.slot.total_seconds() / 3600
+    amps = [result.sessions[s.id].current_a for s in network.sessions]
+    slack = [c.capacities[0] for c in network.constraints]
+    for k, constraint in enumerate(network.constraints):
+        slack[k] -= sum(amps[i] * c for i, c in zip(constraint.members, constraint.coefficients, strict=True))
+    for i, s in enumerate(network.sessions):
+        energy = config.default_energy_wh if s.energy_wh is None else s.energy_wh
+        usable = min(s.max_current_a, max(energy / (s.voltage_v * len(s.phases) * slot_hours), s.min_current_a))
+        if energy <= 1e-9 or s.max_current_a < s.min_current_a or amps[i] >= usable - 1e-9:
+            continue
+        more = s.min_current_a if amps[i] == 0 else min(s.pilot_step_a, usable - amps[i])
+        fits = all(slack[k] >= more * c - 1e-6 for k, c in network.session_constraints[i])
+        assert not fits, (s.id, amps[i], more)
