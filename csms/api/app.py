@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 
-from csms.api import commands, resources
+from csms.api import commands, grid, resources
 from csms.api.context import ApiContext, api_context
 from csms.api.problems import install_problem_handlers
 from csms.errors import CsmsError
@@ -61,5 +61,6 @@ def create_app(context: ApiContext) -> FastAPI:
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
     v1.include_router(resources.router)
     v1.include_router(commands.router)
+    v1.include_router(grid.router)
     app.include_router(v1)
     return app

@@ -10,8 +10,11 @@ from csms.config import ApiSettings
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
+from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.charger import ChargerService
 from csms.service.commands import CommandService
+from csms.service.grid import GridService
+from csms.service.smart_charging import SmartChargingService
 from csms.storage.sql import SqlStorage
 
 __all__ = ["ApiContext", "api_context"]
@@ -26,6 +29,9 @@ class ApiContext:
     registry: SessionRegistry
     metrics: Metrics
     clock: Clock
+    grid: GridService
+    smart_charging: SmartChargingService | None = None
+    smart_charging_loop: SmartChargingLoop | None = None
 
 
 def api_context(request: Request) -> ApiContext:

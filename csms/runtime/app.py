@@ -21,8 +21,11 @@ from csms.runtime.metrics import Metrics
 from csms.runtime.ocpp_server import OcppServer
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
+from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
+from csms.service.grid import GridService
+from csms.service.smart_charging import SmartChargingService
 from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
 from csms.storage.writer import GroupCommitWriter
@@ -79,6 +82,10 @@ class CentralSystem:
         )
         self._checkpoint_engine = checkpoint_engine
         self.storage = SqlStorage(self.engine, self.writer)
+        # A changed limit, window, wiring or unmanaged load re-plans (debounced by the loop).
+        self.grid = GridService(self.storage, on_change=self._grid_changed)
+        self.smart: SmartChargingService | None = None
+        self.smart_loop: SmartChargingLoop | None = None
         self._api_server: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self.ocpp: OcppServer | None = None
@@ -106,10 +113,24 @@ class CentralSystem:
         chargers = ChargerService(self.storage, policy)
         await chargers.load()
         commands = CommandService(self.storage, self.registry)
+        await self.grid.load()
+        self.smart = SmartChargingService(self.settings.smart_charging, self.grid, commands)
+        self.smart.load(chargers.active())
+        self.smart_loop = SmartChargingLoop(self.smart, self.settings.smart_charging, self.clock)
+        chargers.observe(self.smart)
         self.ocpp = OcppServer(self.settings.ocpp, chargers, self.registry, self.clock, self.metrics)
         await self.ocpp.start()
         context = ApiContext(
-            self.settings.api, self.storage, chargers, commands, self.registry, self.metrics, self.clock
+            settings=self.settings.api,
+            storage=self.storage,
+            chargers=chargers,
+            commands=commands,
+            registry=self.registry,
+            metrics=self.metrics,
+            clock=self.clock,
+            grid=self.grid,
+            smart_charging=self.smart,
+            smart_charging_loop=self.smart_loop,
         )
         config = uvicorn.Config(
             create_app(context),
@@ -127,9 +148,16 @@ class CentralSystem:
                 raise RuntimeError("HTTP API stopped during start-up")
             await asyncio.sleep(0.01)
         log.info("HTTP API listening", host=self.settings.api.host, port=self.api_port)
+        self.smart_loop.start()
+
+    def _grid_changed(self) -> None:
+        if self.smart_loop is not None:
+            self.smart_loop.request_replan()
 
     async def stop(self) -> None:
         """Close charger connections with 1001, stop the API, commit what is queued, release the database."""
+        if self.smart_loop is not None:
+            await self.smart_loop.stop()
         if self.ocpp is not None:
             await self.ocpp.close()
         if self._api_server is not None and self._api_task is not None:

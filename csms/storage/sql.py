@@ -12,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
+from csms.domain.grid import GridConfig
+from csms.domain.grid_setup import GridSetup
 from csms.domain.metering import MeterSample
 from csms.domain.stations import (
     ConnectorState,
@@ -24,6 +26,7 @@ from csms.domain.stations import (
 from csms.domain.tokens import AuthorizationStatus, IdTokenRecord
 from csms.domain.transactions import Transaction, TransactionState
 from csms.errors import StorageError
+from csms.storage import grid
 from csms.storage.tables import (
     connectors,
     id_tokens,
@@ -246,6 +249,18 @@ class SqlStorage:
     async def get_reservation(self, reservation_id: int) -> dict[str, Any] | None:
         row = await self._one(select(reservations).where(reservations.c.id == reservation_id))
         return dict(row._mapping) if row else None
+
+    async def grid_setup(self) -> GridSetup:
+        """The whole grid setup (nodes, limit windows, wiring, last unmanaged loads); write builders in grid.py."""
+        try:
+            async with self._engine.connect() as conn:
+                return await grid.read_setup(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    async def grid_config(self, now: datetime) -> GridConfig:
+        """The stored grid as the scheduler models it, recurring limit windows expanded from ``now``."""
+        return (await self.grid_setup()).config(now)
 
     # -- writes ------------------------------------------------------------------------------------------
 

@@ -25,12 +25,15 @@ from sqlalchemy import (
 
 __all__ = [
     "connectors",
+    "grid_limit_windows",
+    "grid_nodes",
     "id_tokens",
     "metadata",
     "meter_values",
     "reservations",
     "station_events",
     "station_variables",
+    "station_wiring",
     "stations",
     "transactions",
     "UtcDateTime",
@@ -190,3 +193,58 @@ reservations = Table(
     Column("status", String(16), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# -- the electrical model (csms.domain.grid): site trees, limit windows, station wiring ------------------------
+
+# A tree of nodes; a site is a node without a parent. The tree's rules (known parent, no cycle, phases a subset of
+# the parent's) are checked by the service before anything is written, so parent_id carries no foreign key: one
+# would also make the order of inserts matter inside a group commit.
+grid_nodes = Table(
+    "grid_nodes",
+    metadata,
+    Column("id", String(48), primary_key=True),
+    Column("parent_id", String(48)),
+    Column("max_current_a", Float),  # per phase; NULL = not limited by current
+    Column("max_power_w", Float),  # over all phases; NULL = not limited by power
+    Column("phases", String(3), nullable=False),  # the grid phases carried, e.g. "123" or "2"
+    Column("voltage_v", Float, nullable=False),
+    # Live load we do not control, as last reported (PUT .../unmanaged-load); kept so it survives a restart.
+    Column("unmanaged_l1_a", Float, nullable=False, default=0.0),
+    Column("unmanaged_l2_a", Float, nullable=False, default=0.0),
+    Column("unmanaged_l3_a", Float, nullable=False, default=0.0),
+    Column("unmanaged_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# A temporary lower limit on a node: once (starts_at..ends_at) or daily (daily_start..daily_end local time in
+# time_zone, on the ISO weekdays listed, e.g. "12345").
+grid_limit_windows = Table(
+    "grid_limit_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("node_id", String(48), ForeignKey("grid_nodes.id", ondelete="CASCADE"), nullable=False),
+    Column("max_current_a", Float),
+    Column("max_power_w", Float),
+    Column("starts_at", UtcDateTime()),
+    Column("ends_at", UtcDateTime()),
+    Column("daily_start", String(8)),  # "HH:MM" or "HH:MM:SS"
+    Column("daily_end", String(8)),
+    Column("weekdays", String(7)),
+    Column("time_zone", String(64)),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+Index("ix_grid_limit_windows_node", grid_limit_windows.c.node_id)
+
+# Where a station hangs in the tree. No foreign key to stations: wiring is usually configured before the station
+# first connects (its stations row is created by its first BootNotification).
+station_wiring = Table(
+    "station_wiring",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("node_id", String(48), ForeignKey("grid_nodes.id"), nullable=False),
+    Column("rotation", String(3), nullable=False),  # grid phases wired to the station's L1, L2, L3, e.g. "231"
+    Column("phases", Integer, nullable=False),
+    Column("max_current_a", Float, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+Index("ix_station_wiring_node", station_wiring.c.node_id)
