@@ -12,6 +12,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.tree import Tree
 
 from csms.config import load_settings
 from csms.errors import ConfigError
@@ -23,6 +24,18 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="OCPP 1.6J / 2.0.1 central system.", no_args_is_help=True)
 stations_app = typer.Typer(help="Charging stations.", no_args_is_help=True)
 app.add_typer(stations_app, name="stations")
+grid_app = typer.Typer(
+    help="The electrical model: site trees, limits, limit windows, station wiring.", no_args_is_help=True
+)
+nodes_app = typer.Typer(help="Grid nodes (a site is a node without a parent).", no_args_is_help=True)
+windows_app = typer.Typer(
+    help="Limit windows: a lower limit on a node for a while, once or daily.", no_args_is_help=True
+)
+wiring_app = typer.Typer(help="Where each station is wired and how its phases are connected.", no_args_is_help=True)
+app.add_typer(grid_app, name="grid")
+grid_app.add_typer(nodes_app, name="nodes")
+grid_app.add_typer(windows_app, name="windows")
+grid_app.add_typer(wiring_app, name="wiring")
 err = Console(stderr=True)
 DEFAULT_CONFIG = Path("config/csms.toml")
 
@@ -102,6 +115,323 @@ def station_command(
         raise typer.Exit(2) from None
     result = _request("POST", f"{api}/api/v1/stations/{station_id}/commands/{command}", token, json=payload)
     print(json.dumps(result, indent=2))
+
+
+# -- grid --------------------------------------------------------------------------------------------------
+
+Phases = Annotated[str | None, typer.Option(help="grid phases the node carries, e.g. 123 or 1")]
+OptionalNumber = Annotated[str | None, typer.Option(help="a number, or 'none' to clear")]
+
+
+def _print_json(body: Any) -> None:
+    print(json.dumps(body, indent=2, default=str))
+
+
+def _all_items(url: str, token: str | None, **params: Any) -> list[Any]:
+    """Every item of a paged list endpoint."""
+    items: list[Any] = []
+    while True:
+        body = _request("GET", url, token, params={**params, "limit": 1000, "offset": len(items)})
+        items += body["items"]
+        if len(body["items"]) < 1000:
+            return items
+
+
+def _number(text: str | None, option: str) -> float | None:
+    if text is None or text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        err.print(f"[red]{option} must be a number or 'none', not {text!r}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _digits(text: str, option: str) -> list[int]:
+    """ "123", "1,2,3" or "1-5" as a list of integers."""
+    text = text.replace(" ", "")
+    try:
+        if "-" in text:
+            first, last = text.split("-")
+            return list(range(int(first), int(last) + 1))
+        return [int(part) for part in (text.split(",") if "," in text else text)]
+    except ValueError:
+        err.print(f"[red]{option} must look like 123, 1,2,3 or 1-5, not {text!r}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _amps(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _phase_names(phases: list[int]) -> str:
+    return "/".join(f"L{p}" for p in phases)
+
+
+@nodes_app.command("list")
+def list_nodes(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False) -> None:
+    """List grid nodes with their limits, load, children and wired stations."""
+    items = _all_items(f"{api}/api/v1/grid-nodes", token)
+    if as_json:
+        _print_json(items)
+        return
+    table = Table("id", "parent", "phases", "max A", "max W", "V", "load A", "children", "stations")
+    for item in items:
+        table.add_row(
+            item["id"],
+            item["parent_id"] or "",
+            "".join(str(p) for p in item["phases"]),
+            _amps(item["max_current_a"]),
+            _amps(item["max_power_w"]),
+            f"{item['voltage_v']:g}",
+            "/".join(f"{a:g}" for a in item["unmanaged_a"]),
+            ", ".join(item["children"]),
+            ", ".join(item["stations"]),
+        )
+    Console().print(table)
+
+
+@nodes_app.command("show")
+def show_node(node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+    """Print one node as JSON, with its limit windows and the limits in force now."""
+    _print_json(_request("GET", f"{api}/api/v1/grid-nodes/{node_id}", token))
+
+
+@nodes_app.command("add")
+def add_node(
+    node_id: str,
+    parent: Annotated[str | None, typer.Option(help="parent node; without it the node is a site")] = None,
+    max_current: Annotated[float | None, typer.Option(help="limit in A per phase")] = None,
+    max_power: Annotated[float | None, typer.Option(help="limit in W over all phases")] = None,
+    phases: Phases = None,
+    voltage: Annotated[float | None, typer.Option(help="phase-to-neutral voltage [default: 230]")] = None,
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add a grid node (a site when it has no --parent)."""
+    body: dict[str, Any] = {"id": node_id, "parent_id": parent, "max_current_a": max_current, "max_power_w": max_power}
+    if phases is not None:
+        body["phases"] = _digits(phases, "--phases")
+    if voltage is not None:
+        body["voltage_v"] = voltage
+    node = _request("POST", f"{api}/api/v1/grid-nodes", token, json=body)
+    if as_json:
+        _print_json(node)
+    else:
+        kind = f"under {node['parent_id']}" if node["parent_id"] else "as a site"
+        Console().print(f"added grid node {node['id']} {kind}")
+
+
+@nodes_app.command("set")
+def set_node(
+    node_id: str,
+    parent: Annotated[str | None, typer.Option(help="new parent, or 'none' to make the node a site")] = None,
+    max_current: OptionalNumber = None,
+    max_power: OptionalNumber = None,
+    phases: Phases = None,
+    voltage: Annotated[float | None, typer.Option(help="phase-to-neutral voltage")] = None,
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change a node: only the options given change; 'none' clears a limit or the parent."""
+    body: dict[str, Any] = {}
+    if parent is not None:
+        body["parent_id"] = None if parent.lower() == "none" else parent
+    if max_current is not None:
+        body["max_current_a"] = _number(max_current, "--max-current")
+    if max_power is not None:
+        body["max_power_w"] = _number(max_power, "--max-power")
+    if phases is not None:
+        body["phases"] = _digits(phases, "--phases")
+    if voltage is not None:
+        body["voltage_v"] = voltage
+    if not body:
+        err.print("[red]nothing to change:[/red] give --parent, --max-current, --max-power, --phases or --voltage")
+        raise typer.Exit(2)
+    node = _request("PATCH", f"{api}/api/v1/grid-nodes/{node_id}", token, json=body)
+    if as_json:
+        _print_json(node)
+    else:
+        Console().print(f"changed grid node {node_id}: " + ", ".join(f"{k}={node[k]}" for k in body))
+
+
+@nodes_app.command("remove")
+def remove_node(node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+    """Delete a node and its limit windows (refused while it has children or wired stations)."""
+    _request("DELETE", f"{api}/api/v1/grid-nodes/{node_id}", token)
+    Console().print(f"removed grid node {node_id}")
+
+
+@nodes_app.command("load")
+def set_unmanaged_load(
+    node_id: str,
+    amps: Annotated[list[float], typer.Argument(help="unmanaged load in A on L1 L2 L3")],
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+) -> None:
+    """Report the load on a node that we do not control (e.g. the building), per phase."""
+    if len(amps) != 3:
+        err.print("[red]give three values: L1 L2 L3[/red]")
+        raise typer.Exit(2)
+    body = _request("PUT", f"{api}/api/v1/grid-nodes/{node_id}/unmanaged-load", token, json={"unmanaged_a": amps})
+    Console().print(f"unmanaged load on {node_id}: " + " / ".join(f"{a:g} A" for a in body["unmanaged_a"]))
+
+
+@grid_app.command("sites")
+def show_sites(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False) -> None:
+    """Show every site as a tree of nodes and wired stations."""
+    sites = _all_items(f"{api}/api/v1/sites", token)
+    if as_json:
+        _print_json(sites)
+        return
+
+    def label(node: dict[str, Any]) -> str:
+        limits = [f"{node['max_current_a']:g} A" if node["max_current_a"] is not None else ""]
+        limits.append(f"{node['max_power_w']:g} W" if node["max_power_w"] is not None else "")
+        text = " ".join(part for part in limits if part) or "no limit"
+        return f"[bold]{node['id']}[/bold] ({_phase_names(node['phases'])}, {text})"
+
+    def grow(tree: Tree, node: dict[str, Any]) -> None:
+        for child in node["children"]:
+            grow(tree.add(label(child)), child)
+        for station in node["stations"]:
+            tree.add(f"station {station}")
+
+    console = Console()
+    for site in sites:
+        tree = Tree(label(site))
+        grow(tree, site)
+        console.print(tree)
+    if not sites:
+        console.print("no sites configured")
+
+
+@windows_app.command("list")
+def list_windows(
+    node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False
+) -> None:
+    """List a node's limit windows."""
+    items = _all_items(f"{api}/api/v1/grid-nodes/{node_id}/limit-windows", token)
+    if as_json:
+        _print_json(items)
+        return
+    table = Table("id", "kind", "when", "max A", "max W")
+    for item in items:
+        if item["kind"] == "daily":
+            days = "every day" if len(item["weekdays"]) == 7 else ",".join(_WEEKDAYS[d - 1] for d in item["weekdays"])
+            when = f"{item['daily_start']}-{item['daily_end']} {item['timezone']} {days}"
+        else:
+            when = f"{item['start']} .. {item['end']}"
+        table.add_row(str(item["id"]), item["kind"], when, _amps(item["max_current_a"]), _amps(item["max_power_w"]))
+    Console().print(table)
+
+
+@windows_app.command("add")
+def add_window(
+    node_id: str,
+    max_current: Annotated[float | None, typer.Option(help="limit in A per phase during the window")] = None,
+    max_power: Annotated[float | None, typer.Option(help="limit in W during the window")] = None,
+    start: Annotated[str | None, typer.Option(help="once: ISO time with offset, e.g. 2026-12-01T17:00Z")] = None,
+    end: Annotated[str | None, typer.Option(help="once: ISO time with offset")] = None,
+    daily: Annotated[str | None, typer.Option(help="every day, local time: e.g. 17:00-20:00")] = None,
+    weekdays: Annotated[str | None, typer.Option(help="daily: ISO weekdays, e.g. 1-5 or 1,2,3")] = None,
+    timezone: Annotated[str | None, typer.Option(help="daily: IANA time zone [default: UTC]")] = None,
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Lower a node's limit for a while: --start/--end once, or --daily every day."""
+    body: dict[str, Any] = {"max_current_a": max_current, "max_power_w": max_power}
+    if daily is not None:
+        daily_start, _, daily_end = daily.partition("-")
+        if not daily_end:
+            err.print(f"[red]--daily must look like 17:00-20:00, not {daily!r}[/red]")
+            raise typer.Exit(2)
+        body.update(daily_start=daily_start, daily_end=daily_end)
+        if weekdays is not None:
+            body["weekdays"] = _digits(weekdays, "--weekdays")
+        if timezone is not None:
+            body["timezone"] = timezone
+    else:
+        body.update(start=start, end=end)
+    window = _request("POST", f"{api}/api/v1/grid-nodes/{node_id}/limit-windows", token, json=body)
+    if as_json:
+        _print_json(window)
+    else:
+        Console().print(f"added limit window {window['id']} on {node_id}")
+
+
+@windows_app.command("remove")
+def remove_window(node_id: str, window_id: int, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+    """Delete one of a node's limit windows."""
+    _request("DELETE", f"{api}/api/v1/grid-nodes/{node_id}/limit-windows/{window_id}", token)
+    Console().print(f"removed limit window {window_id} from {node_id}")
+
+
+@wiring_app.command("set")
+def set_wiring(
+    station_id: str,
+    node_id: Annotated[str, typer.Argument(help="the grid node the station hangs from")],
+    rotation: Annotated[str | None, typer.Option(help="grid phases on the station's L1 L2 L3: 123, 231 or STR")] = None,
+    phases: Annotated[int | None, typer.Option(help="phases the station supplies to a car [default: 3]")] = None,
+    max_current: Annotated[float | None, typer.Option(help="hardware maximum per EVSE and phase [default: 32]")] = None,
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Wire a station under a node (it need not have connected yet)."""
+    body: dict[str, Any] = {"node_id": node_id}
+    if rotation is not None:
+        body["rotation"] = rotation
+    if phases is not None:
+        body["phases"] = phases
+    if max_current is not None:
+        body["max_current_a"] = max_current
+    wiring = _request("PUT", f"{api}/api/v1/stations/{station_id}/wiring", token, json=body)
+    if as_json:
+        _print_json(wiring)
+    else:
+        Console().print(f"station {station_id} wired under {node_id}, drawing on {_phase_names(wiring['grid_phases'])}")
+
+
+@wiring_app.command("show")
+def show_wiring(
+    station_id: Annotated[str | None, typer.Argument(help="one station; all when left out")] = None,
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show one station's wiring, or every station's."""
+    if station_id is not None:
+        items = [_request("GET", f"{api}/api/v1/stations/{station_id}/wiring", token)]
+    else:
+        items = _all_items(f"{api}/api/v1/station-wirings", token)
+    if as_json:
+        _print_json(items[0] if station_id is not None else items)
+        return
+    table = Table("station", "node", "rotation", "phases", "max A", "draws on")
+    for item in items:
+        table.add_row(
+            item["station_id"],
+            item["node_id"],
+            "".join(str(p) for p in item["rotation"]),
+            str(item["phases"]),
+            _amps(item["max_current_a"]),
+            _phase_names(item["grid_phases"]),
+        )
+    Console().print(table)
+
+
+@wiring_app.command("remove")
+def remove_wiring(station_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+    """Remove a station's wiring."""
+    _request("DELETE", f"{api}/api/v1/stations/{station_id}/wiring", token)
+    Console().print(f"removed the wiring of station {station_id}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,96 @@
+"""`csms grid ...` against a live server: nodes, windows, wiring, JSON output and readable errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from typer.testing import CliRunner, Result
+
+from csms.cli import app
+from csms.runtime.app import CentralSystem
+
+
+async def cli(csms: CentralSystem, *args: str) -> Result:
+    """Run the CLI in a thread: it calls the API synchronously, which the server on this loop must answer."""
+    url = f"http://127.0.0.1:{csms.api_port}"
+    return await asyncio.to_thread(CliRunner().invoke, app, [*args, "--api", url])
+
+
+async def ok(csms: CentralSystem, *args: str) -> str:
+    result = await cli(csms, *args)
+    assert result.exit_code == 0, (args, result.output, result.stderr)
+    return result.stdout
+
+
+async def as_json(csms: CentralSystem, *args: str) -> Any:
+    return json.loads(await ok(csms, *args, "--json"))
+
+
+async def test_nodes_add_list_set_remove(csms: CentralSystem) -> None:
+    """Nodes added, changed and removed with the CLI are what the API and `nodes list --json` show."""
+    assert "added grid node site as a site" in await ok(csms, "grid", "nodes", "add", "site", "--max-current", "100")
+    await ok(csms, "grid", "nodes", "add", "circuit", "--parent", "site", "--phases", "1", "--max-power", "7400")
+    nodes = {n["id"]: n for n in await as_json(csms, "grid", "nodes", "list")}
+    assert nodes["circuit"]["phases"] == [1] and nodes["circuit"]["max_power_w"] == 7400
+    assert nodes["site"]["children"] == ["circuit"]
+    changed = await as_json(csms, "grid", "nodes", "set", "circuit", "--max-power", "none", "--max-current", "16")
+    assert changed["max_power_w"] is None and changed["max_current_a"] == 16
+    table = await ok(csms, "grid", "nodes", "list")
+    assert "circuit" in table and "123" in table
+    assert "16 A" in await ok(csms, "grid", "sites")
+    assert "12/0/0" in (await ok(csms, "grid", "nodes", "load", "circuit", "12", "0", "0")).replace(" A / ", "/")
+    assert (await as_json(csms, "grid", "nodes", "list"))[0]["unmanaged_a"] == [12, 0, 0]
+    await ok(csms, "grid", "nodes", "remove", "circuit")
+    assert [n["id"] for n in await as_json(csms, "grid", "nodes", "list")] == ["site"]
+
+
+async def test_windows_add_list_remove(csms: CentralSystem) -> None:
+    """Once and daily limit windows are added, listed and removed by id."""
+    await ok(csms, "grid", "nodes", "add", "site", "--max-current", "100")
+    once = await as_json(
+        csms,
+        *("grid", "windows", "add", "site", "--max-current", "40"),
+        *("--start", "2099-01-01T17:00:00Z", "--end", "2099-01-01T20:00:00Z"),
+    )
+    daily = await as_json(
+        csms,
+        *("grid", "windows", "add", "site", "--max-power", "30000", "--daily", "17:00-20:00"),
+        *("--weekdays", "1-5", "--timezone", "Europe/Berlin"),
+    )
+    assert once["kind"] == "once" and daily["weekdays"] == [1, 2, 3, 4, 5]
+    table = await ok(csms, "grid", "windows", "list", "site")
+    assert "17:00-20:00 Europe/Berlin Mon,Tue,Wed,Thu,Fri" in table.replace("\n", " ")
+    await ok(csms, "grid", "windows", "remove", "site", str(once["id"]))
+    assert [w["id"] for w in await as_json(csms, "grid", "windows", "list", "site")] == [daily["id"]]
+
+
+async def test_wiring_set_show_remove(csms: CentralSystem) -> None:
+    """A station is wired with a phase rotation, shown alone or with all others, and unwired."""
+    await ok(csms, "grid", "nodes", "add", "site")
+    assert "drawing on L2" in await ok(
+        csms, "grid", "wiring", "set", "CP1", "site", "--rotation", "STR", "--phases", "1"
+    )
+    await ok(csms, "grid", "wiring", "set", "CP2", "site", "--max-current", "16")
+    assert (await as_json(csms, "grid", "wiring", "show", "CP1"))["rotation"] == [2, 3, 1]
+    assert [w["station_id"] for w in await as_json(csms, "grid", "wiring", "show")] == ["CP1", "CP2"]
+    assert "CP2" in await ok(csms, "grid", "wiring", "show")
+    await ok(csms, "grid", "wiring", "remove", "CP1")
+    assert [w["station_id"] for w in await as_json(csms, "grid", "wiring", "show")] == ["CP2"]
+
+
+async def test_errors_are_readable_and_exit_non_zero(csms: CentralSystem) -> None:
+    """API problems print their status and detail on stderr; bad options are refused before any request."""
+    await ok(csms, "grid", "nodes", "add", "site", "--phases", "1")
+    conflict = await cli(csms, "grid", "nodes", "add", "child", "--parent", "site", "--phases", "123")
+    assert conflict.exit_code == 1
+    assert "409" in conflict.stderr and "carries only L1" in conflict.stderr
+    missing = await cli(csms, "grid", "wiring", "show", "NOPE")
+    assert missing.exit_code == 1 and "404" in missing.stderr and "NOPE" in missing.stderr
+    invalid = await cli(csms, "grid", "nodes", "add", "x", "--max-current", "-4")
+    assert invalid.exit_code == 1 and "max_current_a" in invalid.stderr
+    bad_option = await cli(csms, "grid", "windows", "add", "site", "--max-current", "5", "--daily", "17:00")
+    assert bad_option.exit_code == 2 and "17:00-20:00" in bad_option.stderr
+    nothing = await cli(csms, "grid", "nodes", "set", "site")
+    assert nothing.exit_code == 2 and "nothing to change" in nothing.stderr
