@@ -27,6 +27,7 @@ __all__ = [
     "LogSettings",
     "OcppSettings",
     "Settings",
+    "SmartChargingSettings",
     "StationSettings",
     "UnknownStationStatus",
     "load_settings",
@@ -84,6 +85,28 @@ class StationSettings(_Section):
     allow_unknown_tokens: bool = False
 
 
+class SmartChargingSettings(_Section):
+    """Grid-limit smart charging: how often to re-plan and how to talk to chargers about it."""
+
+    enabled: bool = True  # only stations wired to a grid node are managed
+    algorithm: str = Field(default="realtime", pattern=r"^(realtime|optimal)$")
+    slot_seconds: float = Field(default=300.0, ge=1, le=3600)  # planning step (simulated seconds)
+    horizon_hours: float = Field(default=24.0, gt=0, le=168)
+    tick_seconds: float = Field(default=300.0, gt=0, le=3600)  # periodic re-plan, real seconds
+    debounce_seconds: float = Field(default=1.0, ge=0, le=60)  # gather events before re-planning
+    threshold_a: float = Field(default=1.0, ge=0, le=32)  # smaller increases are not sent
+    min_write_interval_seconds: float = Field(default=300.0, ge=0, le=86400)  # between increases per EVSE
+    profile_validity_seconds: float = Field(default=900.0, ge=60, le=86400)  # a lost link decays after this
+    refresh_margin_seconds: float = Field(default=300.0, ge=0, le=3600)  # re-send before a profile lapses
+    retry_seconds: float = Field(default=300.0, ge=1, le=86400)  # before steering a station that refused again
+    settle_seconds: float = Field(default=60.0, ge=0, le=3600)  # a charger's time to apply a new limit
+    overdraw_tolerance_a: float = Field(default=2.0, ge=0, le=32)  # above its limit by more = not complying
+    tx_profile_stack_level: int = Field(default=1, ge=0, le=100)
+    tx_default_at_boot: bool = True  # send each wired station a TxDefaultProfile at its safe share
+    default_stay_hours: float = Field(default=8.0, gt=0, le=168)
+    default_energy_kwh: float = Field(default=30.0, ge=0, le=1000)
+
+
 class LogSettings(_Section):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
     format: str = Field(default="console", pattern=r"^(console|json)$")
@@ -97,6 +120,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     database: DatabaseSettings = DatabaseSettings()
     stations: StationSettings = StationSettings()
+    smart_charging: SmartChargingSettings = SmartChargingSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

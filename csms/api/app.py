@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import Response
 
-from csms.api import commands, grid, resources
+from csms.api import commands, grid, resources, smart_charging
 from csms.api.context import ApiContext, api_context
 from csms.api.problems import install_problem_handlers
 from csms.errors import CsmsError
@@ -62,5 +62,6 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(resources.router)
     v1.include_router(commands.router)
     v1.include_router(grid.router)
+    v1.include_router(smart_charging.router)
     app.include_router(v1)
     return app

@@ -30,6 +30,7 @@ from csms.domain.commands import (
     UpdateFirmware,
     VariableRef,
 )
+from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.metering import energy_wh
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationInfo
 from csms.domain.tokens import AuthorizationStatus, IdTokenInfo
@@ -173,6 +174,23 @@ async def reservation_status_update(ctx: CallContext, p: dict[str, Any]) -> dict
     return {}
 
 
+async def notify_ev_charging_needs(ctx: CallContext, p: dict[str, Any]) -> dict[str, Any]:
+    """K17: Accepted promises a charging schedule (smart charging manages the station), Rejected that none follows."""
+    needs = p["chargingNeeds"]
+    ac = needs.get("acChargingParameters") or {}
+    dc = needs.get("dcChargingParameters") or {}
+    departure = needs.get("departureTime")
+    charging_needs = ChargingNeeds(
+        energy_wh=ac.get("energyAmount", dc.get("energyAmount")),
+        departure=parse_time(departure) if departure else None,
+        # DC currents are the battery's, not per AC phase: only AC limits bound a phase current.
+        max_current_a=ac.get("evMaxCurrent"),
+        min_current_a=ac.get("evMinCurrent"),
+    )
+    scheduled = await ctx.service.ev_charging_needs(ctx.station_id, p["evseId"], charging_needs, p, ctx.now)
+    return {"status": "Accepted" if scheduled else "Rejected"}
+
+
 HANDLERS: dict[str, Handler] = {
     "BootNotification": boot_notification,
     "Heartbeat": heartbeat,
@@ -185,8 +203,7 @@ HANDLERS: dict[str, Handler] = {
     "SecurityEventNotification": recorded("SecurityEventNotification"),
     "NotifyChargingLimit": recorded("NotifyChargingLimit"),
     "ClearedChargingLimit": recorded("ClearedChargingLimit"),
-    # K17: Rejected means "no schedule will follow"; the needs are kept for the smart-charging planner.
-    "NotifyEVChargingNeeds": recorded("NotifyEVChargingNeeds", {"status": "Rejected"}),
+    "NotifyEVChargingNeeds": notify_ev_charging_needs,
     "ReportChargingProfiles": recorded("ReportChargingProfiles"),
     "ReservationStatusUpdate": reservation_status_update,
     "FirmwareStatusNotification": recorded("FirmwareStatusNotification", station_field="firmware_status"),

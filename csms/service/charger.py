@@ -8,10 +8,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
+from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.metering import MeterSample, energy_wh
 from csms.domain.stations import (
     ConnectorState,
@@ -27,7 +28,7 @@ from csms.storage import sql
 from csms.storage.sql import SqlStorage, VariableRow
 from csms.storage.writer import Write
 
-__all__ = ["BootResult", "ChargerService", "StationPolicy", "TransactionReply"]
+__all__ = ["BootResult", "ChargerService", "ChargingObserver", "StationPolicy", "TransactionReply"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,10 +53,49 @@ class TransactionReply:
     id_token_info: IdTokenInfo | None
 
 
+class ChargingObserver(Protocol):
+    """Told what chargers reported, after it is committed (smart charging listens). Must be cheap and not raise."""
+
+    def transaction_started(self, transaction: Transaction, now: datetime) -> None: ...
+
+    def transaction_ended(self, transaction: Transaction, now: datetime) -> None: ...
+
+    def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None: ...
+
+    def connector_changed(self, state: ConnectorState, now: datetime) -> None: ...
+
+    def station_booted(self, station_id: str, now: datetime) -> None: ...
+
+    def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
+        """True when a charging schedule will follow."""
+        ...
+
+
+class _NobodyListens:
+    def transaction_started(self, transaction: Transaction, now: datetime) -> None:
+        pass
+
+    def transaction_ended(self, transaction: Transaction, now: datetime) -> None:
+        pass
+
+    def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None:
+        pass
+
+    def connector_changed(self, state: ConnectorState, now: datetime) -> None:
+        pass
+
+    def station_booted(self, station_id: str, now: datetime) -> None:
+        pass
+
+    def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
+        return False
+
+
 class ChargerService:
-    def __init__(self, storage: SqlStorage, policy: StationPolicy) -> None:
+    def __init__(self, storage: SqlStorage, policy: StationPolicy, observer: ChargingObserver | None = None) -> None:
         self._storage = storage
         self._policy = policy
+        self._observer: ChargingObserver = observer or _NobodyListens()
         self._state = HotState()
         self._transaction_ids = itertools.count(1)
 
@@ -79,6 +119,13 @@ class ChargerService:
     def registration(self, station_id: str) -> RegistrationStatus | None:
         return self._state.registrations.get(station_id)
 
+    def observe(self, observer: ChargingObserver) -> None:
+        self._observer = observer
+
+    def active(self) -> list[Transaction]:
+        """Every transaction in progress."""
+        return self._state.all_active()
+
     async def set_registration(self, station_id: str, status: RegistrationStatus) -> None:
         await self._storage.write([sql.set_station_field(station_id, "registration", status.value)])
         self._state.registrations[station_id] = status
@@ -98,6 +145,8 @@ class ChargerService:
         self._state.registrations[station_id] = decision.status
         if decision.register:
             log.info("station registered", station_id=station_id, status=decision.status.value)
+        if decision.status is RegistrationStatus.ACCEPTED:
+            self._observer.station_booted(station_id, now)
         return BootResult(decision.status, self._policy.heartbeat_interval)
 
     async def heartbeat(self, station_id: StationId, now: datetime) -> None:
@@ -105,6 +154,7 @@ class ChargerService:
 
     async def connector_status(self, state: ConnectorState, now: datetime) -> None:
         await self._storage.write([sql.record_connector(state), sql.touch_station(state.station_id, now)])
+        self._observer.connector_changed(state, now)
 
     async def authorize(self, station_id: StationId, token: str, now: datetime) -> IdTokenInfo:
         return authorize(await self._token(token), now, self._policy.allow_unknown_tokens)
@@ -130,6 +180,9 @@ class ChargerService:
         self._state.forget_readings(start.station_id, start.evse_id)
         self._state.started(transaction)
         self._state.readings_stored(start.station_id, start.evse_id, samples)
+        self._observer.transaction_started(transaction, now)
+        if samples:
+            self._observer.metered(start.station_id, start.evse_id, samples, now)
         return TransactionReply(transaction, info)
 
     async def update_transaction(
@@ -157,8 +210,11 @@ class ChargerService:
         self._state.readings_stored(start.station_id, transaction.evse_id, samples)
         if is_new:
             self._state.started(transaction)
+            self._observer.transaction_started(transaction, now)
         else:
             transaction = self._state.progressed(transaction, start.seq_no)
+        if samples:
+            self._observer.metered(start.station_id, transaction.evse_id, samples, now)
         return TransactionReply(transaction, info)
 
     async def stop_transaction(
@@ -180,6 +236,7 @@ class ChargerService:
         await self._storage.write(writes)
         self._state.ended(transaction)
         self._state.forget_readings(station_id, transaction.evse_id)
+        self._observer.transaction_ended(transaction, now)
         return info
 
     async def find_transaction(self, station_id: StationId, charger_tx_id: str) -> Transaction | None:
@@ -209,6 +266,8 @@ class ChargerService:
         writes = sql.meter_value_writes(station_id, evse_id, transaction_id, samples)
         await self._storage.write([*writes, sql.touch_station(station_id, now)])
         self._state.readings_stored(station_id, evse_id, samples)
+        if samples:
+            self._observer.metered(station_id, evse_id, samples, now)
 
     async def record_event(
         self,
@@ -223,6 +282,13 @@ class ChargerService:
         if station_field is not None:
             writes.append(sql.set_station_field(station_id, *station_field))
         await self._storage.write(writes)
+
+    async def ev_charging_needs(
+        self, station_id: StationId, evse_id: int, needs: ChargingNeeds, payload: dict[str, Any], now: datetime
+    ) -> bool:
+        """Keep a car's charging needs; True when smart charging will send it a schedule."""
+        await self._storage.write([sql.record_event(station_id, "NotifyEVChargingNeeds", payload, now)])
+        return self._observer.charging_needs(station_id, evse_id, needs, now)
 
     async def report_variables(
         self, station_id: StationId, payload: dict[str, Any], rows: list[VariableRow], now: datetime

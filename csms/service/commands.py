@@ -44,6 +44,11 @@ class CommandService:
     def is_connected(self, station_id: str) -> bool:
         return self._live.get(station_id) is not None
 
+    def version(self, station_id: str) -> str | None:
+        """The OCPP version of the station's live connection ("1.6", "2.0.1"), None when offline."""
+        station = self._live.get(station_id)
+        return station.version if station is not None else None
+
     async def execute(self, station_id: StationId, command: Command, now: datetime) -> CommandResult:
         """Send ``command`` to the station's live connection; its answer and effects are stored.
 

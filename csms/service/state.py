@@ -124,6 +124,9 @@ class HotState:
     def forget_readings(self, station_id: str, evse_id: int) -> None:
         self._recent_readings.pop((station_id, evse_id), None)
 
+    def all_active(self) -> list[Transaction]:
+        return list(self._active.values())
+
     @property
     def active_count(self) -> int:
         return len(self._active)

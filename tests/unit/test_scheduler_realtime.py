@@ -100,7 +100,7 @@ def test_power_limit_caps_total_watts() -> None:
 
 
 def test_higher_priority_class_gets_its_pace_first() -> None:
-    """When power is short, the urgent car gets the current it needs to finish before a standard car gets more than 6 A."""
+    """When power is short, the urgent car gets the current it needs to finish before the standard car gets over 6 A."""
     urgent = session("urgent", energy_wh=11_000, hours=1, priority=Priority.URGENT)
     standard = session("standard", energy_wh=11_000, hours=1)
     result = currents(plan(Snapshot((GridNode("site", max_current_a=22),), (standard, urgent)), NOW))

@@ -1,0 +1,522 @@
+"""Grid-limit smart charging: from what chargers report to the limits they are sent.
+
+The service keeps one tracker per EVSE with a session on a wired station: what the car has drawn, what we
+offered and when, whether the station follows its limits, and what the driver or car asked for. ``replan``
+turns that and the grid setup into a scheduler ``Snapshot``, plans, and sends the changes worth sending:
+decreases first, increases only once every decrease was accepted. A station that rejects a limit, does not
+answer, is offline or draws more than it was given is planned as a fixed load (its last accepted limit, its
+hardware maximum, or what it draws) until it can be steered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from csms.config import SmartChargingSettings
+from csms.domain.commands import GetConfiguration, SetChargingProfile
+from csms.domain.ev_charging import ChargingNeeds, learn_max_current, measure, phases_drawing
+from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, Priority, StationWiring, grid_phases
+from csms.domain.metering import MeterSample
+from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
+from csms.domain.transactions import Transaction
+from csms.errors import StationError
+from csms.scheduler import Algorithm, plan
+from csms.scheduler.changes import ChangePolicy, LimitChange, select_changes
+from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
+from csms.service.charging_profiles import (
+    Capabilities,
+    capabilities_from_configuration,
+    capabilities_from_variables,
+    capability_query,
+    tx_default_profile,
+    tx_profile,
+)
+from csms.service.commands import CommandService
+
+__all__ = ["EvseSession", "GridConfigSource", "SmartChargingService"]
+
+log = structlog.get_logger(__name__)
+
+# Above this many sessions a plan takes long enough (tens of ms) to be worth moving off the event loop.
+_PLAN_IN_THREAD_ABOVE = 300
+
+
+class GridConfigSource(Protocol):
+    def config(self, now: datetime) -> GridConfig: ...
+
+
+@dataclass(slots=True)
+class EvseSession:
+    """What we know about one EVSE's charging session."""
+
+    station_id: str
+    evse_id: int
+    transaction_id: int
+    charger_tx_id: str
+    started_at: datetime
+    meter_start_wh: float | None
+    energy_wh: float | None = None  # latest register reading
+    measured_a: tuple[float, float, float] | None = None  # station phases L1..L3
+    measured_at: datetime | None = None
+    phases: int | None = None  # phases the car was seen drawing on
+    learned_max_a: float | None = None
+    offered_a: float | None = None  # the last limit the station accepted for this session
+    written_at: datetime | None = None
+    refused_at: datetime | None = None  # last rejection or missing answer
+    refused_reason: str | None = None
+    overdrawing: bool = False
+    needs: ChargingNeeds = field(default_factory=ChargingNeeds)
+    priority: Priority = Priority.STANDARD
+    priority_reason: str | None = None
+
+    @classmethod
+    def of(cls, transaction: Transaction) -> EvseSession:
+        return cls(
+            transaction.station_id,
+            transaction.evse_id,
+            transaction.id,
+            transaction.charger_tx_id,
+            transaction.started_at,
+            transaction.meter_start_wh,
+            energy_wh=transaction.meter_start_wh,
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.station_id}/{self.evse_id}"
+
+    @property
+    def delivered_wh(self) -> float:
+        if self.energy_wh is None or self.meter_start_wh is None:
+            return 0.0
+        return max(0.0, self.energy_wh - self.meter_start_wh)
+
+
+@dataclass(slots=True)
+class _Station:
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    tx_default_a: float | None = None  # the TxDefaultProfile limit the station accepted
+
+
+class SmartChargingService:
+    def __init__(
+        self,
+        settings: SmartChargingSettings,
+        grid: GridConfigSource,
+        commands: CommandService,
+    ) -> None:
+        self._settings = settings
+        self._grid = grid
+        self._commands = commands
+        self._request_replan: Callable[[], None] = _nothing
+        self._request_configure: Callable[[str], None] = _nothing_for
+        self._sessions: dict[str, EvseSession] = {}
+        self._stations: dict[str, _Station] = {}
+        self._plan: Plan | None = None
+        self._scheduler = SchedulerSettings(
+            slot=timedelta(seconds=settings.slot_seconds),
+            horizon=timedelta(hours=settings.horizon_hours),
+            default_stay=timedelta(hours=settings.default_stay_hours),
+            default_energy_wh=settings.default_energy_kwh * 1000,
+        )
+        self._policy = ChangePolicy(settings.threshold_a, timedelta(seconds=settings.min_write_interval_seconds))
+        self._algorithm = Algorithm(settings.algorithm)
+        self._wired: tuple[GridConfig | None, frozenset[str]] = (None, frozenset())
+
+    def bind(self, request_replan: Callable[[], None], request_configure: Callable[[str], None]) -> None:
+        """Who to ask for a re-plan and for configuring a station (the runtime's loop), once it exists."""
+        self._request_replan = request_replan
+        self._request_configure = request_configure
+
+    def load(self, transactions: list[Transaction]) -> None:
+        """Track the transactions in progress when the process starts."""
+        for transaction in transactions:
+            session = EvseSession.of(transaction)
+            self._sessions[session.key] = session
+
+    # -- what chargers report (called by ChargerService after each commit; cheap, never raises) ------------
+
+    def transaction_started(self, transaction: Transaction, now: datetime) -> None:
+        session = EvseSession.of(transaction)
+        previous = self._sessions.get(session.key)
+        if previous is not None and previous.transaction_id == transaction.id:
+            return
+        if previous is not None and previous.needs != ChargingNeeds() and previous.transaction_id == 0:
+            session.needs = previous.needs  # needs announced before the transaction (2.0.1 ISO 15118 order)
+        self._sessions[session.key] = session
+        self._replan_if_managed(transaction.station_id, now)
+
+    def transaction_ended(self, transaction: Transaction, now: datetime) -> None:
+        session = self._sessions.get(f"{transaction.station_id}/{transaction.evse_id}")
+        if session is not None and session.transaction_id == transaction.id:
+            del self._sessions[session.key]
+            self._replan_if_managed(transaction.station_id, now)
+
+    def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None:
+        session = self._sessions.get(f"{station_id}/{evse_id}")
+        if session is None:
+            return
+        measurement = measure(samples)
+        if measurement is None:
+            return
+        if session.measured_at is not None and measurement.timestamp < session.measured_at:
+            return  # a replayed old reading says nothing about now
+        if measurement.energy_wh is not None:
+            session.energy_wh = measurement.energy_wh
+            if session.meter_start_wh is None:
+                session.meter_start_wh = measurement.energy_wh
+        if measurement.current_a is None:
+            return
+        session.measured_a = measurement.current_a
+        session.measured_at = measurement.timestamp
+        if self._observe_draw(session, measurement.current_a, now):
+            self._replan_if_managed(station_id, now)
+
+    def connector_changed(self, state: ConnectorState, now: datetime) -> None:
+        if state.status in (ConnectorStatus.FAULTED, ConnectorStatus.UNAVAILABLE):
+            self._replan_if_managed(state.station_id, now)
+
+    def station_booted(self, station_id: str, now: datetime) -> None:
+        self._stations.pop(station_id, None)  # a rebooted charger may have lost its profiles and settings
+        for session in self._sessions.values():
+            if session.station_id == station_id:
+                session.offered_a = None
+        if self._is_managed(station_id, now):
+            self._request_configure(station_id)
+
+    def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
+        """The car's needs (2.0.1 NotifyEVChargingNeeds); True when we will answer with a schedule."""
+        if not self._is_managed(station_id, now):
+            return False
+        key = f"{station_id}/{evse_id}"
+        session = self._sessions.get(key)
+        if session is None:
+            # Needs may precede the transaction: keep them on a placeholder until it starts.
+            session = EvseSession(station_id, evse_id, 0, "", now, None)
+            self._sessions[key] = session
+        session.needs = needs
+        self._request_replan()
+        return True
+
+    # -- what operators and drivers set -----------------------------------------------------------------
+
+    def set_needs(
+        self,
+        station_id: str,
+        evse_id: int,
+        needs: ChargingNeeds | None = None,
+        priority: Priority | None = None,
+        reason: str | None = None,
+    ) -> EvseSession | None:
+        session = self._sessions.get(f"{station_id}/{evse_id}")
+        if session is None or session.transaction_id == 0:
+            return None
+        if needs is not None:
+            session.needs = needs
+        if priority is not None:
+            session.priority = priority
+            session.priority_reason = reason
+        self._request_replan()
+        return session
+
+    # -- views --------------------------------------------------------------------------------------------
+
+    @property
+    def latest_plan(self) -> Plan | None:
+        return self._plan
+
+    def sessions(self) -> list[EvseSession]:
+        return [s for s in self._sessions.values() if s.transaction_id]
+
+    def session(self, station_id: str, evse_id: int) -> EvseSession | None:
+        session = self._sessions.get(f"{station_id}/{evse_id}")
+        return session if session is not None and session.transaction_id else None
+
+    def measured_loads(self, now: datetime) -> dict[str, tuple[float, float, float]]:
+        """Per grid node, the measured current per grid phase of the sessions under it plus unmanaged load."""
+        config = self._grid.config(now)
+        parents = {node.id: node.parent_id for node in config.nodes}
+        wirings = {w.station_id: w for w in config.wirings}
+        loads = {node.id: list(node.unmanaged_a) for node in config.nodes}
+        for node in config.nodes:
+            parent = node.parent_id
+            while parent is not None:
+                for phase in range(3):
+                    loads[parent][phase] += node.unmanaged_a[phase]
+                parent = parents[parent]
+        for session in self.sessions():
+            wiring = wirings.get(session.station_id)
+            if wiring is None or session.measured_a is None or wiring.node_id not in loads:
+                continue
+            node_id: str | None = wiring.node_id
+            while node_id is not None:
+                for station_phase, amps in enumerate(session.measured_a):
+                    loads[node_id][wiring.rotation[station_phase] - 1] += amps
+                node_id = parents[node_id]
+        return {node_id: (a[0], a[1], a[2]) for node_id, a in loads.items()}
+
+    # -- planning and applying ---------------------------------------------------------------------------
+
+    def snapshot(self, now: datetime) -> Snapshot:
+        config = self._grid.config(now)
+        wirings = {w.station_id: w for w in config.wirings}
+        voltages = {node.id: node.voltage_v for node in config.nodes}
+        demands = [
+            self._demand(session, wirings[session.station_id], voltages[wirings[session.station_id].node_id], now)
+            for session in self._sessions.values()
+            if session.transaction_id and session.station_id in wirings
+        ]
+        return Snapshot(config.nodes, tuple(demands))
+
+    async def replan(self, now: datetime) -> Plan:
+        snapshot = self.snapshot(now)
+        if len(snapshot.sessions) > _PLAN_IN_THREAD_ABOVE:
+            result = await asyncio.to_thread(plan, snapshot, now, self._scheduler, self._algorithm)
+        else:
+            result = plan(snapshot, now, self._scheduler, self._algorithm)
+        self._plan = result
+        if result.overloaded:
+            log.warning("grid nodes overloaded by load we cannot steer", nodes=list(result.overloaded))
+        steerable = {d.id for d in snapshot.sessions if d.fixed_a is None}
+        decreases, increases = self._changes(result, steerable, now)
+        accepted = await asyncio.gather(*(self._send(change, result, now) for change in decreases))
+        if not all(accepted):
+            # Someone kept a higher limit than planned: re-plan around it before raising anyone else.
+            self._request_replan()
+            return result
+        await asyncio.gather(*(self._send(change, result, now) for change in increases))
+        return result
+
+    async def configure_station(self, station_id: str, now: datetime) -> None:
+        """Learn what the station's smart charging can do and give it its safe share as TxDefaultProfile."""
+        config = self._grid.config(now)
+        wiring = next((w for w in config.wirings if w.station_id == station_id), None)
+        version = self._commands.version(station_id)
+        if wiring is None or version is None:
+            return
+        station = self._stations.setdefault(station_id, _Station())
+        try:
+            result = await self._commands.execute(StationId(station_id), capability_query(version), now)
+        except StationError as exc:
+            log.info("station did not report smart charging capabilities", station_id=station_id, error=str(exc))
+        else:
+            parse = (
+                capabilities_from_configuration
+                if isinstance(capability_query(version), GetConfiguration)
+                else capabilities_from_variables
+            )
+            station.capabilities = parse(result.response)
+        if not self._settings.tx_default_at_boot:
+            return
+        share = safe_share(config, wiring)
+        watts_per_amp = _voltage(config, wiring) * wiring.phases
+        profile = tx_default_profile(share, station.capabilities, watts_per_amp)
+        try:
+            answer = await self._commands.execute(StationId(station_id), SetChargingProfile(0, profile), now)
+        except StationError as exc:
+            log.warning("station did not take its default limit", station_id=station_id, error=str(exc))
+            return
+        if answer.status == "Accepted":
+            station.tx_default_a = share
+        else:
+            log.warning("station refused its default limit", station_id=station_id, status=answer.status)
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _is_managed(self, station_id: str, now: datetime) -> bool:
+        if not self._settings.enabled:
+            return False
+        config = self._grid.config(now)
+        if self._wired[0] is not config:
+            self._wired = (config, frozenset(w.station_id for w in config.wirings))
+        return station_id in self._wired[1]
+
+    def _replan_if_managed(self, station_id: str, now: datetime) -> None:
+        if self._is_managed(station_id, now):
+            self._request_replan()
+
+    def _observe_draw(self, session: EvseSession, current: tuple[float, float, float], now: datetime) -> bool:
+        """Update what we learn from a reading; True when it deviates enough to re-plan."""
+        drawing = phases_drawing(current)
+        peak = max(current)
+        deviates = False
+        if drawing and drawing != session.phases:
+            session.phases = drawing
+            deviates = True
+        settled = (
+            session.written_at is None or (now - session.written_at).total_seconds() >= self._settings.settle_seconds
+        )
+        offered = session.offered_a
+        if offered is None or not settled:
+            return deviates
+        over = peak > offered + self._settings.overdraw_tolerance_a
+        if over != session.overdrawing:
+            session.overdrawing = over
+            deviates = True
+            if over:
+                log.warning(
+                    "station draws more than its limit",
+                    station_id=session.station_id,
+                    evse_id=session.evse_id,
+                    limit_a=offered,
+                    drawn_a=peak,
+                )
+        learned = learn_max_current(session.learned_max_a, offered, peak, _NO_BOUND)
+        if learned != session.learned_max_a:
+            freed = (session.learned_max_a or offered) - (learned or offered)
+            session.learned_max_a = learned
+            deviates = deviates or abs(freed) >= self._settings.threshold_a
+        return deviates
+
+    def _demand(self, session: EvseSession, wiring: StationWiring, voltage: float, now: datetime) -> SessionDemand:
+        phases = session.phases or wiring.phases
+        phases = min(phases, wiring.phases)
+        needs = session.needs
+        maximum = min(x for x in (wiring.max_current_a, needs.max_current_a, session.learned_max_a) if x is not None)
+        energy = None if needs.energy_wh is None else max(0.0, needs.energy_wh - session.delivered_wh)
+        return SessionDemand(
+            id=session.key,
+            node_id=wiring.node_id,
+            phases=grid_phases(phases, wiring.rotation),
+            max_current_a=maximum,
+            arrived_at=session.started_at,
+            energy_wh=energy,
+            departure=needs.departure,
+            priority=session.priority,
+            min_current_a=max(IEC_MIN_CURRENT_A, needs.min_current_a or 0.0),
+            voltage_v=voltage,
+            offered_a=session.offered_a,
+            fixed_a=self._fixed_draw(session, wiring, now),
+        )
+
+    def _fixed_draw(self, session: EvseSession, wiring: StationWiring, now: datetime) -> float | None:
+        """What an unsteerable session is assumed to draw, or None when we can steer it."""
+        if session.overdrawing and session.measured_a is not None:
+            return max(session.measured_a)  # it ignores its limit: plan around what it really draws
+        station = self._stations.get(session.station_id)
+        default = station.tx_default_a if station is not None else None
+        # Never limited by us, a charger runs at its TxDefaultProfile, or at its hardware maximum without one.
+        unlimited = default if default is not None else wiring.max_current_a
+        if not self._commands.is_connected(session.station_id):
+            # Offline, its TxProfile lapses to the default: plan for the larger of the two.
+            return unlimited if session.offered_a is None else max(session.offered_a, unlimited)
+        if session.refused_at is not None and (now - session.refused_at).total_seconds() < self._settings.retry_seconds:
+            return unlimited if session.offered_a is None else session.offered_a
+        return None
+
+    def _changes(self, result: Plan, steerable: set[str], now: datetime) -> tuple[list[LimitChange], list[LimitChange]]:
+        offered = {key: s.offered_a for key, s in self._sessions.items() if key in steerable}
+        written = {key: s.written_at for key, s in self._sessions.items() if s.written_at is not None}
+        steerable_plan = replace(result, sessions={k: v for k, v in result.sessions.items() if k in steerable})
+        decreases, increases = select_changes(steerable_plan, offered, written, now, self._policy)
+        # A limit about to lapse is re-sent even when unchanged, so a live station never decays to its default.
+        margin = timedelta(seconds=self._settings.refresh_margin_seconds)
+        validity = timedelta(seconds=self._settings.profile_validity_seconds)
+        changed = {c.session_id for c in (*decreases, *increases)}
+        for key in steerable:
+            session = self._sessions[key]
+            if key in changed or session.written_at is None or session.offered_a is None:
+                continue
+            if session.written_at + validity - margin <= now:
+                current = result.sessions[key].current_a
+                if current <= session.offered_a:
+                    decreases.append(LimitChange(key, current, session.offered_a))
+                else:
+                    increases.append(LimitChange(key, current, session.offered_a))
+        return decreases, increases
+
+    async def _send(self, change: LimitChange, result: Plan, now: datetime) -> bool:
+        session = self._sessions.get(change.session_id)
+        if session is None:
+            return True  # the session ended meanwhile: nothing to limit
+        station = self._stations.setdefault(session.station_id, _Station())
+        profile = tx_profile(
+            session.evse_id,
+            session.charger_tx_id,
+            result.sessions[change.session_id].periods,
+            now,
+            timedelta(seconds=self._settings.profile_validity_seconds),
+            self._settings.tx_profile_stack_level,
+            station.capabilities,
+            self._watts_per_amp(session, now),
+        )
+        try:
+            answer = await self._commands.execute(
+                StationId(session.station_id), SetChargingProfile(session.evse_id, profile), now
+            )
+        except StationError as exc:
+            self._refused(session, str(exc), now)
+            return False
+        if answer.status != "Accepted":
+            self._refused(session, f"answered {answer.status}", now)
+            return False
+        session.offered_a = change.current_a
+        session.written_at = now
+        session.refused_at = None
+        session.refused_reason = None
+        return True
+
+    def _watts_per_amp(self, session: EvseSession, now: datetime) -> float:
+        config = self._grid.config(now)
+        wiring = next((w for w in config.wirings if w.station_id == session.station_id), None)
+        if wiring is None:
+            return 230.0 * (session.phases or 3)
+        return _voltage(config, wiring) * min(session.phases or wiring.phases, wiring.phases)
+
+    def _refused(self, session: EvseSession, reason: str, now: datetime) -> None:
+        log.warning(
+            "station did not take its limit", station_id=session.station_id, evse_id=session.evse_id, reason=reason
+        )
+        session.refused_at = now
+        session.refused_reason = reason
+
+
+def _nothing() -> None:
+    pass
+
+
+def _nothing_for(_: str) -> None:
+    pass
+
+
+def safe_share(config: GridConfig, wiring: StationWiring) -> float:
+    """Per-EVSE current that keeps every node above the station within its limit if every wired station under
+    it draws at once (each counted with one EVSE), rounded down to whole amps; 0 when that is below 6 A."""
+    nodes = {node.id: node for node in config.nodes}
+    share = wiring.max_current_a
+    node_id: str | None = wiring.node_id
+    while node_id is not None:
+        node = nodes[node_id]
+        stations = [w for w in config.wirings if _is_under(w.node_id, node_id, nodes)]
+        if node.max_current_a is not None and stations:
+            share = min(share, node.max_current_a / len(stations))
+        if node.max_power_w is not None and stations:
+            watts = sum(node.voltage_v * w.phases for w in stations)
+            share = min(share, node.max_power_w / watts)
+        node_id = node.parent_id
+    share = float(int(share))
+    return share if share >= IEC_MIN_CURRENT_A else 0.0
+
+
+def _is_under(node_id: str, ancestor: str, nodes: Mapping[str, object]) -> bool:
+    current: str | None = node_id
+    while current is not None:
+        if current == ancestor:
+            return True
+        node = nodes[current]
+        current = getattr(node, "parent_id", None)
+    return False
+
+
+def _voltage(config: GridConfig, wiring: StationWiring) -> float:
+    return next(n.voltage_v for n in config.nodes if n.id == wiring.node_id)
+
+
+# learn_max_current is bounded by the EVSE's maximum later (min with the wiring's), not here.
+_NO_BOUND = float("inf")
