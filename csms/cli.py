@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -432,6 +433,78 @@ def remove_wiring(station_id: str, api: ApiUrl = "http://127.0.0.1:8080", token:
     """Remove a station's wiring."""
     _request("DELETE", f"{api}/api/v1/stations/{station_id}/wiring", token)
     Console().print(f"removed the wiring of station {station_id}")
+
+
+@grid_app.command("apply")
+def apply_grid_file(
+    path: Annotated[Path, typer.Argument(help="TOML file with [[nodes]] and [[wiring]] tables")],
+    api: ApiUrl = "http://127.0.0.1:8080",
+    token: Token = None,
+) -> None:
+    """Create or update the nodes and station wiring a TOML file describes (idempotent; nothing is deleted).
+
+    Each [[nodes]] table takes the fields of POST /grid-nodes (id, parent_id, max_current_a, max_power_w,
+    phases, voltage_v); each [[wiring]] table those of PUT /stations/{station_id}/wiring plus station_id.
+    The tables may also sit under [grid]. Stops at the first refused change; what came before it stays applied.
+    """
+    nodes, wirings = _read_grid_file(path)
+    url = f"{api}/api/v1"
+    existing = {n["id"] for n in _all_items(f"{url}/grid-nodes", token)}
+    console = Console()
+    for node in _parents_first(nodes):
+        node_id = node["id"]
+        if node_id in existing:
+            changes = {k: v for k, v in node.items() if k != "id"}
+            if changes:
+                _request("PATCH", f"{url}/grid-nodes/{node_id}", token, json=changes)
+            console.print(f"updated grid node {node_id}")
+        else:
+            _request("POST", f"{url}/grid-nodes", token, json=node)
+            existing.add(node_id)
+            console.print(f"created grid node {node_id}")
+    for wiring in wirings:
+        station_id = wiring["station_id"]
+        body = {k: v for k, v in wiring.items() if k != "station_id"}
+        _request("PUT", f"{url}/stations/{station_id}/wiring", token, json=body)
+        console.print(f"wired station {station_id} under {body.get('node_id')}")
+
+
+def _read_grid_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        err.print(f"[red]cannot read {path}:[/red] {exc}")
+        raise typer.Exit(2) from None
+    data = data.get("grid", data)
+    unknown = set(data) - {"nodes", "wiring"}
+    if unknown:
+        err.print(f"[red]{path}: unknown tables {sorted(unknown)}; expected [[nodes]] and [[wiring]][/red]")
+        raise typer.Exit(2)
+    nodes, wirings = data.get("nodes", []), data.get("wiring", [])
+    for kind, items, key in (("nodes", nodes, "id"), ("wiring", wirings, "station_id")):
+        for index, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get(key), str):
+                err.print(f"[red]{path}: {kind}[{index}] needs a string {key!r}[/red]")
+                raise typer.Exit(2)
+    return nodes, wirings
+
+
+def _parents_first(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """File order, except that a node whose parent is also in the file comes after that parent."""
+    in_file = {n["id"] for n in nodes}
+    done: set[str] = set()
+    ordered: list[dict[str, Any]] = []
+    waiting = list(nodes)
+    while waiting:
+        ready = [n for n in waiting if n.get("parent_id") not in in_file - done]
+        if not ready:  # a cycle in the file: let the API name it
+            ready = waiting[:1]
+        for node in ready:
+            ordered.append(node)
+            done.add(node["id"])
+            waiting.remove(node)
+    return ordered
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner, Result
 
 from csms.cli import app
 from csms.runtime.app import CentralSystem
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def cli(csms: CentralSystem, *args: str) -> Result:
@@ -94,3 +97,35 @@ async def test_errors_are_readable_and_exit_non_zero(csms: CentralSystem) -> Non
     assert bad_option.exit_code == 2 and "17:00-20:00" in bad_option.stderr
     nothing = await cli(csms, "grid", "nodes", "set", "site")
     assert nothing.exit_code == 2 and "nothing to change" in nothing.stderr
+
+
+async def test_apply_file_creates_then_updates_idempotently(csms: CentralSystem, tmp_path: Path) -> None:
+    """`grid apply` builds the example tree (children listed before parents too) and re-applies an edit in place."""
+    example = (ROOT / "config" / "grid.example.toml").read_text()
+    await ok(csms, "grid", "apply", str(ROOT / "config" / "grid.example.toml"))
+    nodes = {n["id"]: n for n in await as_json(csms, "grid", "nodes", "list")}
+    assert nodes["depot-circuit-a1"]["parent_id"] == "depot-feeder-a" and nodes["depot-circuit-a1"]["phases"] == [1]
+    assert [w["station_id"] for w in await as_json(csms, "grid", "wiring", "show")] == ["CP-001", "CP-002"]
+    edited = tmp_path / "grid.toml"
+    child_first = '[[grid.nodes]]\nid = "annex-circuit"\nparent_id = "annex"\n\n[[grid.nodes]]\nid = "annex"\n\n'
+    edited.write_text(child_first + example.replace("max_current_a = 160", "max_current_a = 125"))
+    edited.write_text(
+        edited.read_text().replace("[[nodes]]", "[[grid.nodes]]").replace("[[wiring]]", "[[grid.wiring]]")
+    )
+    output = await ok(csms, "grid", "apply", str(edited))
+    assert "updated grid node depot" in output and "created grid node annex-circuit" in output
+    nodes = {n["id"]: n for n in await as_json(csms, "grid", "nodes", "list")}
+    assert nodes["depot"]["max_current_a"] == 125 and nodes["annex-circuit"]["parent_id"] == "annex"
+    assert len(nodes) == 5
+
+
+async def test_apply_refuses_a_malformed_file_before_any_change(csms: CentralSystem, tmp_path: Path) -> None:
+    """A file with unknown tables or a node without an id is refused (exit 2) and nothing is created."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[nodes]]\nid = "a"\n\n[[sites]]\nid = "b"\n')
+    result = await cli(csms, "grid", "apply", str(bad))
+    assert result.exit_code == 2 and "sites" in result.stderr
+    bad.write_text("[[nodes]]\nmax_current_a = 3\n")
+    result = await cli(csms, "grid", "apply", str(bad))
+    assert result.exit_code == 2 and "nodes[0] needs a string 'id'" in result.stderr
+    assert await as_json(csms, "grid", "nodes", "list") == []
