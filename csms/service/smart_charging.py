@@ -127,7 +127,7 @@ class SmartChargingService:
         )
         self._policy = ChangePolicy(settings.threshold_a, timedelta(seconds=settings.min_write_interval_seconds))
         self._algorithm = Algorithm(settings.algorithm)
-        self._wired: tuple[GridConfig | None, frozenset[str]] = (None, frozenset())
+        self._wired: tuple[GridConfig | None, dict[str, StationWiring]] = (None, {})
 
     def bind(self, request_replan: Callable[[], None], request_configure: Callable[[str], None]) -> None:
         """Who to ask for a re-plan and for configuring a station (the runtime's loop), once it exists."""
@@ -332,10 +332,13 @@ class SmartChargingService:
     def _is_managed(self, station_id: str, now: datetime) -> bool:
         if not self._settings.enabled:
             return False
+        return self._wiring(station_id, now) is not None
+
+    def _wiring(self, station_id: str, now: datetime) -> StationWiring | None:
         config = self._grid.config(now)
         if self._wired[0] is not config:
-            self._wired = (config, frozenset(w.station_id for w in config.wirings))
-        return station_id in self._wired[1]
+            self._wired = (config, {w.station_id: w for w in config.wirings})
+        return self._wired[1].get(station_id)
 
     def _replan_if_managed(self, station_id: str, now: datetime) -> None:
         if self._is_managed(station_id, now):
@@ -367,7 +370,9 @@ class SmartChargingService:
                     limit_a=offered,
                     drawn_a=peak,
                 )
-        learned = learn_max_current(session.learned_max_a, offered, peak, _NO_BOUND)
+        wiring = self._wiring(session.station_id, now)
+        hardware_max = wiring.max_current_a if wiring is not None else offered
+        learned = learn_max_current(session.learned_max_a, offered, peak, hardware_max)
         if learned != session.learned_max_a:
             freed = (session.learned_max_a or offered) - (learned or offered)
             session.learned_max_a = learned
@@ -463,11 +468,10 @@ class SmartChargingService:
         return True
 
     def _watts_per_amp(self, session: EvseSession, now: datetime) -> float:
-        config = self._grid.config(now)
-        wiring = next((w for w in config.wirings if w.station_id == session.station_id), None)
+        wiring = self._wiring(session.station_id, now)
         if wiring is None:
             return 230.0 * (session.phases or 3)
-        return _voltage(config, wiring) * min(session.phases or wiring.phases, wiring.phases)
+        return _voltage(self._grid.config(now), wiring) * min(session.phases or wiring.phases, wiring.phases)
 
     def _refused(self, session: EvseSession, reason: str, now: datetime) -> None:
         log.warning(
@@ -516,7 +520,3 @@ def _is_under(node_id: str, ancestor: str, nodes: Mapping[str, object]) -> bool:
 
 def _voltage(config: GridConfig, wiring: StationWiring) -> float:
     return next(n.voltage_v for n in config.nodes if n.id == wiring.node_id)
-
-
-# learn_max_current is bounded by the EVSE's maximum later (min with the wiring's), not here.
-_NO_BOUND = float("inf")
