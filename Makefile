@@ -2,7 +2,7 @@
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 
-.PHONY: install run test lint types conformance-deps bench
+.PHONY: install run test lint types conformance-deps bench bench-scheduling
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9 \
@@ -30,3 +30,8 @@ test: install conformance-deps lint types
 
 bench: install
 	$(PY) -m benchmarks.run_core
+
+# Scheduler quality (vs baselines and the offline optimum) and speed; rewrites its BENCHMARKS.md section and
+# docs/img/scheduling-*.png. `$(PY) -m benchmarks.run_scheduling --quick` is the seconds-long smoke run.
+bench-scheduling: install
+	$(PY) -m benchmarks.run_scheduling
