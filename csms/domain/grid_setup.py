@@ -164,13 +164,21 @@ class GridSetup:
         nodes = tuple(
             replace(
                 node,
-                unmanaged_a=self.unmanaged[node.id].amps if node.id in self.unmanaged else _NO_LOAD,
+                unmanaged_a=self._load_on(node),
                 schedule=tuple(sorted(schedules.get(node.id, ()), key=lambda w: (w.start, w.end))),
             )
             for node in sorted(self.nodes.values(), key=lambda n: n.id)
         )
         wirings = tuple(sorted(self.wirings.values(), key=lambda w: w.station_id))
         return GridConfig(nodes, wirings)
+
+    def _load_on(self, node: GridNode) -> tuple[float, float, float]:
+        """The last reported load, on the phases the node carries (a report may predate a change of phases)."""
+        load = self.unmanaged.get(node.id)
+        if load is None:
+            return _NO_LOAD
+        l1, l2, l3 = (amps if phase in node.phases else 0.0 for phase, amps in zip(ALL_PHASES, load.amps, strict=True))
+        return (l1, l2, l3)
 
     def children(self, node_id: str) -> list[str]:
         return sorted(n.id for n in self.nodes.values() if n.parent_id == node_id)

@@ -45,6 +45,8 @@ async def test_nodes_add_list_set_remove(csms: CentralSystem) -> None:
     assert "16 A" in await ok(csms, "grid", "sites")
     assert "12/0/0" in (await ok(csms, "grid", "nodes", "load", "circuit", "12", "0", "0")).replace(" A / ", "/")
     assert (await as_json(csms, "grid", "nodes", "list"))[0]["unmanaged_a"] == [12, 0, 0]
+    await ok(csms, "grid", "nodes", "set", "circuit", "--parent", "none")
+    assert [s["id"] for s in await as_json(csms, "grid", "sites")] == ["circuit", "site"]
     await ok(csms, "grid", "nodes", "remove", "circuit")
     assert [n["id"] for n in await as_json(csms, "grid", "nodes", "list")] == ["site"]
 

@@ -115,3 +115,10 @@ def test_daily_window_on_weekdays_crossing_midnight() -> None:
     assert [(w.start, w.end) for w in found] == [(NOW.replace(hour=22), NOW.replace(day=28, hour=6))]
     in_progress = night.occurrences(NOW.replace(day=28, hour=3), NOW.replace(day=28, hour=4))
     assert len(in_progress) == 1
+
+
+def test_config_ignores_load_reported_on_phases_a_node_no_longer_carries() -> None:
+    """A load reported on L3 before the node was narrowed to L1/L2 does not reach the scheduler's model."""
+    setup = tree().with_node(GridNode("spare", "site")).with_unmanaged("spare", UnmanagedLoad((1, 2, 3), NOW))
+    setup = setup.with_node(GridNode("spare", "site", phases=(1, 2)))
+    assert {n.id: n for n in setup.config(NOW).nodes}["spare"].unmanaged_a == (1, 2, 0)
