@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from csms.cli import app
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
 from tests.ocpp_client import RawClient, now_iso
@@ -306,3 +309,39 @@ async def test_priority_set_through_the_api_moves_power_to_the_urgent_car(system
     assert bad.status_code == 422
     await c1.close()
     await c2.close()
+
+
+async def cli(system: CentralSystem, *args: str) -> str:
+    """Run the CLI in a thread (it calls the API synchronously, which this loop's server must answer)."""
+    url = f"http://127.0.0.1:{system.api_port}"
+    result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--api", url])
+    assert result.exit_code == 0, (args, result.output)
+    return result.stdout
+
+
+async def test_cli_shows_plan_load_and_sessions_and_sets_priority(system: CentralSystem) -> None:
+    """`csms smart-charging plan|load|replan` and `csms sessions list|set` work against a live server."""
+    await make_site(system, 32, ["cp1"])
+    one = Charger("cp1")
+    c1 = await one.connect(system)
+    transaction = await start_16(c1)
+    await meter_16(c1, transaction, (12, 12, 12), 3000)
+    assert "planned 1 sessions" in await cli(system, "smart-charging", "replan")
+    plan = json.loads(await cli(system, "smart-charging", "plan", "site", "--json"))
+    assert plan["sessions"][0]["periods"][0]["current_a"] == one.tx_limits()[-1]
+    assert "site" in await cli(system, "smart-charging", "plan", "site")
+    load = json.loads(await cli(system, "smart-charging", "load", "site", "--json"))
+    assert load["nodes"][0]["measured_a"] == [12, 12, 12]
+    assert "12 / 12 / 12" in await cli(system, "smart-charging", "load", "site")
+    sessions = json.loads(await cli(system, "sessions", "list", "--json"))
+    assert [(s["station_id"], s["delivered_wh"]) for s in sessions] == [("cp1", 2000)]
+    changed = json.loads(
+        await cli(system, "sessions", "set", "cp1", "1", "--priority", "urgent", "--energy-kwh", "20", "--json")
+    )
+    assert changed["priority"] == 2 and changed["needs"]["energy_wh"] == 20000
+    assert "urgent" in await cli(system, "sessions", "list")
+    url = f"http://127.0.0.1:{system.api_port}"
+    args = ["sessions", "set", "cp1", "1", "--priority", "vip", "--api", url]
+    bad = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert bad.exit_code == 2 and "standard, fleet, urgent" in bad.output
+    await c1.close()

@@ -1,30 +1,35 @@
-"""The ``csms`` command: ``csms serve`` runs the central system; operator commands call its HTTP API."""
+"""``csms grid``: the electrical model: site trees, limits, limit windows, station wiring."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from csms.config import load_settings
-from csms.errors import ConfigError
-from csms.runtime.app import run
-from csms.runtime.logs import configure_logging
+from csms.cli.common import (
+    DEFAULT_API,
+    ApiUrl,
+    AsJson,
+    OptionalNumber,
+    Phases,
+    Token,
+    all_items,
+    amps,
+    digits,
+    err,
+    number,
+    phase_names,
+    print_json,
+    request,
+)
 
-__all__ = ["app", "main"]
+__all__ = ["grid_app"]
 
-app = typer.Typer(help="OCPP 1.6J / 2.0.1 central system.", no_args_is_help=True)
-stations_app = typer.Typer(help="Charging stations.", no_args_is_help=True)
-app.add_typer(stations_app, name="stations")
 grid_app = typer.Typer(
     help="The electrical model: site trees, limits, limit windows, station wiring.", no_args_is_help=True
 )
@@ -33,151 +38,19 @@ windows_app = typer.Typer(
     help="Limit windows: a lower limit on a node for a while, once or daily.", no_args_is_help=True
 )
 wiring_app = typer.Typer(help="Where each station is wired and how its phases are connected.", no_args_is_help=True)
-app.add_typer(grid_app, name="grid")
 grid_app.add_typer(nodes_app, name="nodes")
 grid_app.add_typer(windows_app, name="windows")
 grid_app.add_typer(wiring_app, name="wiring")
-err = Console(stderr=True)
-DEFAULT_CONFIG = Path("config/csms.toml")
-
-ApiUrl = Annotated[str, typer.Option(envvar="CSMS_API_URL", help="Base URL of the CSMS HTTP API.")]
-Token = Annotated[str | None, typer.Option(envvar="CSMS_API_TOKEN", help="Bearer token for the API.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-@app.command()
-def serve(
-    config: Annotated[
-        Path | None, typer.Option(help="TOML settings file [default: config/csms.toml when it exists].")
-    ] = None,
-) -> None:
-    """Run the central system (OCPP websockets + HTTP API) until SIGINT/SIGTERM."""
-    if config is None and DEFAULT_CONFIG.exists():
-        config = DEFAULT_CONFIG
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log)
-    asyncio.run(run(settings))
-
-
-def _request(method: str, url: str, token: str | None, **kwargs: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.request(method, url, headers=headers, timeout=60, **kwargs)
-    except httpx.HTTPError as exc:
-        err.print(f"[red]cannot reach the CSMS API at {url}:[/red] {exc}")
-        raise typer.Exit(1) from None
-    body = response.json() if response.content else None
-    if response.status_code >= 400:
-        detail = body.get("detail") if isinstance(body, dict) else response.text
-        err.print(f"[red]{response.status_code}:[/red] {detail}")
-        raise typer.Exit(1)
-    return body
-
-
-@stations_app.command("list")
-def list_stations(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False) -> None:
-    """List stations with their connection state."""
-    body = _request("GET", f"{api}/api/v1/stations", token, params={"limit": 1000})
-    if as_json:
-        print(json.dumps(body["items"], indent=2, default=str))
-        return
-    table = Table("id", "registration", "protocol", "vendor", "model", "connected", "last seen")
-    for item in body["items"]:
-        info = item.get("info") or {}
-        table.add_row(
-            item["id"],
-            item["registration"],
-            item.get("protocol") or "",
-            info.get("vendor") or "",
-            info.get("model") or "",
-            "yes" if item["connected"] else "no",
-            str(item.get("last_seen") or ""),
-        )
-    Console().print(table)
-
-
-@stations_app.command("command")
-def station_command(
-    station_id: str,
-    command: Annotated[str, typer.Argument(help="e.g. reset, remote-start, get-configuration")],
-    body: Annotated[str, typer.Option(help="JSON body of the command")] = "{}",
-    api: ApiUrl = "http://127.0.0.1:8080",
-    token: Token = None,
-) -> None:
-    """Send a command to a connected station and print its answer."""
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        err.print(f"[red]--body is not JSON:[/red] {exc}")
-        raise typer.Exit(2) from None
-    result = _request("POST", f"{api}/api/v1/stations/{station_id}/commands/{command}", token, json=payload)
-    print(json.dumps(result, indent=2))
-
-
-# -- grid --------------------------------------------------------------------------------------------------
-
-Phases = Annotated[str | None, typer.Option(help="grid phases the node carries, e.g. 123 or 1")]
-OptionalNumber = Annotated[str | None, typer.Option(help="a number, or 'none' to clear")]
-
-
-def _print_json(body: Any) -> None:
-    print(json.dumps(body, indent=2, default=str))
-
-
-def _all_items(url: str, token: str | None, **params: Any) -> list[Any]:
-    """Every item of a paged list endpoint."""
-    items: list[Any] = []
-    while True:
-        body = _request("GET", url, token, params={**params, "limit": 1000, "offset": len(items)})
-        items += body["items"]
-        if len(body["items"]) < 1000:
-            return items
-
-
-def _number(text: str | None, option: str) -> float | None:
-    if text is None or text.lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        err.print(f"[red]{option} must be a number or 'none', not {text!r}[/red]")
-        raise typer.Exit(2) from None
-
-
-def _digits(text: str, option: str) -> list[int]:
-    """ "123", "1,2,3" or "1-5" as a list of integers."""
-    text = text.replace(" ", "")
-    try:
-        if "-" in text:
-            first, last = text.split("-")
-            return list(range(int(first), int(last) + 1))
-        return [int(part) for part in (text.split(",") if "," in text else text)]
-    except ValueError:
-        err.print(f"[red]{option} must look like 123, 1,2,3 or 1-5, not {text!r}[/red]")
-        raise typer.Exit(2) from None
-
-
-def _amps(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
-
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _phase_names(phases: list[int]) -> str:
-    return "/".join(f"L{p}" for p in phases)
-
-
 @nodes_app.command("list")
-def list_nodes(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False) -> None:
+def list_nodes(api: ApiUrl = DEFAULT_API, token: Token = None, as_json: AsJson = False) -> None:
     """List grid nodes with their limits, load, children and wired stations."""
-    items = _all_items(f"{api}/api/v1/grid-nodes", token)
+    items = all_items(f"{api}/api/v1/grid-nodes", token)
     if as_json:
-        _print_json(items)
+        print_json(items)
         return
     table = Table("id", "parent", "phases", "max A", "max W", "V", "load A", "children", "stations")
     for item in items:
@@ -185,8 +58,8 @@ def list_nodes(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_js
             item["id"],
             item["parent_id"] or "",
             "".join(str(p) for p in item["phases"]),
-            _amps(item["max_current_a"]),
-            _amps(item["max_power_w"]),
+            amps(item["max_current_a"]),
+            amps(item["max_power_w"]),
             f"{item['voltage_v']:g}",
             "/".join(f"{a:g}" for a in item["unmanaged_a"]),
             ", ".join(item["children"]),
@@ -196,9 +69,9 @@ def list_nodes(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_js
 
 
 @nodes_app.command("show")
-def show_node(node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+def show_node(node_id: str, api: ApiUrl = DEFAULT_API, token: Token = None) -> None:
     """Print one node as JSON, with its limit windows and the limits in force now."""
-    _print_json(_request("GET", f"{api}/api/v1/grid-nodes/{node_id}", token))
+    print_json(request("GET", f"{api}/api/v1/grid-nodes/{node_id}", token))
 
 
 @nodes_app.command("add")
@@ -209,19 +82,19 @@ def add_node(
     max_power: Annotated[float | None, typer.Option(help="limit in W over all phases")] = None,
     phases: Phases = None,
     voltage: Annotated[float | None, typer.Option(help="phase-to-neutral voltage [default: 230]")] = None,
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Add a grid node (a site when it has no --parent)."""
     body: dict[str, Any] = {"id": node_id, "parent_id": parent, "max_current_a": max_current, "max_power_w": max_power}
     if phases is not None:
-        body["phases"] = _digits(phases, "--phases")
+        body["phases"] = digits(phases, "--phases")
     if voltage is not None:
         body["voltage_v"] = voltage
-    node = _request("POST", f"{api}/api/v1/grid-nodes", token, json=body)
+    node = request("POST", f"{api}/api/v1/grid-nodes", token, json=body)
     if as_json:
-        _print_json(node)
+        print_json(node)
     else:
         kind = f"under {node['parent_id']}" if node["parent_id"] else "as a site"
         Console().print(f"added grid node {node['id']} {kind}")
@@ -235,7 +108,7 @@ def set_node(
     max_power: OptionalNumber = None,
     phases: Phases = None,
     voltage: Annotated[float | None, typer.Option(help="phase-to-neutral voltage")] = None,
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
@@ -244,27 +117,27 @@ def set_node(
     if parent is not None:
         body["parent_id"] = None if parent.lower() == "none" else parent
     if max_current is not None:
-        body["max_current_a"] = _number(max_current, "--max-current")
+        body["max_current_a"] = number(max_current, "--max-current")
     if max_power is not None:
-        body["max_power_w"] = _number(max_power, "--max-power")
+        body["max_power_w"] = number(max_power, "--max-power")
     if phases is not None:
-        body["phases"] = _digits(phases, "--phases")
+        body["phases"] = digits(phases, "--phases")
     if voltage is not None:
         body["voltage_v"] = voltage
     if not body:
         err.print("[red]nothing to change:[/red] give --parent, --max-current, --max-power, --phases or --voltage")
         raise typer.Exit(2)
-    node = _request("PATCH", f"{api}/api/v1/grid-nodes/{node_id}", token, json=body)
+    node = request("PATCH", f"{api}/api/v1/grid-nodes/{node_id}", token, json=body)
     if as_json:
-        _print_json(node)
+        print_json(node)
     else:
         Console().print(f"changed grid node {node_id}: " + ", ".join(f"{k}={node[k]}" for k in body))
 
 
 @nodes_app.command("remove")
-def remove_node(node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+def remove_node(node_id: str, api: ApiUrl = DEFAULT_API, token: Token = None) -> None:
     """Delete a node and its limit windows (refused while it has children or wired stations)."""
-    _request("DELETE", f"{api}/api/v1/grid-nodes/{node_id}", token)
+    request("DELETE", f"{api}/api/v1/grid-nodes/{node_id}", token)
     Console().print(f"removed grid node {node_id}")
 
 
@@ -272,30 +145,30 @@ def remove_node(node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Toke
 def set_unmanaged_load(
     node_id: str,
     amps: Annotated[list[float], typer.Argument(help="unmanaged load in A on L1 L2 L3")],
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
 ) -> None:
     """Report the load on a node that we do not control (e.g. the building), per phase."""
     if len(amps) != 3:
         err.print("[red]give three values: L1 L2 L3[/red]")
         raise typer.Exit(2)
-    body = _request("PUT", f"{api}/api/v1/grid-nodes/{node_id}/unmanaged-load", token, json={"unmanaged_a": amps})
+    body = request("PUT", f"{api}/api/v1/grid-nodes/{node_id}/unmanaged-load", token, json={"unmanaged_a": amps})
     Console().print(f"unmanaged load on {node_id}: " + " / ".join(f"{a:g} A" for a in body["unmanaged_a"]))
 
 
 @grid_app.command("sites")
-def show_sites(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False) -> None:
+def show_sites(api: ApiUrl = DEFAULT_API, token: Token = None, as_json: AsJson = False) -> None:
     """Show every site as a tree of nodes and wired stations."""
-    sites = _all_items(f"{api}/api/v1/sites", token)
+    sites = all_items(f"{api}/api/v1/sites", token)
     if as_json:
-        _print_json(sites)
+        print_json(sites)
         return
 
     def label(node: dict[str, Any]) -> str:
         limits = [f"{node['max_current_a']:g} A" if node["max_current_a"] is not None else ""]
         limits.append(f"{node['max_power_w']:g} W" if node["max_power_w"] is not None else "")
         text = " ".join(part for part in limits if part) or "no limit"
-        return f"[bold]{node['id']}[/bold] ({_phase_names(node['phases'])}, {text})"
+        return f"[bold]{node['id']}[/bold] ({phase_names(node['phases'])}, {text})"
 
     def grow(tree: Tree, node: dict[str, Any]) -> None:
         for child in node["children"]:
@@ -313,13 +186,11 @@ def show_sites(api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_js
 
 
 @windows_app.command("list")
-def list_windows(
-    node_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None, as_json: AsJson = False
-) -> None:
+def list_windows(node_id: str, api: ApiUrl = DEFAULT_API, token: Token = None, as_json: AsJson = False) -> None:
     """List a node's limit windows."""
-    items = _all_items(f"{api}/api/v1/grid-nodes/{node_id}/limit-windows", token)
+    items = all_items(f"{api}/api/v1/grid-nodes/{node_id}/limit-windows", token)
     if as_json:
-        _print_json(items)
+        print_json(items)
         return
     table = Table("id", "kind", "when", "max A", "max W")
     for item in items:
@@ -328,7 +199,7 @@ def list_windows(
             when = f"{item['daily_start']}-{item['daily_end']} {item['timezone']} {days}"
         else:
             when = f"{item['start']} .. {item['end']}"
-        table.add_row(str(item["id"]), item["kind"], when, _amps(item["max_current_a"]), _amps(item["max_power_w"]))
+        table.add_row(str(item["id"]), item["kind"], when, amps(item["max_current_a"]), amps(item["max_power_w"]))
     Console().print(table)
 
 
@@ -342,7 +213,7 @@ def add_window(
     daily: Annotated[str | None, typer.Option(help="every day, local time: e.g. 17:00-20:00")] = None,
     weekdays: Annotated[str | None, typer.Option(help="daily: ISO weekdays, e.g. 1-5 or 1,2,3")] = None,
     timezone: Annotated[str | None, typer.Option(help="daily: IANA time zone [default: UTC]")] = None,
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
@@ -355,22 +226,22 @@ def add_window(
             raise typer.Exit(2)
         body.update(daily_start=daily_start, daily_end=daily_end)
         if weekdays is not None:
-            body["weekdays"] = _digits(weekdays, "--weekdays")
+            body["weekdays"] = digits(weekdays, "--weekdays")
         if timezone is not None:
             body["timezone"] = timezone
     else:
         body.update(start=start, end=end)
-    window = _request("POST", f"{api}/api/v1/grid-nodes/{node_id}/limit-windows", token, json=body)
+    window = request("POST", f"{api}/api/v1/grid-nodes/{node_id}/limit-windows", token, json=body)
     if as_json:
-        _print_json(window)
+        print_json(window)
     else:
         Console().print(f"added limit window {window['id']} on {node_id}")
 
 
 @windows_app.command("remove")
-def remove_window(node_id: str, window_id: int, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+def remove_window(node_id: str, window_id: int, api: ApiUrl = DEFAULT_API, token: Token = None) -> None:
     """Delete one of a node's limit windows."""
-    _request("DELETE", f"{api}/api/v1/grid-nodes/{node_id}/limit-windows/{window_id}", token)
+    request("DELETE", f"{api}/api/v1/grid-nodes/{node_id}/limit-windows/{window_id}", token)
     Console().print(f"removed limit window {window_id} from {node_id}")
 
 
@@ -381,7 +252,7 @@ def set_wiring(
     rotation: Annotated[str | None, typer.Option(help="grid phases on the station's L1 L2 L3: 123, 231 or STR")] = None,
     phases: Annotated[int | None, typer.Option(help="phases the station supplies to a car [default: 3]")] = None,
     max_current: Annotated[float | None, typer.Option(help="hardware maximum per EVSE and phase [default: 32]")] = None,
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
@@ -393,27 +264,27 @@ def set_wiring(
         body["phases"] = phases
     if max_current is not None:
         body["max_current_a"] = max_current
-    wiring = _request("PUT", f"{api}/api/v1/stations/{station_id}/wiring", token, json=body)
+    wiring = request("PUT", f"{api}/api/v1/stations/{station_id}/wiring", token, json=body)
     if as_json:
-        _print_json(wiring)
+        print_json(wiring)
     else:
-        Console().print(f"station {station_id} wired under {node_id}, drawing on {_phase_names(wiring['grid_phases'])}")
+        Console().print(f"station {station_id} wired under {node_id}, drawing on {phase_names(wiring['grid_phases'])}")
 
 
 @wiring_app.command("show")
 def show_wiring(
     station_id: Annotated[str | None, typer.Argument(help="one station; all when left out")] = None,
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
     """Show one station's wiring, or every station's."""
     if station_id is not None:
-        items = [_request("GET", f"{api}/api/v1/stations/{station_id}/wiring", token)]
+        items = [request("GET", f"{api}/api/v1/stations/{station_id}/wiring", token)]
     else:
-        items = _all_items(f"{api}/api/v1/station-wirings", token)
+        items = all_items(f"{api}/api/v1/station-wirings", token)
     if as_json:
-        _print_json(items[0] if station_id is not None else items)
+        print_json(items[0] if station_id is not None else items)
         return
     table = Table("station", "node", "rotation", "phases", "max A", "draws on")
     for item in items:
@@ -422,23 +293,23 @@ def show_wiring(
             item["node_id"],
             "".join(str(p) for p in item["rotation"]),
             str(item["phases"]),
-            _amps(item["max_current_a"]),
-            _phase_names(item["grid_phases"]),
+            amps(item["max_current_a"]),
+            phase_names(item["grid_phases"]),
         )
     Console().print(table)
 
 
 @wiring_app.command("remove")
-def remove_wiring(station_id: str, api: ApiUrl = "http://127.0.0.1:8080", token: Token = None) -> None:
+def remove_wiring(station_id: str, api: ApiUrl = DEFAULT_API, token: Token = None) -> None:
     """Remove a station's wiring."""
-    _request("DELETE", f"{api}/api/v1/stations/{station_id}/wiring", token)
+    request("DELETE", f"{api}/api/v1/stations/{station_id}/wiring", token)
     Console().print(f"removed the wiring of station {station_id}")
 
 
 @grid_app.command("apply")
 def apply_grid_file(
     path: Annotated[Path, typer.Argument(help="TOML file with [[nodes]] and [[wiring]] tables")],
-    api: ApiUrl = "http://127.0.0.1:8080",
+    api: ApiUrl = DEFAULT_API,
     token: Token = None,
 ) -> None:
     """Create or update the nodes and station wiring a TOML file describes (idempotent; nothing is deleted).
@@ -449,23 +320,23 @@ def apply_grid_file(
     """
     nodes, wirings = _read_grid_file(path)
     url = f"{api}/api/v1"
-    existing = {n["id"] for n in _all_items(f"{url}/grid-nodes", token)}
+    existing = {n["id"] for n in all_items(f"{url}/grid-nodes", token)}
     console = Console()
     for node in _parents_first(nodes):
         node_id = node["id"]
         if node_id in existing:
             changes = {k: v for k, v in node.items() if k != "id"}
             if changes:
-                _request("PATCH", f"{url}/grid-nodes/{node_id}", token, json=changes)
+                request("PATCH", f"{url}/grid-nodes/{node_id}", token, json=changes)
             console.print(f"updated grid node {node_id}")
         else:
-            _request("POST", f"{url}/grid-nodes", token, json=node)
+            request("POST", f"{url}/grid-nodes", token, json=node)
             existing.add(node_id)
             console.print(f"created grid node {node_id}")
     for wiring in wirings:
         station_id = wiring["station_id"]
         body = {k: v for k, v in wiring.items() if k != "station_id"}
-        _request("PUT", f"{url}/stations/{station_id}/wiring", token, json=body)
+        request("PUT", f"{url}/stations/{station_id}/wiring", token, json=body)
         console.print(f"wired station {station_id} under {body.get('node_id')}")
 
 
@@ -505,7 +376,3 @@ def _parents_first(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
             done.add(node["id"])
             waiting.remove(node)
     return ordered
-
-
-def main(argv: list[str] | None = None) -> None:
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="csms")
