@@ -100,8 +100,11 @@ def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
     return topology
 
 
-def compile_network(snapshot: Snapshot, start: datetime, end: datetime) -> Network:
+def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune: bool = True) -> Network:
     """Constraints for planning [start, end).
+
+    With ``prune``, constraints that cannot bind (all sessions under them at their maximum still fit) are left
+    out; checks that want every node's constraint (tests, benchmarks) pass ``prune=False``.
 
     Raises:
         GridError: the tree is invalid, or a session hangs from an unknown node or draws on a phase its node
@@ -120,33 +123,54 @@ def compile_network(snapshot: Snapshot, start: datetime, end: datetime) -> Netwo
     holds = [hold for hold in snapshot.holds if hold.start < end and hold.end > start]
     steady = _steady_loads(nodes, fixed, ancestors)
 
-    members: list[list[int]] = [[] for _ in topology.keys]
-    coefficients: list[list[float]] = [[] for _ in topology.keys]
-    per_session: list[tuple[tuple[int, float], ...]] = []
     # Sessions on one station with the same phases and voltage are under the same constraints.
-    terms_of: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = {}
+    shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
     for index, session in enumerate(controllable):
-        shape = (session.node_id, session.phases, session.voltage_v)
-        terms = terms_of.get(shape)
-        if terms is None:
-            terms = terms_of[shape] = _terms(topology, session)
-        for k, coefficient in terms:
-            members[k].append(index)
-            coefficients[k].append(coefficient)
-        per_session.append(terms)
+        shapes.setdefault((session.node_id, session.phases, session.voltage_v), []).append(index)
+    terms_of = {shape: _terms(topology, controllable[indices[0]]) for shape, indices in shapes.items()}
 
     segment_starts = boundaries[:-1]
+    capacities = [
+        tuple(_capacity(nodes[node_id], phase, holds, steady, ancestors, when) for when in segment_starts)
+        for node_id, phase in topology.keys
+    ]
+    kept = _binding(topology, controllable, shapes, terms_of, capacities) if prune else range(len(topology.keys))
+    renumber = {k: new_k for new_k, k in enumerate(kept)}
+    members: list[list[int]] = [[] for _ in kept]
+    coefficients: list[list[float]] = [[] for _ in kept]
+    per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable)
+    for shape, indices in shapes.items():
+        terms = tuple((renumber[k], c) for k, c in terms_of[shape] if k in renumber)
+        for k, coefficient in terms:
+            members[k].extend(indices)
+            coefficients[k].extend([coefficient] * len(indices))
+        for index in indices:
+            per_session[index] = terms
     constraints = tuple(
-        Constraint(
-            node_id,
-            phase,
-            tuple(members[k]),
-            tuple(coefficients[k]),
-            tuple(_capacity(nodes[node_id], phase, holds, steady, ancestors, when) for when in segment_starts),
-        )
-        for k, (node_id, phase) in enumerate(topology.keys)
+        Constraint(*topology.keys[k], tuple(members[new_k]), tuple(coefficients[new_k]), capacities[k])
+        for k, new_k in renumber.items()
     )
     return Network(start, end, boundaries, controllable, fixed, constraints, tuple(per_session), nodes, ancestors)
+
+
+def _binding(
+    topology: _Topology,
+    sessions: Sequence[SessionDemand],
+    shapes: Mapping[tuple[str, tuple[int, ...], float], list[int]],
+    terms_of: Mapping[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]],
+    capacities: Sequence[tuple[float, ...]],
+) -> list[int]:
+    """Constraints that could bind: those that every session at its maximum would still not fill are dropped.
+
+    A station's own limit is usually at or above what its EVSEs can draw; on a large site those are most of the
+    constraints, and dropping them makes every later step proportionally cheaper without changing any plan.
+    """
+    worst = [0.0] * len(topology.keys)
+    for shape, indices in shapes.items():
+        most = sum(sessions[i].max_current_a for i in indices)
+        for k, coefficient in terms_of[shape]:
+            worst[k] += most * coefficient
+    return [k for k, capacity in enumerate(capacities) if worst[k] > min(capacity) - 1e-9]
 
 
 def _terms(topology: _Topology, session: SessionDemand) -> tuple[tuple[int, float], ...]:

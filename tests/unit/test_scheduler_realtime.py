@@ -260,7 +260,7 @@ def test_no_plan_breaks_a_limit_or_offers_less_than_the_minimum(snapshot: Snapsh
     """For random trees, limits and sessions, no constraint is exceeded in any period and every current is 0 or in
     [min, max] on the pilot step."""
     result = plan(snapshot, NOW)
-    network = compile_network(snapshot, NOW, result.end)
+    network = compile_network(snapshot, NOW, result.end, prune=False)
     for segment in range(network.segment_count):
         when = network.boundaries[segment]
         amps = [result.sessions[s.id].current_at(when) for s in network.sessions]
@@ -281,7 +281,7 @@ def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> Non
     """Work conservation: no session below what it can use now could take one more pilot step (or its minimum, if
     paused) without breaking a constraint."""
     result = plan(snapshot, NOW)
-    network = compile_network(snapshot, NOW, result.end)
+    network = compile_network(snapshot, NOW, result.end, prune=False)
     config = SchedulerSettings()
     slot_hours = config.slot.total_seconds() / 3600
     amps = [result.sessions[s.id].current_a for s in network.sessions]
