@@ -110,6 +110,8 @@ def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune
         GridError: the tree is invalid, or a session hangs from an unknown node or draws on a phase its node
             does not carry.
     """
+    if not start < end:
+        raise GridError(f"the planning window must end after it starts ({start} .. {end})")
     topology = _topology(snapshot.nodes)
     nodes, ancestors = topology.nodes, topology.ancestors
     for session in snapshot.sessions:

@@ -296,3 +296,9 @@ def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> Non
         more = s.min_current_a if amps[i] == 0 else min(s.pilot_step_a, usable - amps[i])
         fits = all(slack[k] >= more * c - 1e-6 for k, c in network.session_constraints[i])
         assert not fits, (s.id, amps[i], more)
+
+
+def test_empty_planning_window_is_refused() -> None:
+    """A horizon of zero is a caller's mistake and says so instead of failing somewhere inside."""
+    with pytest.raises(GridError, match="must end after it starts"):
+        plan(Snapshot((GridNode("site"),), ()), NOW, SchedulerSettings(horizon=timedelta(0)))
