@@ -11,9 +11,10 @@ For each stretch of time in which no limit changes, currents are handed out in t
    current that delivers its remaining energy by its departure if held until then. When power is short, every
    session in the class gets the same fraction of its pace (weights = pace), which evens out how much of their
    request sessions end up with (fairness measured as Jain's index over delivered / requested).
-3. **What is left.** Again class by class, leftover capacity is shared equally (max-min in amps) up to what
-   each session can take in the next slot. Capacity unused now is lost for good, and a car charged early
-   leaves room for the ones that have not arrived yet.
+3. **What is left** is shared class by class, in proportion to how soon each car leaves (weights 1 / hours
+   left), up to what each can use in the next slot. Capacity unused now is lost for good, a car charged early
+   leaves room for the ones that have not arrived yet, and the car that leaves first has the least time to
+   catch up.
 
 Finally currents are rounded to what a pilot can signal (``pilots.round_to_pilots``). Later stretches (after a
 limit window starts or a booking's hold begins) are planned the same way from the energy expected by then.
@@ -93,12 +94,14 @@ def allocate(
     ceiling = [0.0] * count
     pace = [0.0] * count
     laxity = [0.0] * count
+    urgency = [0.0] * count
     for i, session in enumerate(sessions):
         need = needs[i]
         watts_per_amp = _watts_per_amp(session)
         if need.energy_wh <= _EPSILON or session.max_current_a < session.min_current_a or watts_per_amp <= 0:
             continue
         hours_left = max((need.departure - now).total_seconds() / 3600, slot_hours)
+        urgency[i] = 1 / hours_left
         energy_amps = need.energy_wh / (watts_per_amp * slot_hours)
         ceiling[i] = min(session.max_current_a, max(energy_amps, session.min_current_a))
         pace[i] = min(need.energy_wh / (watts_per_amp * hours_left), ceiling[i])
@@ -125,13 +128,17 @@ def allocate(
             admitted.append(i)
 
     classes = sorted({sessions[i].priority for i in admitted}, reverse=True)
-    for targets, weighted in ((pace, True), (ceiling, False)):
-        for priority in classes:
-            members = [i for i in admitted if sessions[i].priority == priority]
-            headroom = [max(0.0, targets[i] - currents[i]) for i in members]
-            weights = headroom if weighted else [1.0] * len(members)
-            for i, increment in zip(members, progressive_fill(network, slack, members, headroom, weights), strict=True):
-                currents[i] += increment
+    for priority in classes:
+        members = [i for i in admitted if sessions[i].priority == priority]
+        headroom = [max(0.0, pace[i] - currents[i]) for i in members]
+        for i, increment in zip(members, progressive_fill(network, slack, members, headroom, headroom), strict=True):
+            currents[i] += increment
+    for priority in classes:
+        members = [i for i in admitted if sessions[i].priority == priority]
+        headroom = [max(0.0, ceiling[i] - currents[i]) for i in members]
+        weights = [urgency[i] for i in members]
+        for i, increment in zip(members, progressive_fill(network, slack, members, headroom, weights), strict=True):
+            currents[i] += increment
     return round_to_pilots(network, currents, capacities, admitted, ceiling)
 
 
