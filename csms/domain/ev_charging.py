@@ -7,6 +7,7 @@ offered (on-board charger limits, taper near full).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,15 +86,21 @@ def phases_drawing(current_a: tuple[float, float, float]) -> int:
 def learn_max_current(learned: float | None, offered: float, drawn: float, hardware_max: float) -> float | None:
     """The car's estimated maximum after seeing it draw ``drawn`` A while offered ``offered`` A.
 
-    Drawing at least a margin below the offer means the car cannot take more right now: its maximum is what it
-    draws plus the margin. Drawing up to the offer means the estimate was too low: it grows back toward the
-    hardware maximum. None means "no estimate, use the hardware maximum".
+    Drawing at least a margin below what it could take (the offer, or the estimate if lower) means the car cannot
+    take more right now: its maximum is what it draws, rounded up. It grows back by one margin only when the car
+    takes (nearly) all of an offer that the estimate itself set (a bigger offer it does not take says the car
+    is at its limit): with the same threshold both ways the estimate
+    would climb past the car's limit, drop back and climb again, a profile write each time. None means "no
+    estimate, use the hardware maximum".
     """
     if offered <= 0 or drawn < PHASE_IN_USE_A:
         return learned  # a paused or idle car says nothing about its maximum
-    if drawn <= offered - RAMPDOWN_MARGIN_A:
-        return min(hardware_max, drawn + RAMPDOWN_MARGIN_A)
-    if learned is not None and learned < hardware_max:
+    cap = hardware_max if learned is None else learned
+    could = min(offered, cap)
+    if drawn < could - RAMPDOWN_MARGIN_A:
+        return float(math.ceil(drawn - 1e-6))
+    held_by_estimate = learned is not None and abs(offered - learned) <= RAMPDOWN_MARGIN_A / 2
+    if learned is not None and held_by_estimate and drawn >= could - RAMPDOWN_MARGIN_A / 2:
         raised = learned + RAMPDOWN_MARGIN_A
         return None if raised >= hardware_max else raised
     return learned

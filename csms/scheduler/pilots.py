@@ -28,8 +28,8 @@ def round_to_pilots(
 ) -> list[float]:
     """Pilot currents for ``network.sessions`` close to ``rates`` that load no constraint beyond ``capacities``.
 
-    ``rates`` (one per session) should themselves fit ``capacities``; ``order`` lists session indices, most
-    urgent first, and decides who gets the steps that rounding frees. A session whose rate is 0 stays at 0.
+    ``rates`` (one per session) should themselves fit ``capacities``; the steps that rounding frees go to the
+    largest remainders first, ties to the most urgent (``order`` lists session indices, most urgent first). A session whose rate is 0 stays at 0.
     With ``ceilings`` (what each session could use), room still left after rounding is handed out too, in
     whole steps and in the same order, so no session that could use one more step is denied it.
     """
@@ -40,7 +40,10 @@ def round_to_pilots(
         slack[constraint_index] -= sum(
             rounded[i] * coefficient for i, coefficient in zip(constraint.members, constraint.coefficients, strict=True)
         )
-    for i in order:
+    # Largest remainder first: 15.99997 A deserves the freed step more than 16.00003 A does.
+    urgency = {i: position for position, i in enumerate(order)}
+    by_remainder = sorted(order, key=lambda i: (-(rates[i] - rounded[i]), urgency[i]))
+    for i in by_remainder:
         wanted = rates[i]
         session = sessions[i]
         if wanted <= EPSILON or rounded[i] >= wanted - EPSILON:

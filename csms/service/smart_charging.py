@@ -11,6 +11,7 @@ hardware maximum, or what it draws) until it can be steered again.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -412,7 +413,11 @@ class SmartChargingService:
             # Offline, its TxProfile lapses to the default: plan for the larger of the two.
             return unlimited if session.offered_a is None else max(session.offered_a, unlimited)
         if session.refused_at is not None and (now - session.refused_at).total_seconds() < self._settings.retry_seconds:
-            return unlimited if session.offered_a is None else session.offered_a
+            assumed = unlimited if session.offered_a is None else session.offered_a
+            if session.measured_a is not None and session.measured_at and session.measured_at >= session.refused_at:
+                # Metered since it refused: a car only draws less as it fills, so what it draws (+1 A) is enough.
+                return min(assumed, math.ceil(max(session.measured_a)) + 1.0)
+            return assumed
         return None
 
     def _changes(self, result: Plan, steerable: set[str], now: datetime) -> tuple[list[LimitChange], list[LimitChange]]:
@@ -420,6 +425,14 @@ class SmartChargingService:
         written = {key: s.written_at for key, s in self._sessions.items() if s.written_at is not None}
         steerable_plan = replace(result, sessions={k: v for k, v in result.sessions.items() if k in steerable})
         decreases, increases = select_changes(steerable_plan, offered, written, now, self._policy)
+        # A session we never limited runs at its station's TxDefaultProfile when the station took one: a first
+        # limit above that raises it, so it waits with the increases until the decreases making room are accepted.
+        for change in [c for c in decreases if c.previous_a is None]:
+            station = self._stations.get(self._sessions[change.session_id].station_id)
+            default = station.tx_default_a if station is not None else None
+            if default is not None and change.current_a > default:
+                decreases.remove(change)
+                increases.append(change)
         # A limit about to lapse is re-sent even when unchanged, so a live station never decays to its default.
         margin = timedelta(seconds=self._settings.refresh_margin_seconds)
         validity = timedelta(seconds=self._settings.profile_validity_seconds)

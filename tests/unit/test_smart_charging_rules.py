@@ -122,9 +122,12 @@ def test_measure_reads_per_phase_current_and_the_energy_register_of_the_newest_s
 @pytest.mark.parametrize(
     ("learned", "offered", "drawn", "expected"),
     [
-        (None, 32, 13.0, 14.0),  # draws well below the offer: its maximum is what it draws plus 1 A
-        (14.0, 14, 13.6, 15.0),  # tracks its (learned) offer: the estimate grows back
-        (31.5, 32, 31.8, None),  # back at the hardware maximum: no estimate any more
+        (None, 32, 13.0, 13.0),  # draws well below the offer: its maximum is what it draws, rounded up
+        (None, 32, 12.2, 13.0),
+        (14.0, 14, 13.6, 15.0),  # takes all of the offer its estimate set: the estimate grows back
+        (14.0, 14, 13.2, 14.0),  # takes nearly all but not quite: no change (no climbing past its limit)
+        (14.0, 20, 13.8, 14.0),  # offered more than the estimate by the plan: nothing new learned
+        (31.0, 31, 30.9, None),  # grows back to the hardware maximum: no estimate any more
         (14.0, 0, 0.0, 14.0),  # paused: says nothing
         (None, 16, 0.2, None),  # idle car: says nothing
     ],
@@ -132,7 +135,7 @@ def test_measure_reads_per_phase_current_and_the_energy_register_of_the_newest_s
 def test_learned_maximum_follows_the_car(
     learned: float | None, offered: float, drawn: float, expected: float | None
 ) -> None:
-    """acnportal-style ramp-down: lower the estimate when the car draws 1 A below the offer, raise it when it tracks."""
+    """acnportal-style ramp-down with hysteresis: down to the draw when 1 A below, up 1 A when it takes it all."""
     assert learn_max_current(learned, offered, drawn, 32.0) == expected
 
 
