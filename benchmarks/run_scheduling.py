@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.scheduling.baselines import BASELINES, edf
+from benchmarks.scheduling.ablation import run_ablation
+from benchmarks.scheduling.baselines import BASELINES, edf, llf
 from benchmarks.scheduling.config import Scheduler, SimConfig
 from benchmarks.scheduling.fleet_sim import SimResult, simulate
 from benchmarks.scheduling.metrics import pool
@@ -198,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run in seconds")
     parser.add_argument("--evses", type=int, default=None, help="EVSEs of the quality site (full: 100)")
-    parser.add_argument("--days", type=int, default=None, help="simulated days per sweep point (full: 5)")
+    parser.add_argument("--days", type=int, default=None, help="simulated days per sweep point (full: 10)")
     parser.add_argument("--fractions", type=float, nargs="*", default=None, help="site limits, share of the peak")
     parser.add_argument("--no-optimal", action="store_true", help="leave our LP planner out of the sweep")
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--no-reaction", action="store_true")
+    parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--speed-sizes", type=int, nargs="*", default=None, help="full: 100 1000 10000")
     parser.add_argument("--output", type=Path, default=None, help="report file (default: see above)")
     parser.add_argument("--image-dir", type=Path, default=None)
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     quick = args.quick
     evse_count = args.evses or (24 if quick else 100)
-    days = args.days or (1 if quick else 5)
+    days = args.days or (1 if quick else 10)
     fractions = tuple(args.fractions or (QUICK_FRACTIONS if quick else FULL_FRACTIONS))
     output = args.output or (RESULTS_DIR / "BENCHMARKS-scheduling-quick.md" if quick else ROOT / "BENCHMARKS.md")
     image_dir = args.image_dir or (RESULTS_DIR if quick else IMAGE_DIR)
@@ -231,14 +233,28 @@ def main(argv: list[str] | None = None) -> int:
     if sweep.cross_check:
         log(sweep.cross_check)
 
+    ablation = None
+    if not args.no_ablation and "realtime" in ours:
+        peaks = {
+            seed: {LimitKind.PHASE: phase_a, LimitKind.POWER: power_w}
+            for seed, (phase_a, power_w) in zip(seeds, sweep.peaks, strict=True)
+        }
+        points = (
+            [(LimitKind.PHASE, 0.3)]
+            if quick
+            else [(LimitKind.POWER, 0.3), (LimitKind.PHASE, 0.2), (LimitKind.PHASE, 0.3)]
+        )
+        contenders: dict[str, Scheduler] = {"realtime": ours["realtime"], "edf": edf, "llf": llf}
+        ablation = run_ablation(evse_count, seeds, points, contenders, peaks, log)
+
     speed: list[SpeedResult] = []
     if not args.no_speed:
         sizes = args.speed_sizes or ([100] if quick else [100, 1000, 10000])
         speed = run_speed(sizes, {**ours, "edf": edf}, quick)
     reaction: ReactionResult | None = None
     if not args.no_reaction and "realtime" in ours:
-        stations = 40 if quick else 1500  # EVSEs; about two thirds as many stations
-        reaction = measure_reaction(ours["realtime"], evse_count=stations)
+        evses = 40 if quick else 1510  # the reaction day's site then has 1,001 stations (a third have two EVSEs)
+        reaction = measure_reaction(ours["realtime"], evse_count=evses)
         log(f"reaction: {reaction}")
 
     images: dict[str, str] = {}
@@ -283,13 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Offline LP solve time per point (two solves: all sessions, then the priority class alone): median "
         f"{np.median(sweep.lp_seconds):.2f} s, max {max(sweep.lp_seconds):.2f} s."
     )
-    section = render(sweep, speed, reaction, header=header, images=images, notes=notes)
+    section = render(sweep, speed, reaction, ablation=ablation, header=header, images=images, notes=notes)
     write_section(output, section)
     raw = {
         "sweep": {f"{k}|{f}|{a}": m for (k, f, a), m in sweep.metrics.items()},
         "optimum_pct": {f"{k}|{f}": v for (k, f), v in sweep.optimum_pct.items()},
         "speed": speed,
         "reaction": reaction,
+        "ablation": {"|".join(map(str, key)): m for key, m in (ablation or {}).items()},
     }
     (results_dir / f"scheduling-{stamp}{suffix}.json").write_text(json.dumps(raw, default=_json_default, indent=1))
     log(f"wrote {output} in {elapsed:.0f} s")

@@ -70,6 +70,7 @@ class Controller:
         self.written_step = np.full(n, -(10**9))
         self.last_written: dict[str, datetime] = {}
         self.cap = self.hardware_a.copy()  # learned maximum current per phase
+        self.fixed_draw = self.hardware_a.copy()  # what an unsteerable session is assumed to draw
         self.phases_known = np.zeros(n, dtype=bool)
         self.fixed = np.zeros(n, dtype=bool)
         self.unsteerable: set[int] = set()  # station indices
@@ -90,6 +91,8 @@ class Controller:
 
     def on_arrival(self, i: int, step: int) -> None:
         self.active.add(i)
+        if self.config.phases_known_at_start:
+            self._know_phases(i)
         self.fixed[i] = self.station_of[i] in self.unsteerable
         self.offered[i] = self.config.default_limit_a
         self.written_step[i] = step - self.config.latency_steps  # the boot profile is in force already
@@ -150,14 +153,14 @@ class Controller:
             self.stats.flagged_stations += int(self.station_of[i] not in self.unsteerable)
             self._mark_unsteerable(int(self.station_of[i]))
 
-    def _learn(self, step: int, active: np.ndarray, last_draw: np.ndarray, remaining: np.ndarray) -> None:
+    def _learn(self, step: int, active: np.ndarray, last_draw: np.ndarray) -> None:
         drew = active[last_draw[active] > 0.5]
         for i in drew[~self.phases_known[drew]]:
-            self.phases_known[i] = True
-            self.assumed_phase_matrix[i] = [1.0 if p in self.true_phases[i] else 0.0 for p in ALL_PHASES]
-            self.watts_per_amp[i] = VOLTAGE_V * len(self.true_phases[i])
+            self._know_phases(int(i))
         settled = self._in_force(step, active)
-        settled = settled[remaining[settled] > 0.0]
+        metered = settled[self.fixed[settled]]
+        # What an unsteerable car draws, plus a margin: it only ever draws less as it fills (taper, target).
+        self.fixed_draw[metered] = np.minimum(self.hardware_a[metered], np.ceil(last_draw[metered] - _TOLERANCE) + 1.0)
         in_force = np.where(self.fixed[settled], self.hardware_a[settled], self.offered[settled])
         settled, in_force = settled[in_force >= IEC_MIN_CURRENT_A], in_force[in_force >= IEC_MIN_CURRENT_A]
         could = np.minimum(in_force, self.cap[settled])
@@ -168,6 +171,11 @@ class Controller:
         up = (draw >= could - 0.5) & (in_force >= self.cap[settled])
         self.cap[settled[down]] = np.ceil(draw[down] - _TOLERANCE)
         self.cap[settled[up]] = np.minimum(self.hardware_a[settled[up]], self.cap[settled[up]] + 1.0)
+
+    def _know_phases(self, i: int) -> None:
+        self.phases_known[i] = True
+        self.assumed_phase_matrix[i] = [1.0 if p in self.true_phases[i] else 0.0 for p in ALL_PHASES]
+        self.watts_per_amp[i] = VOLTAGE_V * len(self.true_phases[i])
 
     def _snapshot(self, now: datetime, active: np.ndarray, remaining: np.ndarray) -> Snapshot:
         sessions = self.workload.sessions
@@ -191,8 +199,8 @@ class Controller:
                 "voltage_v": VOLTAGE_V,
             }
             if self.fixed[i]:
-                cap = float(min(self.cap[i], self.hardware_a[i]))
-                demands.append(SessionDemand(max_current_a=float(self.hardware_a[i]), fixed_a=cap, **common))
+                fixed = self.hardware_a[i] if self.config.fixed_at_hardware_max else self.fixed_draw[i]
+                demands.append(SessionDemand(max_current_a=float(self.hardware_a[i]), fixed_a=float(fixed), **common))
             else:
                 # A tapering car that takes 3 A is still offered the 6 A minimum: it takes what it can.
                 max_a = float(min(max(self.cap[i], IEC_MIN_CURRENT_A), self.hardware_a[i]))
@@ -206,7 +214,7 @@ class Controller:
         self.last_replan = step
         now = self.workload.start + timedelta(seconds=step * self.config.step_s)
         remaining = np.maximum(self.requested_wh - delivered_wh, 0.0)
-        self._learn(step, active, last_draw, remaining)
+        self._learn(step, active, last_draw)
         snapshot = self._snapshot(now, active, remaining)
         started = time.perf_counter()
         plan = self.scheduler(snapshot, now, self.config.settings)

@@ -31,8 +31,11 @@ class LevelStats:
     name: str
     node_ids: list[str]
     violation_s: np.ndarray  # (nodes, 4): seconds above each limit (L1..L3, W)
-    violation_beyond_s: np.ndarray  # the same, outside the apply window after arrivals and limit changes
+    violation_beyond_s: np.ndarray  # the same, outside the apply window after arrivals and limit changes, and
+    # not where the stations that cannot be steered break the limit on their own (no controller can help that)
+    unavoidable_s: np.ndarray  # the seconds where they do
     peak_ratio: np.ndarray  # (nodes, 4): highest load / limit (0 where unlimited)
+    settled_peak_ratio: np.ndarray  # the same outside apply windows and where the unsteerable alone fit
 
 
 @dataclass(slots=True)
@@ -51,6 +54,8 @@ class SimResult:
     site_load: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))  # per step: L1..L3 (A), W
     site_limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per step, in the kind's unit
     excused: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per step: in an apply window
+    # Per step: what the cars present could draw at their EVSE's maximum (L1..L3, W): demand, for diagnosis.
+    site_wanted: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
 
 
 def _inverse(limits: np.ndarray) -> np.ndarray:
@@ -103,10 +108,14 @@ def simulate(
     excused_until = -1
     violation = np.zeros((topology.size, 4))
     beyond = np.zeros((topology.size, 4))
+    unavoidable = np.zeros((topology.size, 4))
+    unsteerable = np.array([b is not Behaviour.OBEYS for b in behaviour], dtype=float)
     peak = np.zeros((topology.size, 4))
+    settled_peak = np.zeros((topology.size, 4))
     site_load = np.zeros((n_steps if config.record else 0, 4))
     site_limit = np.full(n_steps if config.record else 0, limit)
     excused = np.zeros(n_steps if config.record else 0, dtype=bool)
+    site_wanted = np.zeros((n_steps if config.record else 0, 4))
     current_limit = limit
     inverse_limit = _inverse(topology.limits)
 
@@ -153,17 +162,33 @@ def simulate(
         last_draw = draw
         loads = topology.loads(draw, phase_matrix, watts)
         over = topology.excess(loads)
+        ratio = loads * inverse_limit
+        np.maximum(peak, ratio, out=peak)
         if over.any():
             violation += over * dt
+            alone = topology.excess(topology.loads(draw * unsteerable, phase_matrix, watts))
+            unavoidable += alone * dt
             if k >= excused_until:
-                beyond += over * dt
-        np.maximum(peak, loads * inverse_limit, out=peak)
+                beyond += (over & ~alone) * dt
+            ratio[alone] = 0.0
+        if k >= excused_until:
+            np.maximum(settled_peak, ratio, out=settled_peak)
         if config.record:
             site_load[k] = loads[0]
             excused[k] = k < excused_until
+            could = car_draw(hardware, soc, car_max, requested - delivered + draw * watts * step_h, watts, step_h)
+            site_wanted[k] = topology.loads(could * active, phase_matrix, watts)[0]
 
     levels = [
-        LevelStats(level.name, level.node_ids, violation[level.rows], beyond[level.rows], peak[level.rows])
+        LevelStats(
+            level.name,
+            level.node_ids,
+            violation[level.rows],
+            beyond[level.rows],
+            unavoidable[level.rows],
+            peak[level.rows],
+            settled_peak[level.rows],
+        )
         for level in topology.levels
     ]
     return SimResult(
@@ -181,4 +206,5 @@ def simulate(
         site_load=site_load,
         site_limit=site_limit,
         excused=excused,
+        site_wanted=site_wanted,
     )

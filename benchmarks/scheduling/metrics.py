@@ -67,9 +67,12 @@ class Metrics:
     fleet_fill_pct: float  # the priority class: delivered / requested
     fleet_of_optimum_pct: float | None  # the priority class: delivered / the most the LP can give it
     peak_ratio: float  # the site's highest measured load / its limit (any phase, or W)
+    settled_peak_ratio: float  # the same outside apply windows and where the unsteerable stations alone fit
     feeder_peak_ratio: float
     violation_s: float  # seconds x node limits broken, summed over nodes and phases
-    violation_beyond_s: float  # the same, outside the apply window after arrivals and limit changes
+    violation_beyond_s: float  # the same, outside the apply window after arrivals and limit changes, and not
+    # where unsteerable stations alone break the limit
+    violation_unavoidable_s: float  # where unsteerable stations alone break the limit
     jain: float  # over delivered / requested of every session
     ratio_min: float
     ratio_p10: float
@@ -106,9 +109,13 @@ def pool(results: Sequence[SimResult], optima: Sequence[OfflineResult | None]) -
         fleet_fill_pct=100.0 * delivered[fleet].sum() / requested[fleet].sum() if fleet.any() else 100.0,
         fleet_of_optimum_pct=100.0 * delivered[fleet].sum() / fleet_optimum if fleet_optimum else None,
         peak_ratio=max(float(s.peak_ratio[:, _site_column(r)].max()) for s, r in zip(site, results, strict=True)),
+        settled_peak_ratio=max(
+            float(s.settled_peak_ratio[:, _site_column(r)].max()) for s, r in zip(site, results, strict=True)
+        ),
         feeder_peak_ratio=max(float(f.peak_ratio.max()) for f in feeders),
         violation_s=float(sum(level.violation_s.sum() for r in results for level in r.levels)),
         violation_beyond_s=float(sum(level.violation_beyond_s.sum() for r in results for level in r.levels)),
+        violation_unavoidable_s=float(sum(level.unavoidable_s.sum() for r in results for level in r.levels)),
         jain=jain_index(ratios),
         ratio_min=float(ratios.min()) if ratios.size else 1.0,
         ratio_p10=float(np.percentile(ratios, 10)) if ratios.size else 1.0,

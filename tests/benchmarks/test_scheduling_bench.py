@@ -170,12 +170,15 @@ def test_controlled_day_keeps_limits_and_conserves_energy() -> None:
     result = simulate(day, LimitKind.PHASE, 0.2 * free.site_load[:, :3].max(), edf)
     assert result.control.infeasible_plans == 0 and result.control.bad_pilots == 0
     assert sum(level.violation_beyond_s.sum() for level in result.levels) == 0
+    assert result.levels[0].settled_peak_ratio.max() <= 1.0 + 1e-9
     phase_energy = result.site_load[:, :3].sum() * VOLTAGE_V * result.step_s / HOUR
     assert phase_energy == pytest.approx(result.delivered_wh.sum())
     site_all, site_beyond = violation_seconds(
         result.site_load[:, :3], result.site_limit[:, None], result.step_s, result.excused
     )
-    assert (site_all, site_beyond) == (result.levels[0].violation_s.sum(), result.levels[0].violation_beyond_s.sum())
+    assert site_all == result.levels[0].violation_s.sum()
+    # The simulator also leaves out what the unsteerable stations break on their own.
+    assert site_beyond >= result.levels[0].violation_beyond_s.sum()
     assert 0 < result.control.writes
 
 
