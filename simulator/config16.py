@@ -87,6 +87,7 @@ class ConfigStore16:
         self._values = {key: spec.default for key, spec in _KEYS.items()}
         self._values["NumberOfConnectors"] = str(connectors)
         self._values.update(overrides or {})
+        self._settings: Settings | None = None  # read on every physics tick: built once per change
 
     def get(self, key: str) -> str | None:
         return self._values.get(key)
@@ -125,9 +126,15 @@ class ConfigStore16:
         if key in ("HeartbeatInterval", "MeterValueSampleInterval") and int(value) <= 0:
             return "Rejected"
         self._values[key] = value.strip() if spec.kind is KeyKind.INT else value
+        self._settings = None
         return "Accepted"
 
     def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = self._read_settings()
+        return self._settings
+
+    def _read_settings(self) -> Settings:
         key = self._values.get("AuthorizationKey") or ""
         return Settings(
             heartbeat_interval_s=self.get_int("HeartbeatInterval"),

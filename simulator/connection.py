@@ -109,7 +109,7 @@ class Connection:
         cp = self._cp
         if cp is None or not self.connected:
             raise NotConnectedError(self.station.identity)
-        result = await cp.call(payload, suppress=False)
+        result = await cp.call(payload, suppress=False, skip_schema_validation=not self.station.validate_messages)
         self.messages_sent += 1
         return result
 
@@ -264,7 +264,7 @@ class Connection:
             item = await outbox.next_item()
             try:
                 self._sending = True
-                result = await cp.call(item.build(), suppress=False)
+                result = await cp.call(item.build(), suppress=False, skip_schema_validation=not st.validate_messages)
             except TimeoutError:
                 item.attempts += 1
                 settings = st.handler.settings()

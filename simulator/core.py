@@ -76,6 +76,9 @@ class StationCore:
         self.counters = _Counters()
         self._last_step = now
         self._station_reported: ConnectorState | None = None
+        # Called with (when, phase currents) whenever what the station draws changes (see `phase_currents`).
+        self.draw_listeners: list[Callable[[datetime, tuple[float, float, float]], None]] = []
+        self._drawn: tuple[float, float, float] = (0.0, 0.0, 0.0)
         for c in self.connectors.values():
             c.offered_a = max_current_a
 
@@ -115,6 +118,15 @@ class StationCore:
         if settings.auth_cache_enabled and id_tag in self.auth_cache:
             return self.auth_cache[id_tag]
         return None
+
+    def phase_currents(self) -> tuple[float, float, float]:
+        """What the station draws now on its own L1, L2, L3 (A), summed over connectors: the ground truth a
+        meter at the station's supply would show. A car on fewer phases loads the station's first ones."""
+        totals = [0.0, 0.0, 0.0]
+        for c in self.connectors.values():
+            for phase in range(min(c.phases, 3)):
+                totals[phase] += c.current_a
+        return (totals[0], totals[1], totals[2])
 
     def sample(self, connector_id: int, now: datetime, context: str = "Sample.Periodic") -> MeterSample:
         c = self.connectors[connector_id]
@@ -318,6 +330,7 @@ class StationCore:
         if self.behaviour.ignore_profiles:
             return None, {cid: None for cid in self.connectors}
         applied_before = now - timedelta(seconds=self.behaviour.profile_delay_s)
+        self.profiles.forget_replaced(applied_before)
         station = self.profiles.station_limit(now, applied_before=applied_before)
         own: dict[int, Limit | None] = {}
         for cid, c in self.connectors.items():
@@ -341,7 +354,15 @@ class StationCore:
                 c.current_a, c.phases = 0.0, 3
                 continue
             c.phases = min(c.ev.spec.phases, limit.phases) if limit and limit.phases else c.ev.spec.phases
-            c.current_a = draw_current(c.ev.spec, c.ev.soc, c.offered_a, self.behaviour.draw_factor)
+            c.current_a = draw_current(
+                c.ev.spec, c.ev.soc, c.offered_a, self.behaviour.draw_factor, target_soc=c.ev.target_soc
+            )
+        if self.draw_listeners:
+            drawn = self.phase_currents()
+            if drawn != self._drawn:
+                self._drawn = drawn
+                for listener in self.draw_listeners:
+                    listener(now, drawn)
 
     def step(self, now: datetime) -> None:
         """One simulation tick: integrate, handle departures/expiries, sample meters, report."""

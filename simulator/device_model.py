@@ -184,6 +184,7 @@ class DeviceModel:
             self._vars[VarKey("Connector", "AvailabilityState", evse, 1)] = Variable("Available", _RO, "OptionList")
             self._vars[VarKey("Connector", "ConnectorType", evse, 1)] = Variable("cType2", _RO, "string")
         self._components = {(k.component, k.evse_id, k.connector_id, k.component_instance) for k in self._vars}
+        self._settings: Settings | None = None  # read on every physics tick: built once per change
 
     def value(self, component: str, variable: str, **where: Any) -> str:
         return self._vars[VarKey(component, variable, **where)].value
@@ -193,6 +194,7 @@ class DeviceModel:
         key = VarKey(component, variable, **where)
         if key in self._vars:
             self._vars[key].value = value
+            self._settings = None
 
     def _lookup(self, key: VarKey) -> tuple[str | None, Variable | None]:
         comp = (key.component, key.evse_id, key.connector_id, key.component_instance)
@@ -244,6 +246,7 @@ class DeviceModel:
             result["attribute_status"] = "Rejected"
         else:
             var.value = value
+            self._settings = None
             result["attribute_status"] = "Accepted"
             changed = key
         return result, changed
@@ -293,6 +296,11 @@ class DeviceModel:
         return self.value(component, variable).lower() == "true"
 
     def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = self._read_settings()
+        return self._settings
+
+    def _read_settings(self) -> Settings:
         password = self.value("SecurityCtrlr", "BasicAuthPassword")
         return Settings(
             heartbeat_interval_s=self._int("OCPPCommCtrlr", "HeartbeatInterval"),

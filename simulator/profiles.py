@@ -10,7 +10,7 @@ Within one purpose the valid profile with the highest stack level that has an ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -177,12 +177,20 @@ def _active_period(ip: InstalledProfile, at: datetime, relative_start: datetime 
 
 
 class ProfileStore:
-    """Installed charging profiles of one station, keyed by connector (0 = station)."""
+    """Installed charging profiles of one station, keyed by connector (0 = station).
+
+    A replaced profile is remembered with the time it was replaced, so that a station that applies profiles late
+    (``applied_before`` in the queries) keeps obeying the old one until the new one takes effect, as a real charger
+    would, instead of falling back to its default limit in between.
+    """
 
     def __init__(self, voltage: float = 230.0, phases: int = 3) -> None:
         self._items: list[InstalledProfile] = []
+        self._replaced: list[tuple[InstalledProfile, datetime]] = []  # (profile, when it was replaced)
         self.voltage = voltage
         self.phases = phases
+        # Called with each profile installed (after it is stored): tests follow what a station was told, and when.
+        self.install_listeners: list[Callable[[InstalledProfile], None]] = []
 
     def __len__(self) -> int:
         return len(self._items)
@@ -195,17 +203,25 @@ class ProfileStore:
         raw: Mapping[str, Any] | None = None,
     ) -> None:
         """Add a profile; one with the same id, or the same connector+purpose+stack level, is replaced."""
-        self._items = [
-            ip
-            for ip in self._items
-            if ip.profile.id != profile.id
-            and not (
+        kept: list[InstalledProfile] = []
+        for ip in self._items:
+            if ip.profile.id == profile.id or (
                 ip.connector_id == connector_id
                 and ip.profile.purpose is profile.purpose
                 and ip.profile.stack_level == profile.stack_level
-            )
-        ]
-        self._items.append(InstalledProfile(connector_id, profile, installed_at, raw or {}))
+            ):
+                self._replaced.append((ip, installed_at))
+            else:
+                kept.append(ip)
+        self._items = kept
+        installed = InstalledProfile(connector_id, profile, installed_at, raw or {})
+        self._items.append(installed)
+        for listener in self.install_listeners:
+            listener(installed)
+
+    def forget_replaced(self, before: datetime) -> None:
+        """Drop replaced profiles that no query with ``applied_before >= before`` can see any more."""
+        self._replaced = [(ip, until) for ip, until in self._replaced if until > before]
 
     def find(
         self,
@@ -241,21 +257,37 @@ class ProfileStore:
 
     def remove_tx_profiles(self, connector_id: int) -> int:
         """Drop TxProfiles of a connector: they end with their transaction."""
+        self._replaced = [
+            (ip, until)
+            for ip, until in self._replaced
+            if not (ip.connector_id == connector_id and ip.profile.purpose is Purpose.TX)
+        ]
         return self.clear(connector_id=connector_id, purpose=Purpose.TX)
 
     # -- evaluation -----------------------------------------------------------------------------
+
+    def _in_force(self, applied_before: datetime | None, connector_id: int, purpose: Purpose) -> list[InstalledProfile]:
+        """Profiles of a connector and purpose as the station applies them: with ``applied_before``, those
+        installed by then, and those replaced since (the station has not taken their replacement yet)."""
+        live = self.find(connector_id=connector_id, purpose=purpose)
+        if applied_before is None:
+            return live
+        return [ip for ip in live if ip.installed_at <= applied_before] + [
+            ip
+            for ip, until in self._replaced
+            if ip.connector_id == connector_id
+            and ip.profile.purpose is purpose
+            and ip.installed_at <= applied_before < until
+        ]
 
     def _group_limit(
         self,
         candidates: list[InstalledProfile],
         at: datetime,
         relative_start: datetime | None,
-        applied_before: datetime | None,
     ) -> Limit | None:
         ordered = sorted(candidates, key=lambda ip: (ip.profile.stack_level, ip.installed_at), reverse=True)
         for ip in ordered:
-            if applied_before is not None and ip.installed_at > applied_before:
-                continue
             period = _active_period(ip, at, relative_start)
             if period is not None:
                 return _to_amps(period, ip.profile.schedule.rate_unit, self.voltage, self.phases)
@@ -264,8 +296,8 @@ class ProfileStore:
     def station_limit(self, at: datetime, *, applied_before: datetime | None = None) -> Limit | None:
         """Station-wide limit (STATION_MAX and EXTERNAL at connector 0)."""
         return min_limit(
-            self._group_limit(self.find(connector_id=0, purpose=Purpose.STATION_MAX), at, at, applied_before),
-            self._group_limit(self.find(connector_id=0, purpose=Purpose.EXTERNAL), at, at, applied_before),
+            self._group_limit(self._in_force(applied_before, 0, Purpose.STATION_MAX), at, at),
+            self._group_limit(self._in_force(applied_before, 0, Purpose.EXTERNAL), at, at),
         )
 
     def connector_limit(
@@ -283,19 +315,17 @@ class ProfileStore:
         if tx is not None:
             tx_profiles = [
                 ip
-                for ip in self.find(connector_id=connector_id, purpose=Purpose.TX)
+                for ip in self._in_force(applied_before, connector_id, Purpose.TX)
                 if ip.profile.transaction_id is None or ip.profile.transaction_id == tx.transaction_id
             ]
-            tx_limit = self._group_limit(tx_profiles, at, rel, applied_before)
+            tx_limit = self._group_limit(tx_profiles, at, rel)
         if tx_limit is None:
-            own = self.find(connector_id=connector_id, purpose=Purpose.TX_DEFAULT)
-            tx_limit = self._group_limit(own, at, rel, applied_before)
+            own = self._in_force(applied_before, connector_id, Purpose.TX_DEFAULT)
+            tx_limit = self._group_limit(own, at, rel)
             if tx_limit is None:
-                shared = self.find(connector_id=0, purpose=Purpose.TX_DEFAULT)
-                tx_limit = self._group_limit(shared, at, rel, applied_before)
-        external = self._group_limit(
-            self.find(connector_id=connector_id, purpose=Purpose.EXTERNAL), at, rel, applied_before
-        )
+                shared = self._in_force(applied_before, 0, Purpose.TX_DEFAULT)
+                tx_limit = self._group_limit(shared, at, rel)
+        external = self._group_limit(self._in_force(applied_before, connector_id, Purpose.EXTERNAL), at, rel)
         return min_limit(tx_limit, external)
 
     def composite_limit(

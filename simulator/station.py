@@ -80,6 +80,7 @@ class SimStation:
         tick_s: float = 5.0,
         response_timeout: float = 10.0,
         backoff_s: tuple[float, float] = (0.5, 10.0),
+        validate_messages: bool = True,
     ) -> None:
         self.identity = identity
         self.url = f"{url_base.rstrip('/')}/{quote(identity, safe='')}"
@@ -88,6 +89,9 @@ class SimStation:
         self.rng = rng or random.Random(identity)
         self.vendor, self.model, self.firmware_version = vendor, model, firmware_version
         self.response_timeout = response_timeout
+        # Check what we send (and the answers to it) against the OCPP schemas; large fleets may skip this, as
+        # the CSMS validates anyway and jsonschema costs more than the rest of a small message's handling.
+        self.validate_messages = validate_messages
         self.tick_s = tick_s
         self.errors: list[str] = []
         self.outbox = Outbox()
@@ -334,6 +338,10 @@ class SimStation:
     def connector(self, connector_id: int) -> ConnectorSnapshot:
         """What a connector is doing now: state, drawn current/power, offered limit, energy."""
         return self.core.snapshot(connector_id)
+
+    def phase_currents(self) -> tuple[float, float, float]:
+        """Ground truth: what the station draws right now on its own L1, L2, L3 (A), all connectors together."""
+        return self.core.phase_currents()
 
     def snapshot(self) -> StationSnapshot:
         counters = self.core.counters

@@ -220,7 +220,10 @@ class ChargePoint16(_ChargePoint):  # type: ignore[misc]  # ocpp is untyped
             session = self.core.connectors[connector_id].session if connector_id else None
             if session is None:
                 return "Rejected"  # a TxProfile needs a running transaction on that connector
-            if profile.transaction_id is not None and profile.transaction_id != session.profile_tx_id:
+            # Until the StartTransaction answer is handled the station does not know the id the CSMS gave the
+            # transaction, but the CSMS does: a profile sent right after that answer names it before we can.
+            known = session.csms_id is not None
+            if profile.transaction_id is not None and known and profile.transaction_id != session.profile_tx_id:
                 return "Rejected"
         store = self.core.profiles
         replaces = store.find(profile_ids=[profile.id]) or store.find(

@@ -294,7 +294,7 @@ class V201Handler(ProtocolHandler):
         c = self.station.core.connectors[connector_id]
         ev = c.ev
         spec = ev.spec if ev is not None else None
-        needed_wh = int((1.0 - ev.soc) * spec.capacity_kwh * 1000) if ev is not None and spec is not None else 0
+        needed_wh = int(ev.wanted_wh) if ev is not None else 0
         phases = spec.phases if spec is not None else 3
         needs: dict[str, Any] = {
             "requested_energy_transfer": "AC_three_phase" if phases == 3 else "AC_single_phase",

@@ -68,3 +68,28 @@ def test_energy_conservation(soc: float, offered: float, seconds: float) -> None
     assert 0.0 <= step.energy_wh <= (1.0 - soc) * capacity_wh + 1e-6
     assert step.state.soc == pytest.approx(soc + step.energy_wh / capacity_wh, abs=1e-9)
     assert step.state.soc <= 1.0
+
+
+def test_charge_limit_stops_the_draw_at_the_target_soc() -> None:
+    """A car with a charge limit draws nothing once there, and charging never takes it past the limit."""
+    state = EVState(EV, 0.5, target_soc=0.6)
+    assert state.wanted_wh == pytest.approx(10_000)
+    assert draw_current(EV, 0.6, 32.0, target_soc=0.6) == 0.0
+    step = charge(state, 16.0, 3 * 3600)
+    assert step.energy_wh == pytest.approx(10_000) and step.state.soc == pytest.approx(0.6)
+    assert step.state.satisfied and not step.state.full and step.current_a == 0.0
+    with pytest.raises(ValueError):
+        EVState(EV, 0.5, target_soc=0.0)
+
+
+@given(
+    soc=st.floats(min_value=0.0, max_value=1.0),
+    target=st.floats(min_value=0.05, max_value=1.0),
+    seconds=st.floats(min_value=0.0, max_value=48 * 3600),
+)
+def test_energy_never_exceeds_what_the_car_wants(soc: float, target: float, seconds: float) -> None:
+    """Whatever the offer and the time, a car takes at most the energy up to its charge limit."""
+    state = EVState(EV, soc, target_soc=target)
+    step = charge(state, 32.0, seconds)
+    assert step.energy_wh <= state.wanted_wh + 1e-6
+    assert step.state.soc <= max(soc, target) + 1e-9

@@ -264,3 +264,40 @@ def test_wire_parsing_both_versions() -> None:
     }
     with pytest.raises(ProfileFormatError):
         profile_from_v16(bad)
+
+
+def test_late_station_keeps_the_replaced_profile_until_the_new_one_applies() -> None:
+    """A station applying profiles late obeys the profile a new one replaced until the new one takes effect."""
+    store = ProfileStore()
+    tx = TxContext("T1", T0)
+    store.install(1, mk(7, TXP, [(0, 16)], start=T0), T0)
+    store.install(1, mk(7, TXP, [(0, 8)], start=T0), T0 + timedelta(seconds=100))
+    late = timedelta(seconds=60)
+    for at, expected in ((130, 16.0), (159, 16.0), (160, 8.0), (400, 8.0)):
+        now = T0 + timedelta(seconds=at)
+        assert store.composite_limit(1, now, tx=tx, applied_before=now - late) == Limit(expected), at
+    assert store.composite_limit(1, T0 + timedelta(seconds=130), tx=tx) == Limit(8)  # a prompt station: at once
+    store.forget_replaced(T0 + timedelta(seconds=100))
+    before = T0 + timedelta(seconds=70)
+    assert store.composite_limit(1, T0 + timedelta(seconds=130), tx=tx, applied_before=before) is None
+    assert [ip.profile.schedule.periods[0].limit for ip in store.find()] == [8]  # reports show the new one only
+
+
+def test_tx_profiles_of_an_ended_transaction_are_not_kept_for_late_application() -> None:
+    """Removing a connector's TxProfiles also drops the ones they replaced."""
+    store = ProfileStore()
+    store.install(1, mk(7, TXP, [(0, 16)], start=T0), T0)
+    store.install(1, mk(7, TXP, [(0, 8)], start=T0), T0 + timedelta(seconds=10))
+    assert store.remove_tx_profiles(1) == 1
+    now = T0 + timedelta(seconds=20)
+    assert store.composite_limit(1, now, tx=TxContext(None, T0), applied_before=T0 + timedelta(seconds=5)) is None
+
+
+def test_install_listeners_hear_every_installed_profile() -> None:
+    """Each installed profile is passed to the install listeners with its installation time."""
+    store = ProfileStore()
+    heard: list[tuple[int, datetime]] = []
+    store.install_listeners.append(lambda ip: heard.append((ip.profile.id, ip.installed_at)))
+    store.install(1, mk(1, TXP, [(0, 16)]), T0)
+    store.install(0, mk(2, MAX, [(0, 32)]), T0 + timedelta(seconds=5))
+    assert heard == [(1, T0), (2, T0 + timedelta(seconds=5))]

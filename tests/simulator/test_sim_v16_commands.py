@@ -7,9 +7,10 @@ from typing import Any
 
 from ocpp.v16 import call
 
-from simulator.clock import format_ts
-from simulator.ev import EVSpec
-from simulator.model import Behaviour, ConnectorState
+from simulator.clock import SimClock, format_ts
+from simulator.ev import EVSpec, EVState
+from simulator.model import Behaviour, ConnectorState, TxTrigger
+from simulator.station import SimStation
 from tests.simulator.conftest import StationFactory
 from tests.simulator.fake_csms import FakeCsms
 from tests.simulator.helpers import eventually
@@ -285,3 +286,18 @@ async def test_ev_departs_at_its_departure_time(fake_csms: FakeCsms, make_statio
     stop = await fake_csms.wait_for("CP16-DEP", "StopTransaction")
     assert stop["reason"] == "EVDisconnected"
     await eventually(lambda: st.connector(1).state is ConnectorState.AVAILABLE)
+
+
+def test_tx_profile_naming_a_transaction_before_its_answer_is_handled_is_accepted() -> None:
+    """A TxProfile that arrives before the station handled the StartTransaction answer names the transaction by
+    the id the CSMS gave it; the station takes it, and later rejects a profile naming another transaction."""
+    station = SimStation("CP16-EARLY", "ws://127.0.0.1:1/ocpp", "ocpp1.6", 1, SimClock())
+    cp: Any = station.handler.create_charge_point(None)  # type: ignore[arg-type]  # no socket needed
+    station.core.plug_in(1, EVState(EV, 0.3), station.now())
+    session = station.core.begin_transaction(1, "TAG", station.now(), TxTrigger.AUTHORIZED)
+    tx_profile = profile(9101, "TxProfile", 10) | {"transaction_id": 42}
+    assert cp._install_profile(1, tx_profile) == "Accepted"
+    session.csms_id = 42  # the StartTransaction answer is handled
+    station.refresh()
+    assert station.connector(1).offered_a == 10
+    assert cp._install_profile(1, tx_profile | {"transaction_id": 43}) == "Rejected"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
-from simulator.ev import EVSpec
+from simulator.clock import format_ts, parse_ts
+from simulator.ev import EVSpec, EVState
 from simulator.model import Behaviour, ConnectorState
 from tests.simulator.conftest import StationFactory
 from tests.simulator.fake_csms import FakeCsms
@@ -107,3 +109,15 @@ async def test_charging_needs_and_ev_taper(fake_csms: FakeCsms, make_station: St
     assert needs["chargingNeeds"]["acChargingParameters"]["energyAmount"] == 2500
     assert 1 < st.connector(1).current_a < 16
     assert st.connector(1).state is ConnectorState.CHARGING
+
+
+async def test_charging_needs_ask_for_the_energy_up_to_the_charge_limit(
+    fake_csms: FakeCsms, make_station: StationFactory
+) -> None:
+    """A car with a charge limit asks for the energy up to that limit, and says when it leaves."""
+    st = await make_station("CS201-LIM", "ocpp2.0.1", behaviour=Behaviour(send_charging_needs=True))
+    departure = st.now() + timedelta(hours=4)
+    await st.start_session(1, "TAG", EVState(EV, 0.3, target_soc=0.8), departure=departure)
+    needs = (await fake_csms.wait_for("CS201-LIM", "NotifyEVChargingNeeds"))["chargingNeeds"]
+    assert needs["acChargingParameters"]["energyAmount"] == round(0.5 * EV.capacity_kwh * 1000)
+    assert parse_ts(needs["departureTime"]) == parse_ts(format_ts(departure))
