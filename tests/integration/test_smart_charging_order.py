@@ -1,0 +1,52 @@
+"""Smart charging raises a limit only once the decreases that make room for it were accepted, first limits too."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from csms.runtime.app import CentralSystem
+from tests.conftest import make_settings
+from tests.integration.test_smart_charging import SMART, Charger, make_site, replan, start_16, wait_for
+
+
+@pytest.fixture
+async def system(tmp_path: Path) -> AsyncIterator[CentralSystem]:
+    # A charger that does not answer is given up on quickly, so the test does not wait for the default 5 s.
+    central = CentralSystem(make_settings(tmp_path, smart_charging=SMART, ocpp={"call_timeout": 0.5}))
+    await central.start()
+    try:
+        yield central
+    finally:
+        await central.stop()
+
+
+class GoesSilent(Charger):
+    """Takes its first TxProfile, then never answers another one."""
+
+    def answer(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:  # type: ignore[override]
+        result = super().answer(action, payload)
+        if action == "SetChargingProfile" and len(self.tx_limits()) > 1:
+            return None
+        return result
+
+
+async def test_first_limit_above_the_default_waits_for_the_decrease_that_makes_room(system: CentralSystem) -> None:
+    """A new car's first limit above its station's default share is held back while the car using the room does
+    not confirm its decrease: the site never has more promised than its limit."""
+    await make_site(system, 30, ["cp1", "cp2", "cp3"])  # a safe share (TxDefaultProfile) of 10 A each
+    one, two = GoesSilent("cp1"), Charger("cp2")
+    c1, c2 = await one.connect(system), await two.connect(system)
+    await wait_for(lambda: one.defaults() == [10.0] and two.defaults() == [10.0])
+    await start_16(c1)
+    await replan(system)
+    assert one.tx_limits() == [30.0]  # alone on the site: all of it
+    await start_16(c2)
+    await replan(system)
+    assert one.tx_limits()[1:] == [15.0]  # asked to make room, and never confirmed
+    assert all(limit <= 10.0 for limit in two.tx_limits())  # so cp2 was never raised above its default
+    await c1.close()
+    await c2.close()
