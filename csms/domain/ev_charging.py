@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from csms.domain.grid import IEC_MIN_CURRENT_A
 from csms.domain.metering import MeterSample, energy_wh
 
 __all__ = [
@@ -98,7 +99,9 @@ def learn_max_current(learned: float | None, offered: float, drawn: float, hardw
     cap = hardware_max if learned is None else learned
     could = min(offered, cap)
     if drawn < could - RAMPDOWN_MARGIN_A:
-        return float(math.ceil(drawn - 1e-6))
+        # Never below the pilot's minimum: a maximum under 6 A would pause the car for good (a paused car draws
+        # nothing, so the estimate could never grow back); offered 6 A it just draws what it can.
+        return float(min(hardware_max, max(IEC_MIN_CURRENT_A, math.ceil(drawn - 1e-6))))
     held_by_estimate = learned is not None and abs(offered - learned) <= RAMPDOWN_MARGIN_A / 2
     if learned is not None and held_by_estimate and drawn >= could - RAMPDOWN_MARGIN_A / 2:
         raised = learned + RAMPDOWN_MARGIN_A

@@ -130,6 +130,7 @@ def test_measure_reads_per_phase_current_and_the_energy_register_of_the_newest_s
         (31.0, 31, 30.9, None),  # grows back to the hardware maximum: no estimate any more
         (14.0, 0, 0.0, 14.0),  # paused: says nothing
         (None, 16, 0.2, None),  # idle car: says nothing
+        (None, 7, 4.2, 6.0),  # never below the 6 A minimum: that would pause it for good
     ],
 )
 def test_learned_maximum_follows_the_car(
