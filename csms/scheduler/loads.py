@@ -51,9 +51,9 @@ def node_loads(
         NodeLoad(
             node_id,
             when,
-            (round(a[0], 3), round(a[1], 3), round(a[2], 3)),
+            (a[0], a[1], a[2]),
             network.nodes[node_id].current_limit_at(when),
-            round(watts[node_id], 1),
+            watts[node_id],
             network.nodes[node_id].power_limit_at(when),
         )
         for node_id, a in amps.items()

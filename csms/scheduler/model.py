@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from csms.domain.grid import IEC_MIN_CURRENT_A, CapacityHold, GridNode, Phases, Priority
 
@@ -62,14 +63,16 @@ class SchedulerSettings:
     keep_charging_bonus_s: float = 900.0
 
 
-@dataclass(frozen=True, slots=True)
-class Period:
+# Period, SessionPlan and NodeLoad are named tuples rather than frozen dataclasses: a plan of a large site holds
+# one per session (and node), and building ten thousand frozen dataclasses costs as much as planning them.
+
+
+class Period(NamedTuple):
     start: datetime
     current_a: float
 
 
-@dataclass(frozen=True, slots=True)
-class SessionPlan:
+class SessionPlan(NamedTuple):
     """Piecewise-constant current limit for one session from the plan's start to its end."""
 
     session_id: str
@@ -88,8 +91,7 @@ class SessionPlan:
         return current
 
 
-@dataclass(frozen=True, slots=True)
-class NodeLoad:
+class NodeLoad(NamedTuple):
     """A node's planned load from ``start`` until the next NodeLoad of the same node (or the plan's end)."""
 
     node_id: str

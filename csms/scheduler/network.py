@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from csms.domain.grid import CapacityHold, GridError, GridNode, validate_tree
 from csms.scheduler.model import SessionDemand, Snapshot
@@ -24,8 +25,7 @@ __all__ = ["Constraint", "Network", "compile_network"]
 POWER = 0  # the "phase" of a node's power constraint
 
 
-@dataclass(frozen=True, slots=True)
-class Constraint:
+class Constraint(NamedTuple):  # a named tuple: large sites have tens of thousands
     node_id: str
     phase: int  # 1..3, or POWER
     members: tuple[int, ...]  # indices into Network.sessions

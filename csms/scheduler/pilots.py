@@ -28,10 +28,11 @@ def round_to_pilots(
 ) -> list[float]:
     """Pilot currents for ``network.sessions`` close to ``rates`` that load no constraint beyond ``capacities``.
 
-    ``rates`` (one per session) should themselves fit ``capacities``; the steps that rounding frees go to the
-    largest remainders first, ties to the most urgent (``order`` lists session indices, most urgent first). A session whose rate is 0 stays at 0.
-    With ``ceilings`` (what each session could use), room still left after rounding is handed out too, in
-    whole steps and in the same order, so no session that could use one more step is denied it.
+    ``rates`` (one per session) should themselves fit ``capacities``. The steps that rounding frees go to the
+    largest remainders first, ties to the most urgent (``order`` lists session indices, most urgent first). A
+    session whose rate is 0 stays at 0. With ``ceilings`` (what each session could use), room still left after
+    rounding is handed out too, in whole steps and in the same order, so no session that could use one more
+    step is denied it.
     """
     sessions = network.sessions
     rounded = [_floor_to_pilot(rate, s.pilot_step_a, s.min_current_a) for rate, s in zip(rates, sessions, strict=True)]
