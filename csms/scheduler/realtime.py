@@ -8,7 +8,8 @@ For each stretch of time in which no limit changes, currents are handed out in t
    so sessions are not paused and resumed on every re-plan. Those that do not fit are paused (0 A), never
    offered less than their minimum; their laxity shrinks while they wait, so they come first later.
 2. **What each needs.** Class by class, from the highest, each session is raised toward its *pace*: the
-   current that delivers its remaining energy by its departure if held until then. When power is short, every
+   current that delivers its remaining energy an hour before its departure (``pace_margin``: drivers'
+   estimates are often that far out) if held until then. When power is short, every
    session in the class gets the same fraction of its pace (weights = pace), which evens out how much of their
    request sessions end up with (fairness measured as Jain's index over delivered / requested).
 3. **What is left** is shared class by class, in proportion to how soon each car leaves (weights 1 / hours
@@ -89,6 +90,7 @@ def allocate(
     """Pilot currents for ``network.sessions`` from ``now`` for one slot, within ``capacities``."""
     sessions = network.sessions
     slot_hours = settings.slot.total_seconds() / 3600
+    margin_hours = settings.pace_margin.total_seconds() / 3600
     count = len(sessions)
     # What each session can use in the next slot: its maximum, or less if its remaining energy is less.
     ceiling = [0.0] * count
@@ -101,10 +103,11 @@ def allocate(
         if need.energy_wh <= _EPSILON or session.max_current_a < session.min_current_a or watts_per_amp <= 0:
             continue
         hours_left = max((need.departure - now).total_seconds() / 3600, slot_hours)
+        pace_hours = max(hours_left - margin_hours, slot_hours)
         urgency[i] = 1 / hours_left
         energy_amps = need.energy_wh / (watts_per_amp * slot_hours)
         ceiling[i] = min(session.max_current_a, max(energy_amps, session.min_current_a))
-        pace[i] = min(need.energy_wh / (watts_per_amp * hours_left), ceiling[i])
+        pace[i] = min(need.energy_wh / (watts_per_amp * pace_hours), ceiling[i])
         full_current_hours = need.energy_wh / (watts_per_amp * session.max_current_a)
         laxity[i] = (hours_left - full_current_hours) * 3600
         if session.offered_a:
