@@ -2,7 +2,7 @@
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PY := .venv/bin/python
 
-.PHONY: install run test lint types conformance-deps bench bench-scheduling
+.PHONY: install run test lint types conformance-deps bench bench-reaction bench-scheduling
 
 .venv/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9 \
@@ -35,3 +35,8 @@ bench: install
 # docs/img/scheduling-*.png. `$(PY) -m benchmarks.run_scheduling --quick` is the seconds-long smoke run.
 bench-scheduling: install
 	$(PY) -m benchmarks.run_scheduling
+
+# Reaction to a limit cut, end to end (real server, 1,000 simulated stations); rewrites its BENCHMARKS.md section.
+# `$(PY) -m benchmarks.run_reaction --quick` is the 100-station smoke run.
+bench-reaction: install
+	$(PY) -m benchmarks.run_reaction
