@@ -8,8 +8,8 @@ For each stretch of time in which no limit changes, currents are handed out in t
    so sessions are not paused and resumed on every re-plan. Those that do not fit are paused (0 A), never
    offered less than their minimum; their laxity shrinks while they wait, so they come first later.
 2. **What each needs.** Class by class, from the highest, each session is raised toward its *pace*: the
-   current that delivers its remaining energy an hour before its departure (``pace_margin``: drivers'
-   estimates are often that far out) if held until then. When power is short, every
+   current that delivers its remaining energy by its departure (less ``pace_margin``, off by default) if held
+   until then. When power is short, every
    session in the class gets the same fraction of its pace (weights = pace), which evens out how much of their
    request sessions end up with (fairness measured as Jain's index over delivered / requested).
 3. **What is left** is shared class by class, in proportion to how soon each car leaves (weights 1 / hours
