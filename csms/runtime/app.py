@@ -114,7 +114,7 @@ class CentralSystem:
         await chargers.load()
         commands = CommandService(self.storage, self.registry)
         await self.grid.load()
-        self.smart = SmartChargingService(self.settings.smart_charging, self.grid, commands)
+        self.smart = SmartChargingService(self.settings.smart_charging, self.grid, commands, self.clock)
         self.smart.load(chargers.active())
         self.smart_loop = SmartChargingLoop(self.smart, self.settings.smart_charging, self.clock)
         chargers.observe(self.smart)

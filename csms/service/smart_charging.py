@@ -111,8 +111,10 @@ class SmartChargingService:
         settings: SmartChargingSettings,
         grid: GridConfigSource,
         commands: CommandService,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._grid = grid
         self._commands = commands
         self._request_replan: Callable[[], None] = _nothing
@@ -404,7 +406,8 @@ class SmartChargingService:
     def _fixed_draw(self, session: EvseSession, wiring: StationWiring, now: datetime) -> float | None:
         """What an unsteerable session is assumed to draw, or None when we can steer it."""
         if session.overdrawing and session.measured_a is not None:
-            return max(session.measured_a)  # it ignores its limit: plan around what it really draws
+            # It ignores its limit: plan around what it draws, or its limit if it draws less right now.
+            return max(max(session.measured_a), session.offered_a or 0.0)
         station = self._stations.get(session.station_id)
         default = station.tx_default_a if station is not None else None
         # Never limited by us, a charger runs at its TxDefaultProfile, or at its hardware maximum without one.
@@ -475,7 +478,9 @@ class SmartChargingService:
             self._refused(session, f"answered {answer.status}", now)
             return False
         session.offered_a = change.current_a
-        session.written_at = now
+        # When the station took it, not when the plan began: with hundreds of sends the difference is the
+        # settle time, and compliance is judged from then on.
+        session.written_at = max(now, self._clock()) if self._clock is not None else now
         session.refused_at = None
         session.refused_reason = None
         return True
