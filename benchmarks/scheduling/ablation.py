@@ -1,7 +1,8 @@
 """What each non-ideality costs: the same days and limits with one of them taken away at a time.
 
 Variants change the workload (exact departures, no rejecting stations, an ideal battery) or the controller (writes
-not rate-limited, unsteerable stations planned at their hardware maximum as the runtime does today). Each variant
+not rate-limited, the CSMS knowing each car's phases at plug-in, unsteerable stations planned at their hardware
+maximum for the whole session as the runtime did before it metered them). Each variant
 gets its own offline optimum, so "% of optimum" compares like with like.
 """
 
@@ -47,7 +48,7 @@ VARIANTS = (
         sim=SimConfig(record=False, policy=ChangePolicy(threshold_a=0.0, min_interval=timedelta(0))),
     ),
     Variant("phases known at plug-in", sim=SimConfig(record=False, phases_known_at_start=True)),
-    Variant("unsteerable planned at hardware max", sim=SimConfig(record=False, fixed_at_hardware_max=True)),
+    Variant("unsteerable planned at hardware max all session", sim=SimConfig(record=False, fixed_at_hardware_max=True)),
 )
 
 

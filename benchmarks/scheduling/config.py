@@ -30,8 +30,9 @@ class SimConfig:
     policy: ChangePolicy = field(default_factory=ChangePolicy)
     # Stations that reject profiles already rejected the TxDefaultProfile at boot, so the CSMS knows them.
     know_rejecting_at_boot: bool = True
-    # An unsteerable session is planned at its metered draw + 1 A (it only draws less as its car fills). True:
-    # at its hardware maximum for the whole session, like the runtime does today, even once the car has stopped.
+    # An unsteerable session is planned at its metered draw + 1 A (it only draws less as its car fills), as the
+    # runtime does since 2fe653a. True: at its hardware maximum for the whole session, even once the car has
+    # stopped (the runtime's earlier rule).
     fixed_at_hardware_max: bool = False
     # The CSMS learns a car's phases from its first meter values and assumes all three until then (a paused car
     # never shows them). True: it knows them from the start (e.g. ISO 15118 / NotifyEVChargingNeeds).

@@ -71,8 +71,9 @@ METHOD = [
     "on-board charger, taper, what they still want); taper linear from 80% state of charge to 0 at 100% (acnportal's "
     "two-stage battery); integer-amp pilots, nothing below a 6 A pilot; a new session waits at its station's 0 A "
     "TxDefaultProfile; writes reach the car after 10 s; 5% of stations reject every profile (known from their boot "
-    "profile, so planned as fixed loads at their metered draw + 1 A; the runtime's rule, their hardware maximum for "
-    "the whole session, is an ablation row); the measured load of every node, phase and W is checked against its "
+    "profile, so planned as fixed loads at their metered draw + 1 A, as the runtime does; planning them at their "
+    "hardware maximum all session is an ablation row); a paused car's phases are unknown (all three are assumed) "
+    "until it draws; the measured load of every node, phase and W is checked against its "
     "limit every step.",
     "- **Controller** (`controller.py`, our runtime's logic): re-plans on arrivals, departures and stations caught "
     "over their limit (debounced to one step), on a limit change at once, and every 5 min; builds the `Snapshot` "
