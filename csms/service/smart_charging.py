@@ -22,7 +22,7 @@ import structlog
 from csms.config import SmartChargingSettings
 from csms.domain.commands import GetConfiguration, SetChargingProfile
 from csms.domain.ev_charging import ChargingNeeds, learn_max_current, measure, phases_drawing
-from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, Priority, StationWiring, grid_phases
+from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, GridNode, Priority, StationWiring, grid_phases
 from csms.domain.metering import MeterSample
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.domain.transactions import Transaction
@@ -526,13 +526,12 @@ def safe_share(config: GridConfig, wiring: StationWiring) -> float:
     return share if share >= IEC_MIN_CURRENT_A else 0.0
 
 
-def _is_under(node_id: str, ancestor: str, nodes: Mapping[str, object]) -> bool:
+def _is_under(node_id: str, ancestor: str, nodes: Mapping[str, GridNode]) -> bool:
     current: str | None = node_id
     while current is not None:
         if current == ancestor:
             return True
-        node = nodes[current]
-        current = getattr(node, "parent_id", None)
+        current = nodes[current].parent_id
     return False
 
 
