@@ -26,6 +26,7 @@ from csms.scheduler.model import Period
 
 __all__ = [
     "Capabilities",
+    "capabilities_from_answer",
     "capabilities_from_configuration",
     "capabilities_from_variables",
     "capability_query",
@@ -64,6 +65,13 @@ def capability_query(version: str) -> GetConfiguration | GetVariables:
     if version == "1.6":
         return GetConfiguration(keys=_V16_KEYS)
     return GetVariables(tuple(VariableRef("SmartChargingCtrlr", name) for name in _V201_VARIABLES))
+
+
+def capabilities_from_answer(version: str, response: dict[str, Any]) -> Capabilities:
+    """Capabilities from the answer to ``capability_query(version)``."""
+    if version == "1.6":
+        return capabilities_from_configuration(response)
+    return capabilities_from_variables(response)
 
 
 def capabilities_from_configuration(response: dict[str, Any]) -> Capabilities:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -20,9 +20,9 @@ from typing import Protocol
 import structlog
 
 from csms.config import SmartChargingSettings
-from csms.domain.commands import GetConfiguration, SetChargingProfile
+from csms.domain.commands import SetChargingProfile
 from csms.domain.ev_charging import ChargingNeeds, learn_max_current, measure, phases_drawing
-from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, GridNode, Priority, StationWiring, grid_phases
+from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, Priority, StationWiring, grid_phases
 from csms.domain.metering import MeterSample
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.domain.transactions import Transaction
@@ -32,15 +32,14 @@ from csms.scheduler.changes import ChangePolicy, LimitChange, select_changes
 from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.service.charging_profiles import (
     Capabilities,
-    capabilities_from_configuration,
-    capabilities_from_variables,
+    capabilities_from_answer,
     capability_query,
     tx_default_profile,
     tx_profile,
 )
 from csms.service.commands import CommandService
 
-__all__ = ["EvseSession", "GridConfigSource", "SmartChargingService"]
+__all__ = ["EvseSession", "GridConfigSource", "SmartChargingService", "safe_share", "session_key"]
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +89,7 @@ class EvseSession:
 
     @property
     def key(self) -> str:
-        return f"{self.station_id}/{self.evse_id}"
+        return session_key(self.station_id, self.evse_id)
 
     @property
     def delivered_wh(self) -> float:
@@ -130,7 +129,8 @@ class SmartChargingService:
         )
         self._policy = ChangePolicy(settings.threshold_a, timedelta(seconds=settings.min_write_interval_seconds))
         self._algorithm = Algorithm(settings.algorithm)
-        self._wired: tuple[GridConfig | None, dict[str, StationWiring]] = (None, {})
+        # Per grid config (a new object after every change): each wired station and its node's voltage.
+        self._wired: tuple[GridConfig | None, dict[str, tuple[StationWiring, float]]] = (None, {})
 
     def bind(self, request_replan: Callable[[], None], request_configure: Callable[[str], None]) -> None:
         """Who to ask for a re-plan and for configuring a station (the runtime's loop), once it exists."""
@@ -156,13 +156,13 @@ class SmartChargingService:
         self._replan_if_managed(transaction.station_id, now)
 
     def transaction_ended(self, transaction: Transaction, now: datetime) -> None:
-        session = self._sessions.get(f"{transaction.station_id}/{transaction.evse_id}")
+        session = self._sessions.get(session_key(transaction.station_id, transaction.evse_id))
         if session is not None and session.transaction_id == transaction.id:
             del self._sessions[session.key]
             self._replan_if_managed(transaction.station_id, now)
 
     def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None:
-        session = self._sessions.get(f"{station_id}/{evse_id}")
+        session = self._sessions.get(session_key(station_id, evse_id))
         if session is None:
             return
         measurement = measure(samples)
@@ -197,7 +197,7 @@ class SmartChargingService:
         """The car's needs (2.0.1 NotifyEVChargingNeeds); True when we will answer with a schedule."""
         if not self._is_managed(station_id, now):
             return False
-        key = f"{station_id}/{evse_id}"
+        key = session_key(station_id, evse_id)
         session = self._sessions.get(key)
         if session is None:
             # Needs may precede the transaction: keep them on a placeholder until it starts.
@@ -217,7 +217,7 @@ class SmartChargingService:
         priority: Priority | None = None,
         reason: str | None = None,
     ) -> EvseSession | None:
-        session = self._sessions.get(f"{station_id}/{evse_id}")
+        session = self._sessions.get(session_key(station_id, evse_id))
         if session is None or session.transaction_id == 0:
             return None
         if needs is not None:
@@ -238,7 +238,7 @@ class SmartChargingService:
         return [s for s in self._sessions.values() if s.transaction_id]
 
     def session(self, station_id: str, evse_id: int) -> EvseSession | None:
-        session = self._sessions.get(f"{station_id}/{evse_id}")
+        session = self._sessions.get(session_key(station_id, evse_id))
         return session if session is not None and session.transaction_id else None
 
     def measured_loads(self, now: datetime) -> dict[str, tuple[float, float, float]]:
@@ -267,15 +267,13 @@ class SmartChargingService:
     # -- planning and applying ---------------------------------------------------------------------------
 
     def snapshot(self, now: datetime) -> Snapshot:
-        config = self._grid.config(now)
-        wirings = {w.station_id: w for w in config.wirings}
-        voltages = {node.id: node.voltage_v for node in config.nodes}
+        wired = self._wired_stations(now)
         demands = [
-            self._demand(session, wirings[session.station_id], voltages[wirings[session.station_id].node_id], now)
+            self._demand(session, *wired[session.station_id], now)
             for session in self._sessions.values()
-            if session.transaction_id and session.station_id in wirings
+            if session.transaction_id and session.station_id in wired
         ]
-        return Snapshot(config.nodes, tuple(demands))
+        return Snapshot(self._grid.config(now).nodes, tuple(demands))
 
     async def replan(self, now: datetime) -> Plan:
         snapshot = self.snapshot(now)
@@ -298,27 +296,22 @@ class SmartChargingService:
 
     async def configure_station(self, station_id: str, now: datetime) -> None:
         """Learn what the station's smart charging can do and give it its safe share as TxDefaultProfile."""
-        config = self._grid.config(now)
-        wiring = next((w for w in config.wirings if w.station_id == station_id), None)
+        wired = self._wired_stations(now).get(station_id)
         version = self._commands.version(station_id)
-        if wiring is None or version is None:
+        if wired is None or version is None:
             return
+        wiring, voltage = wired
         station = self._stations.setdefault(station_id, _Station())
         try:
             result = await self._commands.execute(StationId(station_id), capability_query(version), now)
         except StationError as exc:
             log.info("station did not report smart charging capabilities", station_id=station_id, error=str(exc))
         else:
-            parse = (
-                capabilities_from_configuration
-                if isinstance(capability_query(version), GetConfiguration)
-                else capabilities_from_variables
-            )
-            station.capabilities = parse(result.response)
+            station.capabilities = capabilities_from_answer(version, result.response)
         if not self._settings.tx_default_at_boot:
             return
-        share = safe_share(config, wiring)
-        watts_per_amp = _voltage(config, wiring) * wiring.phases
+        share = safe_share(self._grid.config(now), wiring)
+        watts_per_amp = voltage * wiring.phases
         profile = tx_default_profile(share, station.capabilities, watts_per_amp)
         try:
             answer = await self._commands.execute(StationId(station_id), SetChargingProfile(0, profile), now)
@@ -338,10 +331,15 @@ class SmartChargingService:
         return self._wiring(station_id, now) is not None
 
     def _wiring(self, station_id: str, now: datetime) -> StationWiring | None:
+        wired = self._wired_stations(now).get(station_id)
+        return wired[0] if wired is not None else None
+
+    def _wired_stations(self, now: datetime) -> dict[str, tuple[StationWiring, float]]:
         config = self._grid.config(now)
         if self._wired[0] is not config:
-            self._wired = (config, {w.station_id: w for w in config.wirings})
-        return self._wired[1].get(station_id)
+            voltages = {node.id: node.voltage_v for node in config.nodes}
+            self._wired = (config, {w.station_id: (w, voltages[w.node_id]) for w in config.wirings})
+        return self._wired[1]
 
     def _replan_if_managed(self, station_id: str, now: datetime) -> None:
         if self._is_managed(station_id, now):
@@ -408,8 +406,7 @@ class SmartChargingService:
         if session.overdrawing and session.measured_a is not None:
             # It ignores its limit: plan around what it draws, or its limit if it draws less right now.
             return max(max(session.measured_a), session.offered_a or 0.0)
-        station = self._stations.get(session.station_id)
-        default = station.tx_default_a if station is not None else None
+        default = self._default_limit(session.station_id)
         # Never limited by us, a charger runs at its TxDefaultProfile, or at its hardware maximum without one.
         unlimited = default if default is not None else wiring.max_current_a
         if not self._commands.is_connected(session.station_id):
@@ -431,8 +428,7 @@ class SmartChargingService:
         # A session we never limited runs at its station's TxDefaultProfile when the station took one: a first
         # limit above that raises it, so it waits with the increases until the decreases making room are accepted.
         for change in [c for c in decreases if c.previous_a is None]:
-            station = self._stations.get(self._sessions[change.session_id].station_id)
-            default = station.tx_default_a if station is not None else None
+            default = self._default_limit(self._sessions[change.session_id].station_id)
             if default is not None and change.current_a > default:
                 decreases.remove(change)
                 increases.append(change)
@@ -486,10 +482,16 @@ class SmartChargingService:
         return True
 
     def _watts_per_amp(self, session: EvseSession, now: datetime) -> float:
-        wiring = self._wiring(session.station_id, now)
-        if wiring is None:
+        wired = self._wired_stations(now).get(session.station_id)
+        if wired is None:
             return 230.0 * (session.phases or 3)
-        return _voltage(self._grid.config(now), wiring) * min(session.phases or wiring.phases, wiring.phases)
+        wiring, voltage = wired
+        return voltage * min(session.phases or wiring.phases, wiring.phases)
+
+    def _default_limit(self, station_id: str) -> float | None:
+        """The TxDefaultProfile limit the station accepted, if any."""
+        station = self._stations.get(station_id)
+        return station.tx_default_a if station is not None else None
 
     def _refused(self, session: EvseSession, reason: str, now: datetime) -> None:
         log.warning(
@@ -497,6 +499,11 @@ class SmartChargingService:
         )
         session.refused_at = now
         session.refused_reason = reason
+
+
+def session_key(station_id: str, evse_id: int) -> str:
+    """A session's id in snapshots and plans: one session per EVSE at a time."""
+    return f"{station_id}/{evse_id}"
 
 
 def _nothing() -> None:
@@ -511,29 +518,23 @@ def safe_share(config: GridConfig, wiring: StationWiring) -> float:
     """Per-EVSE current that keeps every node above the station within its limit if every wired station under
     it draws at once (each counted with one EVSE), rounded down to whole amps; 0 when that is below 6 A."""
     nodes = {node.id: node for node in config.nodes}
+    # Per node: how many wired stations are under it, and their watts per amp (at that node's voltage).
+    stations_under: dict[str, int] = {}
+    phases_under: dict[str, int] = {}
+    for other in config.wirings:
+        node_id: str | None = other.node_id
+        while node_id is not None:
+            stations_under[node_id] = stations_under.get(node_id, 0) + 1
+            phases_under[node_id] = phases_under.get(node_id, 0) + other.phases
+            node_id = nodes[node_id].parent_id
     share = wiring.max_current_a
-    node_id: str | None = wiring.node_id
+    node_id = wiring.node_id
     while node_id is not None:
         node = nodes[node_id]
-        stations = [w for w in config.wirings if _is_under(w.node_id, node_id, nodes)]
-        if node.max_current_a is not None and stations:
-            share = min(share, node.max_current_a / len(stations))
-        if node.max_power_w is not None and stations:
-            watts = sum(node.voltage_v * w.phases for w in stations)
-            share = min(share, node.max_power_w / watts)
+        if node.max_current_a is not None:
+            share = min(share, node.max_current_a / stations_under[node_id])
+        if node.max_power_w is not None:
+            share = min(share, node.max_power_w / (node.voltage_v * phases_under[node_id]))
         node_id = node.parent_id
     share = float(int(share))
     return share if share >= IEC_MIN_CURRENT_A else 0.0
-
-
-def _is_under(node_id: str, ancestor: str, nodes: Mapping[str, GridNode]) -> bool:
-    current: str | None = node_id
-    while current is not None:
-        if current == ancestor:
-            return True
-        current = nodes[current].parent_id
-    return False
-
-
-def _voltage(config: GridConfig, wiring: StationWiring) -> float:
-    return next(n.voltage_v for n in config.nodes if n.id == wiring.node_id)
