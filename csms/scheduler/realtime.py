@@ -131,18 +131,28 @@ def allocate(
             admitted.append(i)
 
     classes = sorted({sessions[i].priority for i in admitted}, reverse=True)
-    for priority in classes:
-        members = [i for i in admitted if sessions[i].priority == priority]
-        headroom = [max(0.0, pace[i] - currents[i]) for i in members]
-        for i, increment in zip(members, progressive_fill(network, slack, members, headroom, headroom), strict=True):
-            currents[i] += increment
-    for priority in classes:
-        members = [i for i in admitted if sessions[i].priority == priority]
-        headroom = [max(0.0, ceiling[i] - currents[i]) for i in members]
-        weights = [urgency[i] for i in members]
-        for i, increment in zip(members, progressive_fill(network, slack, members, headroom, weights), strict=True):
-            currents[i] += increment
+    by_class = [[i for i in admitted if sessions[i].priority == priority] for priority in classes]
+    for members in by_class:
+        _raise_toward(network, slack, members, currents, pace, None)
+    for members in by_class:
+        _raise_toward(network, slack, members, currents, ceiling, urgency)
     return round_to_pilots(network, currents, capacities, admitted, ceiling)
+
+
+def _raise_toward(
+    network: Network,
+    slack: list[float],
+    members: list[int],
+    currents: list[float],
+    targets: Sequence[float],
+    weights: Sequence[float] | None,
+) -> None:
+    """Progressive filling of ``members`` toward ``targets``; without ``weights``, in proportion to each one's
+    shortfall (so all reach the same fraction of it)."""
+    headroom = [max(0.0, targets[i] - currents[i]) for i in members]
+    speeds = headroom if weights is None else [weights[i] for i in members]
+    for i, increment in zip(members, progressive_fill(network, slack, members, headroom, speeds), strict=True):
+        currents[i] += increment
 
 
 def _initial_need(session: SessionDemand, settings: SchedulerSettings) -> _Need:
