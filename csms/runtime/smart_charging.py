@@ -35,7 +35,6 @@ class SmartChargingLoop:
         self._to_configure: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
-        self.plans = 0
         service.bind(self.request_replan, self.request_configure)
 
     def request_replan(self) -> None:
@@ -74,7 +73,6 @@ class SmartChargingLoop:
             except Exception:
                 # One bad plan (a bug, a database hiccup) must not end smart charging for the whole process.
                 log.exception("smart charging re-plan failed")
-            self.plans += 1
             if not self._wake.is_set():
                 self._idle.set()
 
