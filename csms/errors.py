@@ -8,6 +8,9 @@
      ├── NotFound                    an id (station, token, transaction...) that does not exist
      ├── Conflict                    a request that contradicts stored state
      ├── InvalidRequest              an API request that is well-formed JSON but not acceptable
+     │    └── RuleViolation          a booking or session rule refused the request; names the rule and its limit
+     ├── Unauthorized                no or an unknown API credential
+     ├── Forbidden                   a known caller asking for what its role or sites do not allow
      └── StationError                an operator command could not get an answer from a charger
           ├── StationOffline         no live connection for the station
           ├── StationTimeout         the charger did not answer within the call timeout
@@ -21,14 +24,17 @@ __all__ = [
     "CommandNotSupported",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "CsmsError",
     "InvalidRequest",
     "NotFound",
+    "RuleViolation",
     "StationCallError",
     "StationError",
     "StationOffline",
     "StationTimeout",
     "StorageError",
+    "Unauthorized",
 ]
 
 
@@ -57,6 +63,23 @@ class Conflict(CsmsError):
 
 class InvalidRequest(CsmsError):
     """A request that parsed but cannot be carried out as asked."""
+
+
+class RuleViolation(InvalidRequest):
+    """A configured rule refused the request. ``rule`` is its stable name, ``limit`` the configured value."""
+
+    def __init__(self, rule: str, limit: object, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.limit = limit
+
+
+class Unauthorized(CsmsError):
+    """The request carries no credential, or one that is unknown, revoked or expired."""
+
+
+class Forbidden(CsmsError):
+    """The caller is known but its role or sites do not allow this."""
 
 
 class StationError(CsmsError):

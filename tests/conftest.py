@@ -11,6 +11,7 @@ import structlog
 
 from csms.config import Settings, load_settings
 from csms.runtime.app import CentralSystem
+from tests.http_api import ADMIN_TOKEN
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -44,7 +45,7 @@ def error_log_tripwire(request: pytest.FixtureRequest, caplog: pytest.LogCapture
 def make_settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
     overrides: dict[str, object] = {
         "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout": 5, **sections.pop("ocpp", {})},
-        "api": {"host": "127.0.0.1", "port": 0, **sections.pop("api", {})},
+        "api": {"host": "127.0.0.1", "port": 0, "admin_token": ADMIN_TOKEN, **sections.pop("api", {})},
         "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}", **sections.pop("database", {})},
         "stations": {"auto_register": True, "allow_unknown_tokens": True, **sections.pop("stations", {})},
     }

@@ -11,12 +11,15 @@ from csms.errors import (
     CommandNotSupported,
     Conflict,
     CsmsError,
+    Forbidden,
     InvalidRequest,
     NotFound,
+    RuleViolation,
     StationCallError,
     StationOffline,
     StationTimeout,
     StorageError,
+    Unauthorized,
 )
 
 __all__ = ["install_problem_handlers", "problem"]
@@ -24,8 +27,11 @@ __all__ = ["install_problem_handlers", "problem"]
 PROBLEM_JSON = "application/problem+json"
 
 _STATUS: list[tuple[type[CsmsError], int, str]] = [
+    (Unauthorized, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not-found"),
     (Conflict, 409, "conflict"),
+    (RuleViolation, 422, "rule-violation"),
     (InvalidRequest, 422, "invalid-request"),
     (CommandNotSupported, 422, "command-not-supported"),
     (StationOffline, 409, "station-offline"),
@@ -47,7 +53,12 @@ async def _csms_error(request: Request, exc: Exception) -> JSONResponse:
             extra: dict[str, object] = {}
             if isinstance(exc, StationCallError):
                 extra = {"ocpp_error_code": exc.code, "ocpp_error_description": exc.description}
-            return problem(status, kind, type(exc).__name__, str(exc), **extra)
+            elif isinstance(exc, RuleViolation):
+                extra = {"rule": exc.rule, "limit": exc.limit}
+            response = problem(status, kind, type(exc).__name__, str(exc), **extra)
+            if isinstance(exc, Unauthorized):
+                response.headers["WWW-Authenticate"] = 'Bearer realm="csms"'
+            return response
     return problem(500, "internal", "CsmsError", str(exc))
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -22,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from csms.config import Settings
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.http_api import admin_client
 from tests.ocpp_client import RawClient, now_iso
 
 pytestmark = pytest.mark.timeout(60)
@@ -508,7 +508,7 @@ async def test_actions_before_accepted_boot_get_security_error(
             reply = await client.call(action, payload)
             assert reply[0] == 4 and reply[2] == "SecurityError", reply
         # The connection stays open; once an operator accepts the station, its next boot is Accepted.
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{system.api_port}/api/v1", timeout=10) as http:
+        async with admin_client(system.api_port, timeout=10) as http:
             response = await http.patch("/stations/STRANGER-1", json={"registration": "Accepted"})
             assert response.status_code == 200, response.text
         reply = await client.call("Heartbeat", {})

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from csms.runtime.app import CentralSystem
+from tests.http_api import admin_client
 from tests.ocpp_client import RawClient
 
 BOOT = {
@@ -141,7 +142,7 @@ COMMANDS: list[tuple[str, dict[str, Any], str | None, str | None]] = [
 
 
 def api(csms: CentralSystem) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=15)
+    return admin_client(csms.api_port, timeout=15)
 
 
 async def connect(csms: CentralSystem, identity: str, subprotocol: str, answer: Any) -> RawClient:

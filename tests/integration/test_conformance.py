@@ -6,10 +6,10 @@ import asyncio
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 
 from csms.runtime.app import CentralSystem
+from tests.http_api import admin_client
 
 CONFORMANCE = Path(__file__).parents[1] / "conformance"
 SCRIPT = CONFORMANCE / "conformance.js"
@@ -49,7 +49,7 @@ async def test_ocpp_rpc_strict_client_passes_full_sessions(csms: CentralSystem) 
     assert code == 0, output
     assert not [line for line in lines if line.startswith("FAIL")], output
     assert sum(line.startswith("PASS") for line in lines) >= 40, output
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=10) as http:
+    async with admin_client(csms.api_port, timeout=10) as http:
         for identity, protocol in [("CONF-CP16", "ocpp1.6"), ("CONF-CS201", "ocpp2.0.1")]:
             station = (await http.get(f"/stations/{identity}")).json()
             assert station["protocol"] == protocol

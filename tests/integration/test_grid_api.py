@@ -12,10 +12,11 @@ import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.http_api import admin_client
 
 
 def api(csms: CentralSystem) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=15)
+    return admin_client(csms.api_port, timeout=15)
 
 
 @pytest.fixture

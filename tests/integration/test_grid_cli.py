@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 
 from csms.cli import app
 from csms.runtime.app import CentralSystem
+from tests.http_api import CLI_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def cli(csms: CentralSystem, *args: str) -> Result:
     """Run the CLI in a thread: it calls the API synchronously, which the server on this loop must answer."""
     url = f"http://127.0.0.1:{csms.api_port}"
-    return await asyncio.to_thread(CliRunner().invoke, app, [*args, "--api", url])
+    return await asyncio.to_thread(CliRunner(env=CLI_ENV).invoke, app, [*args, "--api", url])
 
 
 async def ok(csms: CentralSystem, *args: str) -> str:

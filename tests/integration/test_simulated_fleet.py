@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from csms.runtime.app import CentralSystem
 from simulator import EVSpec, Fleet, SimClock, SimStation, StopReason, format_ts, load_scenario, parse_ts
+from tests.http_api import admin_client
 from tests.simulator.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ class Api:
     """The operator's view: thin helpers over the HTTP API."""
 
     def __init__(self, csms: CentralSystem) -> None:
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=10)
+        self.http = admin_client(csms.api_port, timeout=10)
 
     async def get(self, path: str, **params: str | int | bool) -> Any:
         response = await self.http.get(path, params=params)

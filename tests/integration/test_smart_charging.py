@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from csms.cli import app
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.http_api import CLI_ENV, admin_client
 from tests.ocpp_client import RawClient, now_iso
 
 SMART = {"debounce_seconds": 0.02, "tick_seconds": 3600, "settle_seconds": 0}
@@ -90,7 +91,7 @@ def _first_limit(profile: dict[str, Any]) -> float:
 
 
 async def api(system: CentralSystem, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{system.api_port}/api/v1") as client:
+    async with admin_client(system.api_port) as client:
         return await client.request(method, path, **kwargs)
 
 
@@ -314,7 +315,7 @@ async def test_priority_set_through_the_api_moves_power_to_the_urgent_car(system
 async def cli(system: CentralSystem, *args: str) -> str:
     """Run the CLI in a thread (it calls the API synchronously, which this loop's server must answer)."""
     url = f"http://127.0.0.1:{system.api_port}"
-    result = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--api", url])
+    result = await asyncio.to_thread(CliRunner(env=CLI_ENV).invoke, app, [*args, "--api", url])
     assert result.exit_code == 0, (args, result.output)
     return result.stdout
 
@@ -342,6 +343,6 @@ async def test_cli_shows_plan_load_and_sessions_and_sets_priority(system: Centra
     assert "urgent" in await cli(system, "sessions", "list")
     url = f"http://127.0.0.1:{system.api_port}"
     args = ["sessions", "set", "cp1", "1", "--priority", "vip", "--api", url]
-    bad = await asyncio.to_thread(CliRunner().invoke, app, args)
+    bad = await asyncio.to_thread(CliRunner(env=CLI_ENV).invoke, app, args)
     assert bad.exit_code == 2 and "standard, fleet, urgent" in bad.output
     await c1.close()

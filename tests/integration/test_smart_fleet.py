@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import highspy
-import httpx
 import numpy as np
 import ocpp.messages
 import pytest
@@ -50,6 +49,7 @@ from simulator.ev import charge, draw_current, taper_limit_a
 from simulator.model import Protocol
 from simulator.site import SiteMeter, StationWiring
 from tests.conftest import make_settings
+from tests.http_api import admin_client
 
 SEED = 20260603
 SPEED = 1200.0  # simulated seconds per real second
@@ -286,7 +286,7 @@ class Day:
 
 class Api:
     def __init__(self, csms: CentralSystem) -> None:
-        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=10)
+        self.http = admin_client(csms.api_port, timeout=10)
 
     async def send(self, method: str, path: str, body: dict[str, Any]) -> None:
         response = await self.http.request(method, path, json=body)

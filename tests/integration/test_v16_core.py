@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from csms.runtime.app import CentralSystem
+from tests.http_api import admin_client
 from tests.ocpp_client import RawClient, now_iso
 
 BOOT = {"chargePointVendor": "Acme", "chargePointModel": "AC22", "firmwareVersion": "1.2.3"}
@@ -16,7 +17,7 @@ def ws_url(csms: CentralSystem, identity: str) -> str:
 
 
 def api(csms: CentralSystem) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=10)
+    return admin_client(csms.api_port, timeout=10)
 
 
 async def booted(csms: CentralSystem, identity: str) -> RawClient:

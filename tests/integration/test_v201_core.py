@@ -7,13 +7,14 @@ from typing import Any
 import httpx
 
 from csms.runtime.app import CentralSystem
+from tests.http_api import admin_client
 from tests.ocpp_client import RawClient, now_iso
 
 BOOT = {"chargingStation": {"vendorName": "Acme", "model": "DC50", "serialNumber": "SN-1"}, "reason": "PowerUp"}
 
 
 def api(csms: CentralSystem) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", timeout=10)
+    return admin_client(csms.api_port, timeout=10)
 
 
 async def booted(csms: CentralSystem, identity: str) -> RawClient:

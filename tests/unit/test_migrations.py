@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from csms.storage.tables import metadata
+from csms.storage.schema import metadata
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "csms" / "storage" / "migrations"
 

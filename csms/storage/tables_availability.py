@@ -1,0 +1,8 @@
+"""Connector metadata (type, maximum power) and the status history analytics read (issue 5).
+
+Tables share :data:`csms.storage.tables.metadata`; :mod:`csms.storage.schema` imports every table module.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
