@@ -13,6 +13,7 @@ from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.charger import ChargerService
 from csms.service.commands import CommandService
+from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.smart_charging import SmartChargingService
 from csms.storage.sql import SqlStorage
@@ -30,6 +31,7 @@ class ApiContext:
     metrics: Metrics
     clock: Clock
     grid: GridService
+    events: EventBus
     smart_charging: SmartChargingService | None = None
     smart_charging_loop: SmartChargingLoop | None = None
 

@@ -156,6 +156,24 @@ class GridSetup:
 
     # -- views -------------------------------------------------------------------------------------------
 
+    def site_of_node(self, node_id: str) -> str | None:
+        """The root of the tree ``node_id`` is in (a site is a node without a parent); None for an unknown node."""
+        seen: set[str] = set()
+        node = self.nodes.get(node_id)
+        while node is not None and node.parent_id is not None and node.id not in seen:
+            seen.add(node.id)
+            node = self.nodes.get(node.parent_id)
+        return node.id if node is not None else None
+
+    def site_of_station(self, station_id: str) -> str | None:
+        """The site a station is wired under, or None when it has no wiring."""
+        wiring = self.wirings.get(station_id)
+        return self.site_of_node(wiring.node_id) if wiring is not None else None
+
+    def stations_of_site(self, site_id: str) -> list[str]:
+        """The stations wired anywhere under ``site_id``, sorted."""
+        return sorted(w.station_id for w in self.wirings.values() if self.site_of_node(w.node_id) == site_id)
+
     def config(self, now: datetime, horizon: timedelta = EXPANSION_HORIZON) -> GridConfig:
         """The scheduler's model: windows that end after ``now`` and start before ``now + horizon``."""
         schedules: dict[str, list[LimitWindow]] = {}

@@ -24,6 +24,7 @@ from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
+from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.smart_charging import SmartChargingService
 from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
@@ -84,6 +85,8 @@ class CentralSystem:
         self.storage = SqlStorage(self.engine, self.writer)
         # A changed limit, window, wiring or unmanaged load re-plans (debounced by the loop).
         self.grid = GridService(self.storage, on_change=self._grid_changed)
+        # What changed (statuses, sessions, bookings), for live API streams.
+        self.events = EventBus()
         self.smart: SmartChargingService | None = None
         self.smart_loop: SmartChargingLoop | None = None
         self._api_server: _ApiServer | None = None
@@ -129,6 +132,7 @@ class CentralSystem:
             metrics=self.metrics,
             clock=self.clock,
             grid=self.grid,
+            events=self.events,
             smart_charging=self.smart,
             smart_charging_loop=self.smart_loop,
         )

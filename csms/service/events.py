@@ -36,19 +36,21 @@ class Subscription:
     def __init__(self, bus: EventBus, accepts: Callable[[Event], bool], capacity: int) -> None:
         self._bus = bus
         self._accepts = accepts
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(capacity)
+        # One slot more than the capacity, kept for the end marker.
+        self._capacity = capacity
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(capacity + 1)
         self.overflowed = False
 
     def offer(self, event: Event) -> None:
         if self.overflowed or not self._accepts(event):
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            # Too far behind: drop the subscriber, not events for everyone else or the publisher's time.
+        if self._queue.qsize() >= self._capacity:
+            # Too far behind: end this subscriber's stream after what it has (an unbroken run of events), rather
+            # than hold events for everyone or make the publisher wait. A client resumes from the last id it saw.
             self.overflowed = True
-            self._queue.get_nowait()
             self._queue.put_nowait(None)
+            return
+        self._queue.put_nowait(event)
 
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or None when the subscription ended or ``timeout`` passed without one."""

@@ -88,6 +88,14 @@ class GridService:
             raise NotFound("grid node", node_id)
         return node
 
+    def site_of_station(self, station_id: str) -> str | None:
+        """The site (root node) the station is wired under; None when it has no wiring."""
+        return self._setup.site_of_station(station_id)
+
+    def stations_of_site(self, site_id: str) -> list[str]:
+        """The stations wired under the site, sorted."""
+        return self._setup.stations_of_site(site_id)
+
     def wiring(self, station_id: str) -> StationWiring:
         """Raises NotFound when the station has no wiring."""
         wiring = self._setup.wirings.get(station_id)

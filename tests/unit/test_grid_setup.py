@@ -122,3 +122,13 @@ def test_config_ignores_load_reported_on_phases_a_node_no_longer_carries() -> No
     setup = tree().with_node(GridNode("spare", "site")).with_unmanaged("spare", UnmanagedLoad((1, 2, 3), NOW))
     setup = setup.with_node(GridNode("spare", "site", phases=(1, 2)))
     assert {n.id: n for n in setup.config(NOW).nodes}["spare"].unmanaged_a == (1, 2, 0)
+
+
+def test_site_of_a_station_is_the_root_of_its_node() -> None:
+    """A station wired deep in the tree belongs to the tree's root; unwired stations and unknown nodes to none."""
+    setup = tree().with_node(GridNode("other")).with_wiring(StationWiring("CP9", "other"))
+    assert setup.site_of_station("CP1") == "site"
+    assert setup.site_of_station("CP9") == "other"
+    assert setup.site_of_station("nowhere") is None
+    assert setup.site_of_node("missing") is None
+    assert setup.stations_of_site("site") == ["CP1"] and setup.stations_of_site("other") == ["CP9"]
