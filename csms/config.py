@@ -103,6 +103,9 @@ class SmartChargingSettings(_Section):
     overdraw_tolerance_a: float = Field(default=2.0, ge=0, le=32)  # above its limit by more = not complying
     tx_profile_stack_level: int = Field(default=1, ge=0, le=100)
     tx_default_at_boot: bool = True  # send each wired station a TxDefaultProfile at its safe share
+    # Also send each wired station a ChargePointMaxProfile (1.6) / ChargingStationMaxProfile (2.0.1) at its
+    # wiring's max_current_a: a ceiling for the whole station that holds even if a plan is wrong or lost.
+    station_max_at_boot: bool = False
     default_stay_hours: float = Field(default=8.0, gt=0, le=168)
     default_energy_kwh: float = Field(default=30.0, ge=0, le=1000)
 

@@ -30,6 +30,7 @@ __all__ = [
     "capabilities_from_configuration",
     "capabilities_from_variables",
     "capability_query",
+    "station_max_profile",
     "tx_default_profile",
     "tx_profile",
 ]
@@ -37,6 +38,7 @@ __all__ = [
 # Our profile ids: one TxProfile per EVSE (a new one with the same id replaces the old), one TxDefaultProfile.
 TX_PROFILE_ID_BASE = 9100
 TX_DEFAULT_PROFILE_ID = 9000
+STATION_MAX_PROFILE_ID = 8999
 # Chargers whose clock runs a little behind would otherwise see a schedule that "starts in the future".
 _CLOCK_SKEW_ALLOWANCE = timedelta(seconds=60)
 
@@ -178,6 +180,24 @@ def tx_default_profile(current_a: float, capabilities: Capabilities, watts_per_a
         id=TX_DEFAULT_PROFILE_ID,
         stack_level=0,
         purpose=ChargingProfilePurpose.TX_DEFAULT,
+        kind=ChargingProfileKind.RELATIVE,
+        schedule=ChargingSchedule(
+            unit=capabilities.unit,
+            periods=(SchedulePeriod(0, _limit(current_a, capabilities.unit, watts_per_amp)),),
+        ),
+    )
+
+
+def station_max_profile(current_a: float, capabilities: Capabilities, watts_per_amp: float) -> ChargingProfile:
+    """The station's own ceiling (1.6 ChargePointMaxProfile, 2.0.1 ChargingStationMaxProfile) for all its EVSEs.
+
+    It caps the sum over the station's EVSEs at what its supply circuit carries, whatever TxProfiles or defaults
+    are in force: a guard against a wrong or lost plan, not a steering tool, so it is written once per boot.
+    """
+    return ChargingProfile(
+        id=STATION_MAX_PROFILE_ID,
+        stack_level=0,
+        purpose=ChargingProfilePurpose.STATION_MAX,
         kind=ChargingProfileKind.RELATIVE,
         schedule=ChargingSchedule(
             unit=capabilities.unit,

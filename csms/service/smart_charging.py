@@ -20,6 +20,7 @@ from typing import Protocol
 import structlog
 
 from csms.config import SmartChargingSettings
+from csms.domain.charging import ChargingProfile
 from csms.domain.commands import SetChargingProfile
 from csms.domain.ev_charging import ChargingNeeds, learn_max_current, measure, phases_drawing
 from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, Priority, StationWiring, grid_phases
@@ -34,6 +35,7 @@ from csms.service.charging_profiles import (
     Capabilities,
     capabilities_from_answer,
     capability_query,
+    station_max_profile,
     tx_default_profile,
     tx_profile,
 )
@@ -102,6 +104,7 @@ class EvseSession:
 class _Station:
     capabilities: Capabilities = field(default_factory=Capabilities)
     tx_default_a: float | None = None  # the TxDefaultProfile limit the station accepted
+    station_max_a: float | None = None  # the station-wide ceiling it accepted (ChargePointMax/ChargingStationMax)
 
 
 class SmartChargingService:
@@ -308,20 +311,32 @@ class SmartChargingService:
             log.info("station did not report smart charging capabilities", station_id=station_id, error=str(exc))
         else:
             station.capabilities = capabilities_from_answer(version, result.response)
-        if not self._settings.tx_default_at_boot:
-            return
-        share = safe_share(self._grid.config(now), wiring)
         watts_per_amp = voltage * wiring.phases
-        profile = tx_default_profile(share, station.capabilities, watts_per_amp)
+        if self._settings.station_max_at_boot:
+            ceiling = station_max_profile(wiring.max_current_a, station.capabilities, watts_per_amp)
+            if await self._install(station_id, ceiling, "station ceiling", now):
+                station.station_max_a = wiring.max_current_a
+        if self._settings.tx_default_at_boot:
+            share = safe_share(self._grid.config(now), wiring)
+            default = tx_default_profile(share, station.capabilities, watts_per_amp)
+            if await self._install(station_id, default, "default limit", now):
+                station.tx_default_a = share
+
+    async def _install(self, station_id: str, profile: ChargingProfile, what: str, now: datetime) -> bool:
+        """Send a station-wide profile (connector/EVSE 0); whether the station accepted it."""
         try:
             answer = await self._commands.execute(StationId(station_id), SetChargingProfile(0, profile), now)
         except StationError as exc:
-            log.warning("station did not take its default limit", station_id=station_id, error=str(exc))
-            return
-        if answer.status == "Accepted":
-            station.tx_default_a = share
-        else:
-            log.warning("station refused its default limit", station_id=station_id, status=answer.status)
+            log.warning(
+                "station did not take a station-wide profile", profile=what, station_id=station_id, error=str(exc)
+            )
+            return False
+        if answer.status != "Accepted":
+            log.warning(
+                "station refused a station-wide profile", profile=what, station_id=station_id, status=answer.status
+            )
+            return False
+        return True
 
     # -- internals ---------------------------------------------------------------------------------------
 

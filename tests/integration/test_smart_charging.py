@@ -81,6 +81,10 @@ class Charger:
     def defaults(self) -> list[float]:
         return [_first_limit(p) for p in self.profiles if p["chargingProfilePurpose"] == "TxDefaultProfile"]
 
+    def ceilings(self) -> list[float]:
+        station_max = ("ChargePointMaxProfile", "ChargingStationMaxProfile")
+        return [_first_limit(p) for p in self.profiles if p["chargingProfilePurpose"] in station_max]
+
 
 def _first_limit(profile: dict[str, Any]) -> float:
     schedule = profile["chargingSchedule"]
@@ -146,7 +150,31 @@ async def test_boot_gets_the_safe_share_as_default_profile(system: CentralSystem
     client = await charger.connect(system)
     await wait_for(lambda: charger.defaults() == [20.0])
     assert any(action == "GetConfiguration" for action, _ in client.received_calls)
+    assert charger.ceilings() == []  # station_max_at_boot is off by default
     await client.close()
+
+
+@pytest.mark.parametrize("version", ["ocpp1.6", "ocpp2.0.1"])
+async def test_station_max_profile_at_boot_where_configured(tmp_path: Path, version: str) -> None:
+    """With station_max_at_boot, a wired station first gets its wiring's maximum as the station-wide ceiling."""
+    central = CentralSystem(make_settings(tmp_path, smart_charging={**SMART, "station_max_at_boot": True}))
+    await central.start()
+    try:
+        await make_site(central, 40, ["cp1", "cp2"])
+        response = await api(central, "PUT", "/stations/cp1/wiring", json={"node_id": "site", "max_current_a": 25})
+        assert response.status_code == 200, response.text
+        charger = Charger("cp1", version)
+        client = await charger.connect(central)
+        await wait_for(lambda: charger.defaults() == [20.0])
+        assert charger.ceilings() == [25.0]
+        ceiling = next(p for p in charger.profiles if _first_limit(p) == 25.0)
+        assert ceiling["chargingProfilePurpose"] == (
+            "ChargePointMaxProfile" if version == "ocpp1.6" else "ChargingStationMaxProfile"
+        )
+        assert charger.profiles.index(ceiling) == 0  # before the default, so the station is never uncapped
+        await client.close()
+    finally:
+        await central.stop()
 
 
 async def test_second_session_halves_the_first_and_the_site_stays_under_its_limit(system: CentralSystem) -> None:
