@@ -176,15 +176,8 @@ def tx_profile(
 
 def tx_default_profile(current_a: float, capabilities: Capabilities, watts_per_amp: float) -> ChargingProfile:
     """Every EVSE's limit when no TxProfile of ours is in force: the station's safe share of its site."""
-    return ChargingProfile(
-        id=TX_DEFAULT_PROFILE_ID,
-        stack_level=0,
-        purpose=ChargingProfilePurpose.TX_DEFAULT,
-        kind=ChargingProfileKind.RELATIVE,
-        schedule=ChargingSchedule(
-            unit=capabilities.unit,
-            periods=(SchedulePeriod(0, _limit(current_a, capabilities.unit, watts_per_amp)),),
-        ),
+    return _standing_limit(
+        TX_DEFAULT_PROFILE_ID, ChargingProfilePurpose.TX_DEFAULT, current_a, capabilities, watts_per_amp
     )
 
 
@@ -194,10 +187,23 @@ def station_max_profile(current_a: float, capabilities: Capabilities, watts_per_
     It caps the sum over the station's EVSEs at what its supply circuit carries, whatever TxProfiles or defaults
     are in force: a guard against a wrong or lost plan, not a steering tool, so it is written once per boot.
     """
+    return _standing_limit(
+        STATION_MAX_PROFILE_ID, ChargingProfilePurpose.STATION_MAX, current_a, capabilities, watts_per_amp
+    )
+
+
+def _standing_limit(
+    profile_id: int,
+    purpose: ChargingProfilePurpose,
+    current_a: float,
+    capabilities: Capabilities,
+    watts_per_amp: float,
+) -> ChargingProfile:
+    """One limit that holds until replaced (relative, a single period, stack level 0)."""
     return ChargingProfile(
-        id=STATION_MAX_PROFILE_ID,
+        id=profile_id,
         stack_level=0,
-        purpose=ChargingProfilePurpose.STATION_MAX,
+        purpose=purpose,
         kind=ChargingProfileKind.RELATIVE,
         schedule=ChargingSchedule(
             unit=capabilities.unit,

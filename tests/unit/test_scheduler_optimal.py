@@ -14,9 +14,9 @@ from csms.scheduler import Algorithm, plan
 from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.network import POWER, compile_network
 from csms.scheduler.optimal import horizon_grid, plan_optimal, solve, uniform_grid
+from tests.unit.scheduler_cases import THREE, currents, demand
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-THREE = (1, 2, 3)
 PLENTY = 1_000_000.0  # Wh: more than any case can deliver
 SETTINGS = SchedulerSettings()
 
@@ -30,20 +30,9 @@ def session(
     minutes: float = 8 * 60,
     **kwargs: object,
 ) -> SessionDemand:
-    return SessionDemand(
-        sid,
-        node,
-        phases,
-        max_a,
-        NOW - timedelta(minutes=30),
-        energy_wh=energy_wh,
-        departure=NOW + timedelta(minutes=minutes),
-        **kwargs,  # type: ignore[arg-type]
+    return demand(
+        sid, NOW, timedelta(minutes=minutes), node=node, phases=phases, max_a=max_a, energy_wh=energy_wh, **kwargs
     )
-
-
-def currents(result: Plan) -> dict[str, float]:
-    return {sid: p.current_a for sid, p in result.sessions.items()}
 
 
 def later(result: Plan, minutes: float) -> dict[str, float]:

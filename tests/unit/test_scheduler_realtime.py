@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from csms.domain.grid import CapacityHold, GridError, GridNode, LimitWindow, Priority
 from csms.scheduler import plan
-from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
+from csms.scheduler.model import SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.network import POWER, compile_network
+from tests.unit.scheduler_cases import THREE, currents, demand
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-THREE = (1, 2, 3)
 
 
 def session(
@@ -25,20 +25,9 @@ def session(
     hours: float = 8,
     **kwargs: object,
 ) -> SessionDemand:
-    return SessionDemand(
-        sid,
-        node,
-        phases,
-        max_a,
-        NOW - timedelta(minutes=30),
-        energy_wh=energy_wh,
-        departure=NOW + timedelta(hours=hours),
-        **kwargs,  # type: ignore[arg-type]
+    return demand(
+        sid, NOW, timedelta(hours=hours), node=node, phases=phases, max_a=max_a, energy_wh=energy_wh, **kwargs
     )
-
-
-def currents(result: Plan) -> dict[str, float]:
-    return {sid: p.current_a for sid, p in result.sessions.items()}
 
 
 def test_equal_sessions_share_a_limit_equally() -> None:
