@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from csms.api.auth import CurrentPrincipal
 from csms.api.context import ApiContext, api_context
 from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.grid import GridConfig, Priority
@@ -31,7 +32,9 @@ class NeedsBody(BaseModel):
     departure: AwareDatetime | None = None
     max_current_a: float | None = Field(default=None, gt=0, le=1000, description="the car's own limit per phase")
     priority: Priority | None = Field(default=None, description="0 standard, 1 fleet, 2 urgent")
-    reason: str | None = Field(default=None, max_length=200, description="who set the priority and why")
+    reason: str | None = Field(
+        default=None, max_length=200, description="why the priority was set (who set it is recorded from the API key)"
+    )
 
 
 def _service(ctx: ApiContext) -> SmartChargingService:
@@ -119,7 +122,7 @@ async def get_charging_session(station_id: StationPath, evse_id: EvsePath, ctx: 
 
 @router.patch("/charging-sessions/{station_id}/{evse_id}")
 async def update_charging_session(
-    station_id: StationPath, evse_id: EvsePath, body: NeedsBody, ctx: Context
+    station_id: StationPath, evse_id: EvsePath, body: NeedsBody, ctx: Context, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Set a session's energy wanted, departure, car limit or priority; the site is re-planned."""
     service = _service(ctx)
@@ -134,8 +137,9 @@ async def update_charging_session(
         max_current_a=body.max_current_a if "max_current_a" in given else old.max_current_a,
         min_current_a=old.min_current_a,
     )
-    updated = service.set_needs(station_id, evse_id, needs, body.priority, body.reason)
+    updated = service.set_needs(station_id, evse_id, needs, body.priority, body.reason, set_by=principal.account_id)
     assert updated is not None
+    await service.save(ctx.clock())  # committed before we answer: a restart re-plans with it
     return _session_view(updated, service.latest_plan)
 
 
@@ -202,6 +206,7 @@ def _session_view(session: EvseSession, result: Plan | None) -> dict[str, Any]:
         "overdrawing": session.overdrawing,
         "priority": int(session.priority),
         "priority_reason": session.priority_reason,
+        "priority_set_by": session.priority_set_by,
         "needs": {
             "energy_wh": needs.energy_wh,
             "departure": needs.departure,

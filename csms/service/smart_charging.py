@@ -27,7 +27,7 @@ from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, Priority, StationWir
 from csms.domain.metering import MeterSample
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.domain.transactions import Transaction
-from csms.errors import StationError
+from csms.errors import StationError, StorageError
 from csms.scheduler import Algorithm, plan
 from csms.scheduler.changes import ChangePolicy, LimitChange, select_changes
 from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
@@ -40,6 +40,8 @@ from csms.service.charging_profiles import (
     tx_profile,
 )
 from csms.service.commands import CommandService
+from csms.storage.smart_charging import SessionSettings, put_session_settings
+from csms.storage.sql import SqlStorage
 
 __all__ = ["EvseSession", "GridConfigSource", "SmartChargingService", "safe_share", "session_key"]
 
@@ -76,6 +78,7 @@ class EvseSession:
     needs: ChargingNeeds = field(default_factory=ChargingNeeds)
     priority: Priority = Priority.STANDARD
     priority_reason: str | None = None
+    priority_set_by: str | None = None  # an account id, "ev" for the car's own needs...
 
     @classmethod
     def of(cls, transaction: Transaction) -> EvseSession:
@@ -114,8 +117,12 @@ class SmartChargingService:
         grid: GridConfigSource,
         commands: CommandService,
         clock: Callable[[], datetime] | None = None,
+        storage: SqlStorage | None = None,
     ) -> None:
         self._settings = settings
+        # Needs and priorities are kept in the database so a restart re-plans with them, not with defaults.
+        self._storage = storage
+        self._unsaved: set[str] = set()  # session keys whose needs or priority changed since the last save
         self._clock = clock
         self._grid = grid
         self._commands = commands
@@ -140,11 +147,21 @@ class SmartChargingService:
         self._request_replan = request_replan
         self._request_configure = request_configure
 
-    def load(self, transactions: list[Transaction]) -> None:
-        """Track the transactions in progress when the process starts."""
+    async def load(self, transactions: list[Transaction]) -> None:
+        """Track the transactions in progress when the process starts, with the needs and priority saved for them."""
         for transaction in transactions:
             session = EvseSession.of(transaction)
             self._sessions[session.key] = session
+        if self._storage is None:
+            return
+        saved = await self._storage.session_settings(t.id for t in transactions)
+        for session in self._sessions.values():
+            settings = saved.get(session.transaction_id)
+            if settings is not None:
+                session.needs = settings.needs
+                session.priority = settings.priority
+                session.priority_reason = settings.priority_reason
+                session.priority_set_by = settings.priority_set_by
 
     # -- what chargers report (called by ChargerService after each commit; cheap, never raises) ------------
 
@@ -155,6 +172,8 @@ class SmartChargingService:
             return
         if previous is not None and previous.needs != ChargingNeeds() and previous.transaction_id == 0:
             session.needs = previous.needs  # needs announced before the transaction (2.0.1 ISO 15118 order)
+            session.priority_set_by = previous.priority_set_by
+            self._unsaved.add(session.key)
         self._sessions[session.key] = session
         self._replan_if_managed(transaction.station_id, now)
 
@@ -162,6 +181,7 @@ class SmartChargingService:
         session = self._sessions.get(session_key(transaction.station_id, transaction.evse_id))
         if session is not None and session.transaction_id == transaction.id:
             del self._sessions[session.key]
+            self._unsaved.discard(session.key)
             self._replan_if_managed(transaction.station_id, now)
 
     def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None:
@@ -207,6 +227,9 @@ class SmartChargingService:
             session = EvseSession(station_id, evse_id, 0, "", now, None)
             self._sessions[key] = session
         session.needs = needs
+        session.priority_set_by = session.priority_set_by or "ev"
+        if session.transaction_id:
+            self._unsaved.add(key)  # saved by the re-plan this requests
         self._request_replan()
         return True
 
@@ -219,7 +242,12 @@ class SmartChargingService:
         needs: ChargingNeeds | None = None,
         priority: Priority | None = None,
         reason: str | None = None,
+        set_by: str | None = None,
     ) -> EvseSession | None:
+        """Change a session's needs and/or priority (``reason``: why; ``set_by``: who); the site is re-planned.
+
+        The change is saved by the next re-plan; ``save`` saves it at once (the API does, before answering).
+        """
         session = self._sessions.get(session_key(station_id, evse_id))
         if session is None or session.transaction_id == 0:
             return None
@@ -228,8 +256,27 @@ class SmartChargingService:
         if priority is not None:
             session.priority = priority
             session.priority_reason = reason
+            session.priority_set_by = set_by
+        self._unsaved.add(session.key)
         self._request_replan()
         return session
+
+    async def save(self, now: datetime) -> None:
+        """Commit every session's needs and priority changed since the last save."""
+        if self._storage is None or not self._unsaved:
+            return
+        keys, self._unsaved = self._unsaved, set()
+        writes = [
+            write
+            for key in sorted(keys)
+            if (session := self._sessions.get(key)) is not None and session.transaction_id
+            for write in put_session_settings(_settings_of(session), now)
+        ]
+        try:
+            await self._storage.write(writes)
+        except StorageError:
+            self._unsaved |= keys  # try again with the next save
+            raise
 
     # -- views --------------------------------------------------------------------------------------------
 
@@ -279,6 +326,10 @@ class SmartChargingService:
         return Snapshot(self._grid.config(now).nodes, tuple(demands))
 
     async def replan(self, now: datetime) -> Plan:
+        try:
+            await self.save(now)
+        except StorageError as exc:
+            log.warning("session needs not saved; will retry", error=str(exc))
         snapshot = self.snapshot(now)
         if len(snapshot.sessions) > _PLAN_IN_THREAD_ABOVE:
             result = await asyncio.to_thread(plan, snapshot, now, self._scheduler, self._algorithm)
@@ -514,6 +565,18 @@ class SmartChargingService:
         )
         session.refused_at = now
         session.refused_reason = reason
+
+
+def _settings_of(session: EvseSession) -> SessionSettings:
+    return SessionSettings(
+        session.transaction_id,
+        session.station_id,
+        session.evse_id,
+        session.needs,
+        session.priority,
+        session.priority_reason,
+        session.priority_set_by,
+    )
 
 
 def session_key(station_id: str, evse_id: int) -> str:

@@ -10,6 +10,7 @@ from csms.storage import (  # noqa: F401  (imported for the tables they add to m
     tables_availability,
     tables_bookings,
     tables_security,
+    tables_smart_charging,
     tables_tariffs,
 )
 from csms.storage.tables import metadata

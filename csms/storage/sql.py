@@ -26,7 +26,8 @@ from csms.domain.stations import (
 from csms.domain.tokens import AuthorizationStatus, IdTokenRecord
 from csms.domain.transactions import Transaction, TransactionState
 from csms.errors import StorageError
-from csms.storage import grid
+from csms.storage import grid, smart_charging
+from csms.storage.smart_charging import SessionSettings
 from csms.storage.tables import (
     connectors,
     id_tokens,
@@ -255,6 +256,14 @@ class SqlStorage:
         try:
             async with self._engine.connect() as conn:
                 return await grid.read_setup(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    async def session_settings(self, transaction_ids: Iterable[int]) -> dict[int, SessionSettings]:
+        """Needs and priority set for these transactions (write builder in smart_charging.py)."""
+        try:
+            async with self._engine.connect() as conn:
+                return await smart_charging.read_session_settings(conn, transaction_ids)
         except SQLAlchemyError as exc:
             raise StorageError(f"read failed: {exc}") from exc
 

@@ -277,15 +277,7 @@ async def test_v201_charging_needs_are_accepted_and_shape_the_plan(system: Centr
     await make_site(system, 32, ["cs1"])
     charger = Charger("cs1", "ocpp2.0.1")
     client = await charger.connect(system)
-    event = {
-        "eventType": "Started",
-        "timestamp": now_iso(),
-        "triggerReason": "CablePluggedIn",
-        "seqNo": 0,
-        "transactionInfo": {"transactionId": "tx-1"},
-        "evse": {"id": 1, "connectorId": 1},
-    }
-    await client.result("TransactionEvent", event)
+    await client.result("TransactionEvent", _started_201("tx-1"))
     needs = {
         "evseId": 1,
         "chargingNeeds": {
@@ -338,6 +330,57 @@ async def test_priority_set_through_the_api_moves_power_to_the_urgent_car(system
     assert bad.status_code == 422
     await c1.close()
     await c2.close()
+
+
+async def test_needs_and_priorities_survive_a_restart(tmp_path: Path) -> None:
+    """Needs and priority set by the API and by a 2.0.1 car are re-planned with after the server restarts."""
+    settings = make_settings(tmp_path, smart_charging=SMART)
+    first = CentralSystem(settings)
+    await first.start()
+    try:
+        await make_site(first, 32, ["cp1", "cs1"])
+        c1 = await Charger("cp1").connect(first)
+        await start_16(c1)
+        body = {"priority": 1, "reason": "depot van", "energy_wh": 12000, "departure": "2099-01-01T08:00:00Z"}
+        response = await api(first, "PATCH", "/charging-sessions/cp1/1", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["priority_set_by"] == "admin"
+        car = Charger("cs1", "ocpp2.0.1")
+        c2 = await car.connect(first)
+        await c2.result("TransactionEvent", _started_201("tx-9"))
+        ev_needs = {"energyAmount": 7000, "evMinCurrent": 6, "evMaxCurrent": 16, "evMaxVoltage": 400}
+        needs = {
+            "evseId": 1,
+            "chargingNeeds": {"requestedEnergyTransfer": "AC_three_phase", "acChargingParameters": ev_needs},
+        }
+        assert (await c2.result("NotifyEVChargingNeeds", needs))["status"] == "Accepted"
+        await replan(first)  # a re-plan saves what the car said
+        await c1.close()
+        await c2.close()
+    finally:
+        await first.stop()
+    second = CentralSystem(settings)
+    await second.start()
+    try:
+        van = (await api(second, "GET", "/charging-sessions/cp1/1")).json()
+        assert (van["priority"], van["priority_reason"], van["priority_set_by"]) == (1, "depot van", "admin")
+        assert van["needs"]["energy_wh"] == 12000 and van["needs"]["departure"].startswith("2099-01-01T08:00:00")
+        ev = (await api(second, "GET", "/charging-sessions/cs1/1")).json()
+        assert ev["needs"]["energy_wh"] == 7000 and ev["needs"]["max_current_a"] == 16
+        assert ev["priority_set_by"] == "ev"
+    finally:
+        await second.stop()
+
+
+def _started_201(transaction_id: str) -> dict[str, Any]:
+    return {
+        "eventType": "Started",
+        "timestamp": now_iso(),
+        "triggerReason": "CablePluggedIn",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": transaction_id},
+        "evse": {"id": 1, "connectorId": 1},
+    }
 
 
 async def cli(system: CentralSystem, *args: str) -> str:
