@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -24,3 +25,18 @@ SEND_FAILURES: tuple[type[Exception], ...] = (LookupError, ValueError, TypeError
 def on(action: str) -> Callable[[F], F]:
     """`ocpp.routing.on` with a type mypy can check (the handler keeps its signature)."""
     return cast(Callable[[F], F], _on(action))
+
+
+class _LateAnswerIsNotAnError(logging.Filter):
+    """`ocpp` logs an answer to a call we already gave up on (timed out, or cancelled at shutdown) as an ERROR.
+
+    For a station that is ordinary life on a slow or busy link, not a fault: log it as a warning.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage().startswith("Ignoring response with unknown"):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+logging.getLogger("ocpp").addFilter(_LateAnswerIsNotAnError())
