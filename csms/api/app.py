@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 
-from csms.api import commands, grid, resources, smart_charging
+from csms.api import commands, connectors, grid, resources, smart_charging
 from csms.api.auth import current_principal
 from csms.api.context import ApiContext, api_context
 from csms.api.problems import install_problem_handlers
@@ -40,5 +40,6 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(commands.router)
     v1.include_router(grid.router)
     v1.include_router(smart_charging.router)
+    v1.include_router(connectors.router)
     app.include_router(v1)
     return app

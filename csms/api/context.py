@@ -13,6 +13,7 @@ from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.charger import ChargerService
 from csms.service.commands import CommandService
+from csms.service.connectors import ConnectorSpecService
 from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.smart_charging import SmartChargingService
@@ -34,6 +35,7 @@ class ApiContext:
     events: EventBus
     smart_charging: SmartChargingService | None = None
     smart_charging_loop: SmartChargingLoop | None = None
+    connector_specs: ConnectorSpecService | None = None
 
 
 def api_context(request: Request) -> ApiContext:

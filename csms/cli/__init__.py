@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from csms.cli.common import err
+from csms.cli.connectors import connectors_app
 from csms.cli.grid import grid_app
 from csms.cli.smart_charging import sessions_app, smart_app
 from csms.cli.stations import stations_app
@@ -25,6 +26,7 @@ app.add_typer(stations_app, name="stations")
 app.add_typer(grid_app, name="grid")
 app.add_typer(smart_app, name="smart-charging")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(connectors_app, name="connector-specs")
 DEFAULT_CONFIG = Path("config/csms.toml")
 
 

@@ -24,6 +24,7 @@ from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
+from csms.service.connectors import ConnectorSpecService
 from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.smart_charging import SmartChargingService
@@ -87,6 +88,8 @@ class CentralSystem:
         self.grid = GridService(self.storage, on_change=self._grid_changed)
         # What changed (statuses, sessions, bookings), for live API streams.
         self.events = EventBus()
+        # Plug, power and bookability per connector (defaults from the wiring).
+        self.connector_specs = ConnectorSpecService(self.storage, self.grid)
         self.smart: SmartChargingService | None = None
         self.smart_loop: SmartChargingLoop | None = None
         self._api_server: _ApiServer | None = None
@@ -117,6 +120,7 @@ class CentralSystem:
         await chargers.load()
         commands = CommandService(self.storage, self.registry)
         await self.grid.load()
+        await self.connector_specs.load()
         self.smart = SmartChargingService(self.settings.smart_charging, self.grid, commands, self.clock, self.storage)
         await self.smart.load(chargers.active())
         self.smart_loop = SmartChargingLoop(self.smart, self.settings.smart_charging, self.clock)
@@ -135,6 +139,7 @@ class CentralSystem:
             events=self.events,
             smart_charging=self.smart,
             smart_charging_loop=self.smart_loop,
+            connector_specs=self.connector_specs,
         )
         config = uvicorn.Config(
             create_app(context),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
 from csms.domain.grid import GridConfig
@@ -136,6 +136,7 @@ _DELETE_TOKEN = delete(id_tokens).where(id_tokens.c.token == bindparam("b_token"
 
 
 VariableRow = dict[str, Any]
+_T = TypeVar("_T")
 
 
 class SqlStorage:
@@ -160,6 +161,14 @@ class SqlStorage:
             async with self._engine.connect() as conn:
                 rows: Sequence[Row[Any]] = (await conn.execute(query)).all()
                 return rows
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    async def read(self, reader: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``reader`` (an area's read function, e.g. in ``storage/bookings.py``) on a pooled connection."""
+        try:
+            async with self._engine.connect() as conn:
+                return await reader(conn)
         except SQLAlchemyError as exc:
             raise StorageError(f"read failed: {exc}") from exc
 
