@@ -24,6 +24,7 @@ from csms.errors import ConfigError
 __all__ = [
     "ApiSettings",
     "DatabaseSettings",
+    "LiveSettings",
     "LogSettings",
     "OcppSettings",
     "Settings",
@@ -110,6 +111,14 @@ class SmartChargingSettings(_Section):
     default_energy_kwh: float = Field(default=30.0, ge=0, le=1000)
 
 
+class LiveSettings(_Section):
+    """The live event stream (``GET /api/v1/events``) and analytics."""
+
+    heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)  # an SSE comment when idle: proxies keep it open
+    replay_events: int = Field(default=1000, ge=0, le=100_000)  # kept for clients resuming with Last-Event-ID
+    stream_queue: int = Field(default=1000, ge=10, le=100_000)  # events a slow client may lag before it is cut
+
+
 class LogSettings(_Section):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
     format: str = Field(default="console", pattern=r"^(console|json)$")
@@ -124,6 +133,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     stations: StationSettings = StationSettings()
     smart_charging: SmartChargingSettings = SmartChargingSettings()
+    live: LiveSettings = LiveSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

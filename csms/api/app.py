@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 
-from csms.api import commands, connectors, grid, resources, smart_charging
+from csms.api import analytics, availability, commands, connectors, events, grid, resources, smart_charging
 from csms.api.auth import current_principal
 from csms.api.context import ApiContext, api_context
 from csms.api.problems import install_problem_handlers
@@ -41,5 +41,8 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(grid.router)
     v1.include_router(smart_charging.router)
     v1.include_router(connectors.router)
+    v1.include_router(availability.router)
+    v1.include_router(events.router)
+    v1.include_router(analytics.router)
     app.include_router(v1)
     return app

@@ -16,6 +16,7 @@ from csms.service.commands import CommandService
 from csms.service.connectors import ConnectorSpecService
 from csms.service.events import EventBus
 from csms.service.grid import GridService
+from csms.service.live import LiveServices
 from csms.service.smart_charging import SmartChargingService
 from csms.storage.sql import SqlStorage
 
@@ -36,6 +37,7 @@ class ApiContext:
     smart_charging: SmartChargingService | None = None
     smart_charging_loop: SmartChargingLoop | None = None
     connector_specs: ConnectorSpecService | None = None
+    live: LiveServices | None = None  # availability, live events, analytics
 
 
 def api_context(request: Request) -> ApiContext:

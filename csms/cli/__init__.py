@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from csms.cli.analytics import analytics_app
 from csms.cli.common import err
 from csms.cli.connectors import connectors_app
 from csms.cli.grid import grid_app
@@ -27,6 +28,7 @@ app.add_typer(grid_app, name="grid")
 app.add_typer(smart_app, name="smart-charging")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(connectors_app, name="connector-specs")
+app.add_typer(analytics_app, name="analytics")
 DEFAULT_CONFIG = Path("config/csms.toml")
 
 

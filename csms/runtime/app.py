@@ -22,12 +22,17 @@ from csms.runtime.ocpp_server import OcppServer
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
+from csms.service.analytics import AnalyticsService
+from csms.service.availability import AvailabilityService
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
 from csms.service.connectors import ConnectorSpecService
 from csms.service.events import EventBus
 from csms.service.grid import GridService
+from csms.service.live import LiveServices, StreamHub
+from csms.service.live_events import ChargerEvents, EventLog
 from csms.service.smart_charging import SmartChargingService
+from csms.storage.availability import AnalyticsReader
 from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
 from csms.storage.writer import GroupCommitWriter
@@ -90,6 +95,10 @@ class CentralSystem:
         self.events = EventBus()
         # Plug, power and bookability per connector (defaults from the wiring).
         self.connector_specs = ConnectorSpecService(self.storage, self.grid)
+        self.events = EventBus(settings.live.stream_queue)
+        self.event_log = EventLog(self.events, settings.live.replay_events)
+        self.streams = StreamHub(self.events)
+        self.charger_events: ChargerEvents | None = None
         self.smart: SmartChargingService | None = None
         self.smart_loop: SmartChargingLoop | None = None
         self._api_server: _ApiServer | None = None
@@ -125,6 +134,18 @@ class CentralSystem:
         await self.smart.load(chargers.active())
         self.smart_loop = SmartChargingLoop(self.smart, self.settings.smart_charging, self.clock)
         chargers.observe(self.smart)
+        reader = AnalyticsReader(self.engine)
+        self.charger_events = ChargerEvents(self.events, self.grid, self.storage, reader)
+        chargers.observe(self.charger_events)
+        self.registry.listen(self._station_connection)
+        self.charger_events.start()
+        live = LiveServices(
+            settings=self.settings.live,
+            availability=AvailabilityService(reader, chargers, self.grid, self._online, self.smart),
+            analytics=AnalyticsService(reader, self.grid),
+            log=self.event_log,
+            streams=self.streams,
+        )
         self.ocpp = OcppServer(self.settings.ocpp, chargers, self.registry, self.clock, self.metrics)
         await self.ocpp.start()
         context = ApiContext(
@@ -140,6 +161,7 @@ class CentralSystem:
             smart_charging=self.smart,
             smart_charging_loop=self.smart_loop,
             connector_specs=self.connector_specs,
+            live=live,
         )
         config = uvicorn.Config(
             create_app(context),
@@ -159,6 +181,13 @@ class CentralSystem:
         log.info("HTTP API listening", host=self.settings.api.host, port=self.api_port)
         self.smart_loop.start()
 
+    def _online(self, station_id: str) -> bool:
+        return self.registry.get(station_id) is not None
+
+    def _station_connection(self, station_id: str, connected: bool) -> None:
+        if self.charger_events is not None:
+            self.charger_events.station_connection(station_id, connected, self.clock())
+
     def _grid_changed(self) -> None:
         if self.smart_loop is not None:
             self.smart_loop.request_replan()
@@ -169,9 +198,13 @@ class CentralSystem:
             await self.smart_loop.stop()
         if self.ocpp is not None:
             await self.ocpp.close()
+        # Open event streams would keep the HTTP server from stopping.
+        self.streams.close_all()
         if self._api_server is not None and self._api_task is not None:
             self._api_server.should_exit = True
             await self._api_task
+        if self.charger_events is not None:
+            await self.charger_events.stop()
         await self.writer.close()
         self._checkpoint_engine.dispose()
         await self.engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from csms.runtime.session import StationSession
@@ -18,6 +20,15 @@ CLOSE_REPLACED = 4000
 class SessionRegistry:
     def __init__(self) -> None:
         self._sessions: dict[str, StationSession] = {}
+        self._listeners: list[Callable[[str, bool], None]] = []
+
+    def listen(self, listener: Callable[[str, bool], None]) -> None:
+        """Call ``listener(station_id, connected)`` when a station connects and when its connection ends."""
+        self._listeners.append(listener)
+
+    def _tell(self, station_id: str, connected: bool) -> None:
+        for listener in self._listeners:
+            listener(station_id, connected)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -31,6 +42,7 @@ class SessionRegistry:
     async def attach(self, session: StationSession) -> None:
         old = self._sessions.get(session.station_id)
         self._sessions[session.station_id] = session
+        self._tell(session.station_id, True)
         if old is not None:
             log.warning(
                 "connection replaced by a new one",
@@ -44,3 +56,4 @@ class SessionRegistry:
         # Only the current session may remove itself: a replaced one must not unregister its successor.
         if self._sessions.get(session.station_id) is session:
             del self._sessions[session.station_id]
+            self._tell(session.station_id, False)

@@ -25,6 +25,7 @@ from csms.domain.tokens import IdTokenInfo, IdTokenRecord, authorize
 from csms.domain.transactions import Transaction, TransactionStart, TransactionState, TransactionStop
 from csms.service.state import HotState
 from csms.storage import sql
+from csms.storage.availability import record_status
 from csms.storage.sql import SqlStorage, VariableRow
 from csms.storage.writer import Write
 
@@ -71,31 +72,45 @@ class ChargingObserver(Protocol):
         ...
 
 
-class _NobodyListens:
+class _Observers:
+    """Every observer added, told in the order they were added (smart charging, live events, ...)."""
+
+    def __init__(self) -> None:
+        self.observers: list[ChargingObserver] = []
+
     def transaction_started(self, transaction: Transaction, now: datetime) -> None:
-        pass
+        for observer in self.observers:
+            observer.transaction_started(transaction, now)
 
     def transaction_ended(self, transaction: Transaction, now: datetime) -> None:
-        pass
+        for observer in self.observers:
+            observer.transaction_ended(transaction, now)
 
     def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None:
-        pass
+        for observer in self.observers:
+            observer.metered(station_id, evse_id, samples, now)
 
     def connector_changed(self, state: ConnectorState, now: datetime) -> None:
-        pass
+        for observer in self.observers:
+            observer.connector_changed(state, now)
 
     def station_booted(self, station_id: str, now: datetime) -> None:
-        pass
+        for observer in self.observers:
+            observer.station_booted(station_id, now)
 
     def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
-        return False
+        # Every observer hears the needs; a schedule follows if any of them will send one.
+        answers = [observer.charging_needs(station_id, evse_id, needs, now) for observer in self.observers]
+        return any(answers)
 
 
 class ChargerService:
     def __init__(self, storage: SqlStorage, policy: StationPolicy, observer: ChargingObserver | None = None) -> None:
         self._storage = storage
         self._policy = policy
-        self._observer: ChargingObserver = observer or _NobodyListens()
+        self._observer = _Observers()
+        if observer is not None:
+            self._observer.observers.append(observer)
         self._state = HotState()
         self._transaction_ids = itertools.count(1)
 
@@ -120,7 +135,8 @@ class ChargerService:
         return self._state.registrations.get(station_id)
 
     def observe(self, observer: ChargingObserver) -> None:
-        self._observer = observer
+        """Add an observer: each is told what chargers report, after it is committed."""
+        self._observer.observers.append(observer)
 
     def active(self) -> list[Transaction]:
         """Every transaction in progress."""
@@ -153,7 +169,9 @@ class ChargerService:
         await self._storage.write([sql.touch_station(station_id, now)])
 
     async def connector_status(self, state: ConnectorState, now: datetime) -> None:
-        await self._storage.write([sql.record_connector(state), sql.touch_station(state.station_id, now)])
+        # The history row goes in the same commit as the current status: utilisation never misses a change.
+        history = record_status(state, now)
+        await self._storage.write([sql.record_connector(state), sql.touch_station(state.station_id, now), history])
         self._observer.connector_changed(state, now)
 
     async def authorize(self, station_id: StationId, token: str, now: datetime) -> IdTokenInfo:

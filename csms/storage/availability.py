@@ -1,0 +1,235 @@
+"""Storage for availability and analytics: the status-history write, and the reads analytics aggregate.
+
+The energy a site drew per time bucket is computed in SQL (a window over each transaction's register readings,
+summed per bucket), so an analytics request moves one row per bucket, not one per meter value. Bucketing uses
+SQLite's ``strftime('%s', ...)``: the embedded default database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, insert, literal, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Select
+
+from csms.domain.analytics import EnergyBucket, SessionRecord, StatusTransition
+from csms.domain.metering import ENERGY_REGISTER
+from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
+from csms.errors import StorageError
+from csms.storage.tables import connectors, id_tokens, meter_values, transactions
+from csms.storage.tables_availability import connector_status_history
+from csms.storage.writer import Write
+
+__all__ = ["AnalyticsReader", "record_status"]
+
+_INSERT_STATUS = insert(connector_status_history)
+
+
+def record_status(state: ConnectorState, received_at: datetime) -> Write:
+    """One row of status history; goes in the same write set as the connector's current status."""
+    return Write(
+        _INSERT_STATUS,
+        {
+            "station_id": state.station_id,
+            "evse_id": state.evse_id,
+            "connector_id": state.connector_id,
+            "status": state.status.value,
+            "error_code": state.error_code,
+            "at": state.timestamp,
+            "received_at": received_at,
+        },
+    )
+
+
+class AnalyticsReader:
+    """Read-only queries over connectors, sessions, status history and meter values.
+
+    ``station_ids`` None means every station; an empty collection means none (and returns nothing).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _rows(self, query: Select[Any]) -> list[Any]:
+        try:
+            async with self._engine.connect() as conn:
+                return list((await conn.execute(query)).all())
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    async def connectors(self, station_ids: Collection[str] | None) -> list[ConnectorState]:
+        """The current status of every connector of the stations (connector 0 included)."""
+        query = select(connectors).order_by(connectors.c.station_id, connectors.c.evse_id, connectors.c.connector_id)
+        if station_ids is not None:
+            query = query.where(connectors.c.station_id.in_(list(station_ids)))
+        return [
+            ConnectorState(
+                station_id=StationId(row.station_id),
+                evse_id=row.evse_id,
+                connector_id=row.connector_id,
+                status=ConnectorStatus(row.status),
+                error_code=row.error_code,
+                timestamp=row.status_at,
+                info=row.info,
+                vendor_error_code=row.vendor_error_code,
+            )
+            for row in await self._rows(query)
+        ]
+
+    async def token_owners(self, tokens: Collection[str]) -> dict[str, str]:
+        """The owning account of each of the tokens that has one."""
+        if not tokens:
+            return {}
+        query = select(id_tokens.c.token, id_tokens.c.owner).where(
+            id_tokens.c.token.in_(list(tokens)), id_tokens.c.owner.is_not(None)
+        )
+        return {row.token: row.owner for row in await self._rows(query)}
+
+    async def sessions(
+        self,
+        station_ids: Collection[str] | None,
+        start: datetime,
+        end: datetime,
+        evse_id: int | None = None,
+        account_id: str | None = None,
+    ) -> list[SessionRecord]:
+        """Sessions that started in ``[start, end)``, with their token's owner."""
+        energy = case(
+            (
+                and_(transactions.c.meter_stop_wh.is_not(None), transactions.c.meter_start_wh.is_not(None)),
+                transactions.c.meter_stop_wh - transactions.c.meter_start_wh,
+            ),
+            else_=None,
+        )
+        query = (
+            select(
+                transactions.c.id,
+                transactions.c.station_id,
+                transactions.c.evse_id,
+                transactions.c.connector_id,
+                transactions.c.started_at,
+                transactions.c.stopped_at,
+                energy.label("energy_wh"),
+                transactions.c.id_token,
+                id_tokens.c.owner,
+            )
+            .select_from(transactions.outerjoin(id_tokens, id_tokens.c.token == transactions.c.id_token))
+            .where(transactions.c.started_at >= start, transactions.c.started_at < end)
+            .order_by(transactions.c.started_at, transactions.c.id)
+        )
+        if station_ids is not None:
+            query = query.where(transactions.c.station_id.in_(list(station_ids)))
+        if evse_id is not None:
+            query = query.where(transactions.c.evse_id == evse_id)
+        if account_id is not None:
+            query = query.where(id_tokens.c.owner == account_id)
+        return [
+            SessionRecord(
+                transaction_id=row.id,
+                station_id=row.station_id,
+                evse_id=row.evse_id,
+                connector_id=row.connector_id,
+                started_at=row.started_at,
+                stopped_at=row.stopped_at,
+                energy_wh=row.energy_wh,
+                id_token=row.id_token,
+                account_id=row.owner,
+            )
+            for row in await self._rows(query)
+        ]
+
+    async def status_history(
+        self, station_ids: Collection[str] | None, start: datetime, end: datetime, evse_id: int | None = None
+    ) -> list[StatusTransition]:
+        """Transitions in ``[start, end)`` plus, per connector, the last one before ``start`` (the status then)."""
+        h = connector_status_history
+        scope: list[ColumnElement[bool]] = []
+        if station_ids is not None:
+            scope.append(h.c.station_id.in_(list(station_ids)))
+        if evse_id is not None:
+            scope.append(h.c.evse_id == evse_id)
+        before = (
+            select(h.c.station_id, h.c.evse_id, h.c.connector_id, func.max(h.c.at).label("at"))
+            .where(h.c.at < start, *scope)
+            .group_by(h.c.station_id, h.c.evse_id, h.c.connector_id)
+            .subquery()
+        )
+        opening = select(h.c.station_id, h.c.evse_id, h.c.connector_id, h.c.status, h.c.at, h.c.id).join(
+            before,
+            and_(
+                h.c.station_id == before.c.station_id,
+                h.c.evse_id == before.c.evse_id,
+                h.c.connector_id == before.c.connector_id,
+                h.c.at == before.c.at,
+            ),
+        )
+        within = select(h.c.station_id, h.c.evse_id, h.c.connector_id, h.c.status, h.c.at, h.c.id).where(
+            h.c.at >= start, h.c.at < end, *scope
+        )
+        rows = await self._rows(opening.union_all(within).order_by("at", "id"))  # type: ignore[arg-type]
+        return [StatusTransition(r.station_id, r.evse_id, r.connector_id, r.status, r.at) for r in rows]
+
+    async def energy_buckets(
+        self, station_ids: Collection[str] | None, start: datetime, end: datetime, bucket: timedelta
+    ) -> list[EnergyBucket]:
+        """Energy delivered by the stations per ``bucket`` from ``start``, from the energy register readings.
+
+        Each reading contributes its increase over the transaction's previous reading (or over the meter start for
+        the first one), counted in the bucket in which that interval ends; decreases (a meter reset) count nothing.
+        """
+        bucket_s = max(1, int(bucket.total_seconds()))
+        delta = _register_increases(station_ids, start, end)
+        start_epoch = int(start.timestamp())
+        # A reading closes the interval since the one before: one exactly on a boundary belongs to the bucket
+        # that ends there (hence the second subtracted).
+        index = (cast(func.strftime("%s", delta.c.timestamp), Integer) - start_epoch - 1) // bucket_s
+        query = (
+            select(index.label("bucket"), func.sum(delta.c.wh).label("wh"))
+            .where(delta.c.timestamp >= start, delta.c.wh > 0)
+            .group_by("bucket")
+            .order_by("bucket")
+        )
+        return [
+            EnergyBucket(start + timedelta(seconds=int(row.bucket) * bucket_s), float(row.wh))
+            for row in await self._rows(query)
+        ]
+
+    async def energy_wh(self, station_ids: Collection[str] | None, start: datetime, end: datetime) -> float:
+        """Energy delivered by the stations during ``[start, end)`` (e.g. today), from register readings."""
+        delta = _register_increases(station_ids, start, end)
+        query = select(func.coalesce(func.sum(delta.c.wh), 0.0)).where(delta.c.timestamp >= start, delta.c.wh > 0)
+        rows = await self._rows(query)
+        return float(rows[0][0])
+
+
+def _register_increases(station_ids: Collection[str] | None, start: datetime, end: datetime) -> Any:
+    """A subquery of (timestamp, wh): each energy register reading's increase over the one before it.
+
+    Only transactions that overlap the range are read, through the meter values' transaction index; readings
+    before ``start`` are included so the first increase inside the range has its predecessor.
+    """
+    mv, tx = meter_values, transactions
+    scale = case((mv.c.unit == "kWh", literal(1000.0)), else_=literal(1.0))
+    wh = cast(mv.c.value, Float) * scale
+    previous = func.lag(wh).over(partition_by=mv.c.transaction_id, order_by=(mv.c.timestamp, mv.c.id))
+    overlapping = and_(tx.c.started_at < end, or_(tx.c.stopped_at.is_(None), tx.c.stopped_at >= start))
+    query = (
+        select(mv.c.timestamp, (wh - func.coalesce(previous, tx.c.meter_start_wh)).label("wh"))
+        .select_from(mv.join(tx, tx.c.id == mv.c.transaction_id))
+        .where(
+            overlapping,
+            mv.c.timestamp < end,
+            mv.c.measurand == ENERGY_REGISTER,
+            mv.c.phase.is_(None),
+            mv.c.value.is_not(None),
+            or_(mv.c.unit.is_(None), mv.c.unit.in_(["Wh", "kWh"])),
+            or_(mv.c.location.is_(None), mv.c.location == "Outlet"),
+        )
+    )
+    if station_ids is not None:
+        query = query.where(tx.c.station_id.in_(list(station_ids)))
+    return query.subquery()
