@@ -2,8 +2,9 @@
 
 Anyone may read availability of a site's stations, but only admins and the site's operators see who occupies a
 connector (token, account, transaction); a driver sees "occupied", and ``mine`` when it is its own session.
-A station wired to no site is visible to admins only. Site live data (loads, sessions, energy today) is for the
-site's operators and admins.
+A station wired to no site is visible to admins only, and an operator's stations are those of its sites (others:
+404, as if they did not exist). Site live data (loads, sessions, energy today) is for the site's operators and
+admins (403 for anyone else).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from csms.api.context import ApiContext, api_context
 from csms.domain.accounts import Principal, Role
 from csms.domain.grid import GridError
 from csms.domain.grid_setup import time_zone
-from csms.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from csms.errors import Conflict, InvalidRequest, NotFound
 from csms.service.availability import ConnectorAvailability, SiteLive, StationAvailability
 from csms.service.live import LiveServices
 
@@ -92,12 +93,12 @@ async def site_live(site_id: str, ctx: Context, principal: CurrentPrincipal, tz:
 
 
 def _check_station(principal: Principal, view: StationAvailability) -> None:
+    """Admins: any station; drivers: stations at a site; operators: their sites' stations. Else 404, so that
+    station ids elsewhere do not leak (as for every station route)."""
     if principal.is_admin:
         return
-    if view.site_id is None:
-        raise Forbidden(f"station {view.station_id} is at none of your sites")
-    if principal.role is Role.OPERATOR:
-        require_site(principal, view.site_id)
+    if view.site_id is None or (principal.role is Role.OPERATOR and not principal.may_manage_site(view.site_id)):
+        raise NotFound("station", view.station_id)
 
 
 def _station(view: StationAvailability, principal: Principal) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class AnalyticsService:
             if site_id is not None and site != site_id:
                 raise NotFound(f"station of site {site_id}", station_id)
             if not principal.is_admin and (site is None or not principal.may_manage_site(site)):
-                raise Forbidden(f"station {station_id} is not at one of the sites you manage")
+                raise NotFound("station", station_id)  # as every station route: ids elsewhere do not leak
             return Scope([station_id], [site] if site else [], evse_id)
         if site_id is not None:
             if site_id not in self.sites():

@@ -144,10 +144,11 @@ class AvailabilityService:
 
     async def stations(self, station_ids: Collection[str]) -> list[StationAvailability]:
         """Availability of the stations (those with no known connector still listed, with none)."""
-        states = await self._reader.connectors(station_ids)
-        active = {(t.station_id, t.evse_id): t for t in self._chargers.active() if t.station_id in station_ids}
+        wanted = set(station_ids)
+        states = await self._reader.connectors(wanted)
+        active = {(t.station_id, t.evse_id): t for t in self._chargers.active() if t.station_id in wanted}
         owners = await self._reader.token_owners({t.id_token for t in active.values() if t.id_token})
-        by_station: dict[str, list[ConnectorState]] = {station_id: [] for station_id in station_ids}
+        by_station: dict[str, list[ConnectorState]] = {station_id: [] for station_id in wanted}
         for state in states:
             by_station.setdefault(state.station_id, []).append(state)
         result = []

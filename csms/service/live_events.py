@@ -150,6 +150,9 @@ class ChargerEvents:
     def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
         return False  # only smart charging sends schedules
 
+    def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
+        pass  # the connector's status says the same to apps
+
     # -- publishing ------------------------------------------------------------------------------------------
 
     async def _run(self) -> None:

@@ -74,12 +74,16 @@ class SseStream:
 
     async def kinds_within(self, seconds: float) -> list[str]:
         """The kinds of every event that arrives within ``seconds``."""
-        kinds: list[str] = []
+        return [event.kind for event in await self.events_within(seconds)]
+
+    async def events_within(self, seconds: float) -> list[SseEvent]:
+        """Every event that arrives within ``seconds`` (fewer if the stream ends)."""
+        events: list[SseEvent] = []
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 while (event := await self._next()) is not None:
-                    kinds.append(event.kind)
-        return kinds
+                    events.append(event)
+        return events
 
 
 @contextlib.asynccontextmanager
