@@ -124,6 +124,7 @@ def _connector(view: ConnectorAvailability, principal: Principal) -> dict[str, A
         "connector_type": view.info.connector_type,
         "max_power_w": view.info.max_power_w,
         "max_power_source": view.info.source,
+        "bookable": view.info.bookable,
         "occupant": _occupant(view, principal),
         "expected_free_at": view.expected_free_at,
         "expected_free_basis": view.expected_free_basis,

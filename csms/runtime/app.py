@@ -141,7 +141,9 @@ class CentralSystem:
         self.charger_events.start()
         live = LiveServices(
             settings=self.settings.live,
-            availability=AvailabilityService(reader, chargers, self.grid, self._online, self.smart),
+            availability=AvailabilityService(
+                reader, chargers, self.grid, self._online, self.smart, self.connector_specs
+            ),
             analytics=AnalyticsService(reader, self.grid),
             log=self.event_log,
             streams=self.streams,

@@ -5,8 +5,9 @@ stations, the grid setup, smart charging's sessions and measured loads) plus one
 status; only "energy today" aggregates meter values in SQL.
 
 Expected free time of an occupied connector: the departure the driver or car gave smart charging for the session
-(``basis: "departure"``); None when nobody said. Connector type and maximum power come from the connector specs
-when a spec source is wired, else from the station's wiring (hardware maximum per phase x phases x voltage).
+(``basis: "departure"``); None when nobody said. Connector type, maximum power and bookability come from the
+connector specs (:class:`ConnectorSpecService`: what an operator set, else the station's wiring: hardware maximum
+per phase x phases x voltage).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from csms.domain.analytics import UsageClass, status_class
+from csms.domain.connectors import ConnectorType
 from csms.domain.stations import ConnectorState, ConnectorStatus
 from csms.domain.transactions import Transaction
 from csms.errors import NotFound
 from csms.service.charger import ChargerService
+from csms.service.connectors import ConnectorSpecService
 from csms.service.grid import GridService
 from csms.service.smart_charging import SmartChargingService
 from csms.storage.availability import AnalyticsReader
@@ -43,10 +46,7 @@ class ConnectorInfo:
     connector_type: str | None
     max_power_w: float | None
     source: str | None  # "spec" (an operator set it), "wiring" (derived), None (nothing known)
-
-
-# (station id, evse id, connector id) -> ConnectorInfo, or None when no spec is stored for it.
-SpecSource = Callable[[str, int, int], ConnectorInfo | None]
+    bookable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ class AvailabilityService:
         grid: GridService,
         online: Callable[[str], bool],
         smart: SmartChargingService | None = None,
-        specs: SpecSource | None = None,
+        specs: ConnectorSpecService | None = None,
     ) -> None:
         self._reader = reader
         self._chargers = chargers
@@ -205,9 +205,15 @@ class AvailabilityService:
         )
 
     def connector_info(self, station_id: str, evse_id: int, connector_id: int) -> ConnectorInfo:
-        spec = self._specs(station_id, evse_id, connector_id) if self._specs else None
-        if spec is not None:
-            return spec
+        if self._specs is not None:
+            spec = self._specs.spec(station_id, evse_id, connector_id)
+            stored = self._specs.stored(station_id, evse_id, connector_id)
+            if stored is not None and stored.max_power_w is not None:
+                source: str | None = "spec"
+            else:
+                source = "wiring" if spec.max_power_w is not None else None
+            kind = None if spec.connector_type is ConnectorType.UNKNOWN else spec.connector_type.value
+            return ConnectorInfo(kind, spec.max_power_w, source, spec.bookable)
         wiring = self._grid.setup.wirings.get(station_id)
         if wiring is None:
             return ConnectorInfo(None, None, None)

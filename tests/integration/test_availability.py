@@ -100,6 +100,33 @@ async def test_station_and_connector_availability(system: CentralSystem) -> None
     await client.close()
 
 
+async def test_connector_spec_sets_type_power_and_bookable(system: CentralSystem) -> None:
+    """An operator's connector spec gives the plug type, maximum power and bookability; unset power: the wiring's."""
+    await site_with(system, "site-a", "cp1")
+    client = await charger_16(system, "cp1")
+    await status_16(client, 1, "Available", datetime.now(UTC))
+    await status_16(client, 2, "Available", datetime.now(UTC))
+    spec = {"connector_type": "CCS2", "max_power_w": 50_000, "bookable": False}
+    response = await api(system, "PUT", "/stations/cp1/connectors/1/1/spec", json=spec)
+    assert response.status_code == 200, response.text
+    response = await api(system, "PUT", "/stations/cp1/connectors/2/1/spec", json={"connector_type": "Type2"})
+    assert response.status_code == 200, response.text
+    one, two = (await get(system, "/stations/cp1/availability"))["connectors"]
+    assert (one["connector_type"], one["max_power_w"], one["max_power_source"], one["bookable"]) == (
+        "CCS2",
+        50_000,
+        "spec",
+        False,
+    )
+    assert (two["connector_type"], two["max_power_w"], two["max_power_source"], two["bookable"]) == (
+        "Type2",
+        WIRED_W,
+        "wiring",
+        True,
+    )
+    await client.close()
+
+
 @pytest.mark.parametrize(
     "path",
     ["/sites/nowhere/availability", "/sites/nowhere/live", "/stations/ghost/availability"],
