@@ -101,9 +101,11 @@ class AnalyticsService:
         return charging_patterns(sessions, tz)
 
     async def users(self, scope: Scope, start: datetime, end: datetime) -> list[UserFigures]:
-        """Sessions per account. No-show and overstay rates stay None: no booking or overstay data is wired yet."""
+        """Sessions per account, with the no-show rate of the bookings due in the range. The overstay rate stays
+        None: overstay outcomes are not read yet."""
         sessions = await self._reader.sessions(scope.station_ids, start, end, scope.evse_id, scope.account_id)
-        return user_behaviour(sessions)
+        tallies = await self._reader.booking_tallies(scope.station_ids, start, end, scope.account_id)
+        return user_behaviour(sessions, tallies)
 
     async def utilisation(self, scope: Scope, start: datetime, end: datetime) -> UtilisationReport:
         transitions = await self._reader.status_history(scope.station_ids, start, end, scope.evse_id)

@@ -1,13 +1,14 @@
 """Real-time availability per site, station and connector, and a site's live figures.
 
 Everything here is read at request time from what is already in memory (sessions in progress, connected
-stations, the grid setup, smart charging's sessions and measured loads) plus one read of the connectors' current
-status; only "energy today" aggregates meter values in SQL.
+stations, the grid setup, smart charging's sessions, measured loads and connector specs) plus a read of the
+connectors' current status and of the owners and bookings of the sessions shown; only "energy today" aggregates
+meter values in SQL.
 
 Expected free time of an occupied connector: the departure the driver or car gave smart charging for the session
-(``basis: "departure"``); None when nobody said. Connector type, maximum power and bookability come from the
-connector specs (:class:`ConnectorSpecService`: what an operator set, else the station's wiring: hardware maximum
-per phase x phases x voltage).
+(``basis: "departure"``), else the end of the booking the session runs under (``"booking"``); None otherwise.
+Connector type, maximum power and bookability come from the connector specs (:class:`ConnectorSpecService`: what
+an operator set, else the station's wiring: hardware maximum per phase x phases x voltage).
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ class AvailabilityService:
         states = await self._reader.connectors(wanted)
         active = {(t.station_id, t.evse_id): t for t in self._chargers.active() if t.station_id in wanted}
         owners = await self._reader.token_owners({t.id_token for t in active.values() if t.id_token})
+        booked_until = await self._reader.booking_ends([t.id for t in active.values()])
         by_station: dict[str, list[ConnectorState]] = {station_id: [] for station_id in wanted}
         for state in states:
             by_station.setdefault(state.station_id, []).append(state)
@@ -161,7 +163,7 @@ class AvailabilityService:
                     online=self._online(station_id),
                     status=own[0].status.value if own else None,
                     connectors=tuple(
-                        self._connector(s, active.get((s.station_id, s.evse_id)), owners)
+                        self._connector(s, active.get((s.station_id, s.evse_id)), owners, booked_until)
                         for s in by_station[station_id]
                         if s.evse_id > 0 and s.connector_id > 0
                     ),
@@ -177,16 +179,19 @@ class AvailabilityService:
         return station
 
     def _connector(
-        self, state: ConnectorState, transaction: Transaction | None, owners: dict[str, str]
+        self,
+        state: ConnectorState,
+        transaction: Transaction | None,
+        owners: dict[str, str],
+        booked_until: dict[int, datetime],
     ) -> ConnectorAvailability:
         occupant = None
-        free_at = basis = None
+        free_at: datetime | None = None
+        basis: str | None = None
         if transaction is not None:
             token = transaction.id_token
             occupant = Occupant(transaction.id, token, owners.get(token) if token else None, transaction.started_at)
-            session = self._smart.session(state.station_id, state.evse_id) if self._smart else None
-            if session is not None and session.needs.departure is not None:
-                free_at, basis = session.needs.departure, "departure"
+            free_at, basis = self._expected_free(state, transaction, booked_until)
         usage = status_class(state.status.value)
         if transaction is not None and usage is UsageClass.IDLE:
             usage = UsageClass.OCCUPIED  # a session in progress whose Available status is stale or out of order
@@ -203,6 +208,17 @@ class AvailabilityService:
             expected_free_at=free_at,
             expected_free_basis=basis,
         )
+
+    def _expected_free(
+        self, state: ConnectorState, transaction: Transaction, booked_until: dict[int, datetime]
+    ) -> tuple[datetime | None, str | None]:
+        """The departure the driver or car gave, else the end of the booking the session runs under."""
+        session = self._smart.session(state.station_id, state.evse_id) if self._smart else None
+        if session is not None and session.needs.departure is not None:
+            return session.needs.departure, "departure"
+        if transaction.id in booked_until:
+            return booked_until[transaction.id], "booking"
+        return None, None
 
     def connector_info(self, station_id: str, evse_id: int, connector_id: int) -> ConnectorInfo:
         if self._specs is not None:

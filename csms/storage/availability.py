@@ -31,17 +31,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
-from csms.domain.analytics import EnergyBucket, SessionRecord, StatusTransition
+from csms.domain.analytics import BookingTally, EnergyBucket, SessionRecord, StatusTransition
 from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.errors import StorageError
 from csms.storage.tables import connectors, id_tokens, meter_values, transactions
 from csms.storage.tables_availability import connector_status_history
+from csms.storage.tables_bookings import bookings
 from csms.storage.writer import Write
 
 __all__ = ["AnalyticsReader", "record_status"]
 
 _INSERT_STATUS = insert(connector_status_history)
+# Booking states (csms.domain.bookings.BookingStatus) as stored: a booking that came due was kept or expired.
+_ACTIVE, _EXPIRED = "active", "expired"
+_DUE = ("active", "completed", "expired")
 
 
 def record_status(state: ConnectorState, received_at: datetime) -> Write:
@@ -156,6 +160,32 @@ class AnalyticsReader:
             )
             for row in await self._rows(query)
         ]
+
+    async def booking_tallies(
+        self, station_ids: Collection[str] | None, start: datetime, end: datetime, account_id: str | None = None
+    ) -> list[BookingTally]:
+        """Per account, the bookings due in ``[start, end)`` that were kept or not: arrived (active, completed) or
+        expired (a no-show). Cancelled and failed bookings count neither way."""
+        no_show = func.sum(case((bookings.c.status == _EXPIRED, 1), else_=0))
+        query = (
+            select(bookings.c.account_id, func.count().label("due"), no_show.label("no_shows"))
+            .where(bookings.c.starts_at >= start, bookings.c.starts_at < end, bookings.c.status.in_(_DUE))
+            .group_by(bookings.c.account_id)
+        )
+        if station_ids is not None:
+            query = query.where(bookings.c.station_id.in_(list(station_ids)))
+        if account_id is not None:
+            query = query.where(bookings.c.account_id == account_id)
+        return [BookingTally(row.account_id, row.due, int(row.no_shows)) for row in await self._rows(query)]
+
+    async def booking_ends(self, transaction_ids: Collection[int]) -> dict[int, datetime]:
+        """The end of the booking each of these sessions runs under, when it runs under one."""
+        if not transaction_ids:
+            return {}
+        query = select(bookings.c.transaction_id, _raw(bookings.c.ends_at)).where(
+            bookings.c.transaction_id.in_(list(transaction_ids)), bookings.c.status == _ACTIVE
+        )
+        return {row.transaction_id: _utc(row.ends_at) for row in await self._rows(query)}
 
     async def status_history(
         self, station_ids: Collection[str] | None, start: datetime, end: datetime, evse_id: int | None = None

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from csms.cli import app
 from csms.runtime.app import CentralSystem
+from csms.storage.tables_bookings import bookings
+from csms.storage.writer import Write
 from tests.conftest import make_settings
 from tests.http_api import ADMIN_HEADERS, CLI_ENV
 from tests.integration.live_helpers import api, charger_16, iso, status_16
@@ -87,6 +90,34 @@ async def a_day_of_charging(system: CentralSystem) -> None:
     await session_16(cp2, "TAG-C", at(18), 0, [], at(18, 45))
     await cp1.close()
     await cp2.close()
+    # Bookings as the bookings service stores them: alice kept one and missed one, bob missed his, carol kept hers;
+    # a cancelled booking counts neither way.
+    outcomes = [("alice", "completed"), ("alice", "expired"), ("bob", "expired"), ("carol", "completed")]
+    outcomes.append(("bob", "cancelled"))
+    await system.storage.write([_booking(n, account, status) for n, (account, status) in enumerate(outcomes, 1)])
+
+
+def _booking(booking_id: int, account: str, status: str) -> Write:
+    return Write(
+        insert(bookings),
+        {
+            "id": booking_id,
+            "account_id": account,
+            "id_token": f"TAG-{account}",
+            "site_id": "site-a",
+            "starts_at": at(7),
+            "ends_at": at(8),
+            "expires_at": at(7, 15),
+            "priority": "standard",
+            "station_id": "cp1",
+            "evse_id": 1,
+            "connector_id": 1,
+            "status": status,
+            "reserve_any": False,
+            "created_at": at(6),
+            "updated_at": at(8),
+        },
+    )
 
 
 async def get(system: CentralSystem, path: str, **params: Any) -> Any:
@@ -111,13 +142,16 @@ async def test_charging_patterns(system: CentralSystem) -> None:
 
 
 async def test_user_behaviour(system: CentralSystem) -> None:
-    """Sessions and energy per account, unowned tokens apart; no-show and overstay rates unknown (null)."""
+    """Sessions and energy per account, unowned tokens apart; no-show rate of the bookings due; overstay unknown."""
     body = await get(system, "/analytics/users")
     rows = {(r["account_id"], r["id_token"]): r for r in body["users"]}
-    assert set(rows) == {("alice", None), ("bob", None), (None, "TAG-C")}
-    assert rows[("alice", None)]["energy_kwh"] == pytest.approx(11)
-    assert rows[("bob", None)]["mean_dwell_minutes"] == pytest.approx(30)
-    assert rows[("alice", None)]["no_show_rate"] is None and rows[("alice", None)]["overstay_rate"] is None
+    assert set(rows) == {("alice", None), ("bob", None), ("carol", None), (None, "TAG-C")}
+    alice, bob, carol = rows[("alice", None)], rows[("bob", None)], rows[("carol", None)]
+    assert alice["energy_kwh"] == pytest.approx(11) and bob["mean_dwell_minutes"] == pytest.approx(30)
+    assert (alice["bookings"], alice["no_shows"], alice["no_show_rate"]) == (2, 1, 0.5)
+    assert (bob["bookings"], bob["no_shows"], bob["no_show_rate"]) == (1, 1, 1.0)
+    assert (carol["sessions"], carol["no_show_rate"]) == (0, 0.0)
+    assert rows[(None, "TAG-C")]["bookings"] is None and alice["overstay_rate"] is None
 
 
 async def test_utilisation_from_the_status_history(system: CentralSystem) -> None:
@@ -188,7 +222,7 @@ async def test_cli_tables_csv_and_png_plots(system: CentralSystem, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "site-a" in result.output and "21.00" in result.output
     result = await _cli(runner, ["analytics", "users", *base, "--json"])
-    assert {u["account_id"] for u in json.loads(result.output)["users"]} == {"alice", "bob", None}
+    assert {u["account_id"] for u in json.loads(result.output)["users"]} == {"alice", "bob", "carol", None}
     result = await _cli(runner, ["analytics", "patterns", *base, "--csv"])
     assert result.output.splitlines()[9] == "hour,8,2,0"
     for kind in ("patterns", "utilisation", "load"):

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from csms.runtime.app import CentralSystem
+from csms.storage.tables_bookings import bookings
+from csms.storage.writer import Write
 from simulator import SimClock, SimStation
 from tests.conftest import make_settings
 from tests.integration.live_helpers import api, charger_16, iso, settles_to, status_16
@@ -82,6 +85,36 @@ async def test_site_availability_shows_status_power_occupant_and_expected_free_t
         "out_of_service",
         None,
     )
+    await client.close()
+
+
+async def test_session_under_a_booking_is_expected_free_at_the_booking_end(system: CentralSystem) -> None:
+    """Without a departure, an occupied connector's expected free time is the end of the booking it runs under."""
+    await site_with(system, "site-a", "cp1")
+    client, transaction_id = await busy_station(system)
+    ends = (datetime.now(UTC) + timedelta(minutes=45)).replace(microsecond=0)
+    booking = {
+        "id": 1,
+        "account_id": "driver-1",
+        "id_token": "TAG1",
+        "site_id": "site-a",
+        "starts_at": ends - timedelta(hours=1),
+        "ends_at": ends,
+        "expires_at": ends - timedelta(minutes=45),
+        "priority": "standard",
+        "station_id": "cp1",
+        "evse_id": 1,
+        "connector_id": 1,
+        "status": "active",
+        "reserve_any": False,
+        "transaction_id": transaction_id,
+        "created_at": ends - timedelta(hours=2),
+        "updated_at": ends - timedelta(hours=1),
+    }
+    await system.storage.write([Write(insert(bookings), booking)])  # as the bookings service stores an arrival
+    connector = await get(system, "/stations/cp1/connectors/1/1/availability")
+    assert datetime.fromisoformat(connector["expected_free_at"]) == ends
+    assert connector["expected_free_basis"] == "booking"
     await client.close()
 
 
