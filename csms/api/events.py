@@ -33,8 +33,9 @@ RETRY_MS = 3000
 
 
 def sse_frame(event: Event) -> bytes:
+    """One event in the SSE wire format; a value JSON has no form for (from any publisher) is sent as text."""
     body = {"id": event.id, "kind": event.kind, "at": event.at, "data": event.data}
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, event.kind.encode(), to_json(body))
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.id, event.kind.encode(), to_json(body, fallback=str))
 
 
 @router.get(

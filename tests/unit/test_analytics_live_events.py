@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
+from csms.api.events import sse_frame
 from csms.domain.accounts import AccountId, Principal, Role
 from csms.service.events import Event, EventBus
 from csms.service.live_events import EventLog, visible_to
@@ -61,3 +64,23 @@ def test_event_log_of_capacity_zero_never_resumes() -> None:
     first = bus.publish("station.connected", AT, {}).id
     bus.publish("station.connected", AT, {})
     assert log.since(first) is None
+
+
+def test_sse_frame_is_one_event_in_wire_format_whatever_the_data() -> None:
+    """id, event and one data line of JSON; UTC times with Z; values JSON cannot hold are sent as text."""
+
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque"
+
+    event = Event("booking.created", AT, {"price": Decimal("1.50"), "what": Opaque()}, id=7)
+    frame = sse_frame(event)
+    lines = frame.decode().split("\n")
+    assert lines[:2] == ["id: 7", "event: booking.created"] and frame.endswith(b"\n\n")
+    body = json.loads(lines[2].removeprefix("data: "))
+    assert body == {
+        "id": 7,
+        "kind": "booking.created",
+        "at": "2026-11-23T00:00:00Z",
+        "data": {"price": "1.50", "what": "opaque"},
+    }
