@@ -23,6 +23,7 @@ from csms.errors import ConfigError
 
 __all__ = [
     "ApiSettings",
+    "BookingSettings",
     "DatabaseSettings",
     "LiveSettings",
     "LogSettings",
@@ -119,6 +120,16 @@ class LiveSettings(_Section):
     stream_queue: int = Field(default=1000, ge=10, le=100_000)  # events a slow client may lag before it is cut
 
 
+class BookingSettings(_Section):
+    """Slot bookings: when reservations are sent to chargers and when a booking counts as a no-show."""
+
+    lead_time_minutes: float = Field(default=15.0, ge=0, le=24 * 60)  # ReserveNow this long before the slot
+    no_show_grace_minutes: float = Field(default=15.0, gt=0, le=24 * 60)  # expiryDate = slot start + this
+    tick_seconds: float = Field(default=60.0, gt=0, le=3600)  # the timer loop looks at least this often
+    retry_seconds: float = Field(default=60.0, ge=1, le=3600)  # an unreachable station is asked again after this
+    any_connector: bool = True  # site bookings reserve "any connector/EVSE" where the station supports it
+
+
 class LogSettings(_Section):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
     format: str = Field(default="console", pattern=r"^(console|json)$")
@@ -134,6 +145,7 @@ class Settings(BaseSettings):
     stations: StationSettings = StationSettings()
     smart_charging: SmartChargingSettings = SmartChargingSettings()
     live: LiveSettings = LiveSettings()
+    bookings: BookingSettings = BookingSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

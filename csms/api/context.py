@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from csms.config import ApiSettings
+from csms.runtime.bookings import BookingTimers
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
+from csms.service.bookings import BookingService
 from csms.service.charger import ChargerService
 from csms.service.commands import CommandService
 from csms.service.connectors import ConnectorSpecService
@@ -38,6 +40,8 @@ class ApiContext:
     smart_charging_loop: SmartChargingLoop | None = None
     connector_specs: ConnectorSpecService | None = None
     live: LiveServices | None = None  # availability, live events, analytics
+    bookings: BookingService | None = None
+    booking_timers: BookingTimers | None = None
 
 
 def api_context(request: Request) -> ApiContext:

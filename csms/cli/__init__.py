@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from csms.cli.analytics import analytics_app
+from csms.cli.bookings import bookings_app
 from csms.cli.common import err
 from csms.cli.connectors import connectors_app
 from csms.cli.grid import grid_app
@@ -29,6 +30,7 @@ app.add_typer(smart_app, name="smart-charging")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(connectors_app, name="connector-specs")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(bookings_app, name="bookings")
 DEFAULT_CONFIG = Path("config/csms.toml")
 
 

@@ -8,7 +8,8 @@ import functools
 import gc
 import signal
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import structlog
 import uvicorn
@@ -16,7 +17,11 @@ import uvicorn
 from csms.api.app import create_app
 from csms.api.context import ApiContext
 from csms.config import Settings
+from csms.domain.ev_charging import ChargingNeeds
+from csms.domain.grid import Priority
+from csms.domain.pricing import PriceQuoter
 from csms.domain.stations import RegistrationStatus
+from csms.runtime.bookings import BookingTimers
 from csms.runtime.metrics import Metrics
 from csms.runtime.ocpp_server import OcppServer
 from csms.runtime.registry import SessionRegistry
@@ -24,6 +29,7 @@ from csms.runtime.session import Clock
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.analytics import AnalyticsService
 from csms.service.availability import AvailabilityService
+from csms.service.bookings import BookingService, SessionSource
 from csms.service.charger import ChargerService, StationPolicy
 from csms.service.commands import CommandService
 from csms.service.connectors import ConnectorSpecService
@@ -101,6 +107,10 @@ class CentralSystem:
         self.charger_events: ChargerEvents | None = None
         self.smart: SmartChargingService | None = None
         self.smart_loop: SmartChargingLoop | None = None
+        # Tariffs set this before start; bookings then store a price quote.
+        self.price_quoter: PriceQuoter | None = None
+        self.bookings: BookingService | None = None
+        self.booking_timers: BookingTimers | None = None
         self._api_server: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self.ocpp: OcppServer | None = None
@@ -148,6 +158,26 @@ class CentralSystem:
             log=self.event_log,
             streams=self.streams,
         )
+        sessions = SessionSource(chargers.active, self._departure, self._booking_needs)
+        default_stay = timedelta(hours=self.settings.smart_charging.default_stay_hours)
+        self.bookings = BookingService(
+            self.settings.bookings,
+            self.storage,
+            self.grid,
+            self.connector_specs,
+            commands,
+            self.events,
+            sessions,
+            default_stay,
+            self.price_quoter,
+        )
+        await self.bookings.load()
+        self.booking_timers = BookingTimers(self.bookings, self.settings.bookings, self.clock)
+        # A booking placed, moved or ended changes the capacity held for it: re-plan.
+        self.bookings.bind(self.booking_timers.poke, self._grid_changed)
+        self.smart.hold_capacity(self.bookings.holds)
+        chargers.observe(self.bookings)  # after smart charging: a booked session's needs go to its session
+        chargers.observe_reservations(self.bookings)
         self.ocpp = OcppServer(self.settings.ocpp, chargers, self.registry, self.clock, self.metrics)
         await self.ocpp.start()
         context = ApiContext(
@@ -164,6 +194,8 @@ class CentralSystem:
             smart_charging_loop=self.smart_loop,
             connector_specs=self.connector_specs,
             live=live,
+            bookings=self.bookings,
+            booking_timers=self.booking_timers,
         )
         config = uvicorn.Config(
             create_app(context),
@@ -182,6 +214,26 @@ class CentralSystem:
             await asyncio.sleep(0.01)
         log.info("HTTP API listening", host=self.settings.api.host, port=self.api_port)
         self.smart_loop.start()
+        self.booking_timers.start()
+
+    def _departure(self, station_id: str, evse_id: int) -> datetime | None:
+        session = self.smart.session(station_id, evse_id) if self.smart is not None else None
+        return session.needs.departure if session is not None else None
+
+    def _booking_needs(
+        self, station_id: str, evse_id: int, needs: ChargingNeeds, priority: Priority, reason: str
+    ) -> None:
+        """A booked session: its energy, departure (the slot's end) and priority go to smart charging."""
+        if self.smart is None:
+            return
+        session = self.smart.session(station_id, evse_id)
+        if session is not None:
+            needs = replace(
+                session.needs,
+                energy_wh=needs.energy_wh if needs.energy_wh is not None else session.needs.energy_wh,
+                departure=needs.departure or session.needs.departure,
+            )
+        self.smart.set_needs(station_id, evse_id, needs, priority, reason, set_by="bookings")
 
     def _online(self, station_id: str) -> bool:
         return self.registry.get(station_id) is not None
@@ -196,6 +248,8 @@ class CentralSystem:
 
     async def stop(self) -> None:
         """Close charger connections with 1001, stop the API, commit what is queued, release the database."""
+        if self.booking_timers is not None:
+            await self.booking_timers.stop()
         if self.smart_loop is not None:
             await self.smart_loop.stop()
         if self.ocpp is not None:

@@ -29,7 +29,14 @@ from csms.storage.availability import record_status
 from csms.storage.sql import SqlStorage, VariableRow
 from csms.storage.writer import Write
 
-__all__ = ["BootResult", "ChargerService", "ChargingObserver", "StationPolicy", "TransactionReply"]
+__all__ = [
+    "BootResult",
+    "ChargerService",
+    "ChargingObserver",
+    "ReservationObserver",
+    "StationPolicy",
+    "TransactionReply",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +79,12 @@ class ChargingObserver(Protocol):
         ...
 
 
+class ReservationObserver(Protocol):
+    """Told when a charger reports a reservation's end (2.0.1 ReservationStatusUpdate), after it is committed."""
+
+    def reservation_changed(self, station_id: str, reservation_id: int, status: str, now: datetime) -> None: ...
+
+
 class _Observers:
     """Every observer added, told in the order they were added (smart charging, live events, ...)."""
 
@@ -111,6 +124,7 @@ class ChargerService:
         self._observer = _Observers()
         if observer is not None:
             self._observer.observers.append(observer)
+        self._reservations: ReservationObserver | None = None
         self._state = HotState()
         self._transaction_ids = itertools.count(1)
 
@@ -137,6 +151,9 @@ class ChargerService:
     def observe(self, observer: ChargingObserver) -> None:
         """Add an observer: each is told what chargers report, after it is committed."""
         self._observer.observers.append(observer)
+
+    def observe_reservations(self, observer: ReservationObserver) -> None:
+        self._reservations = observer
 
     def active(self) -> list[Transaction]:
         """Every transaction in progress."""
@@ -324,6 +341,8 @@ class ChargerService:
                 sql.set_reservation_status(reservation_id, status, now),
             ]
         )
+        if self._reservations is not None:
+            self._reservations.reservation_changed(station_id, reservation_id, status, now)
 
     # -- helpers -----------------------------------------------------------------------------------------
 

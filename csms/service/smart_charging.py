@@ -23,7 +23,7 @@ from csms.config import SmartChargingSettings
 from csms.domain.charging import ChargingProfile
 from csms.domain.commands import SetChargingProfile
 from csms.domain.ev_charging import ChargingNeeds, learn_max_current, measure, phases_drawing
-from csms.domain.grid import IEC_MIN_CURRENT_A, GridConfig, Priority, StationWiring, grid_phases
+from csms.domain.grid import IEC_MIN_CURRENT_A, CapacityHold, GridConfig, Priority, StationWiring, grid_phases
 from csms.domain.metering import MeterSample
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.domain.transactions import Transaction
@@ -127,6 +127,7 @@ class SmartChargingService:
         self._grid = grid
         self._commands = commands
         self._request_replan: Callable[[], None] = _nothing
+        self._holds: Callable[[datetime], tuple[CapacityHold, ...]] = _no_holds
         self._request_configure: Callable[[str], None] = _nothing_for
         self._sessions: dict[str, EvseSession] = {}
         self._stations: dict[str, _Station] = {}
@@ -141,6 +142,10 @@ class SmartChargingService:
         self._algorithm = Algorithm(settings.algorithm)
         # Per grid config (a new object after every change): each wired station and its node's voltage.
         self._wired: tuple[GridConfig | None, dict[str, tuple[StationWiring, float]]] = (None, {})
+
+    def hold_capacity(self, holds: Callable[[datetime], tuple[CapacityHold, ...]]) -> None:
+        """Where capacity kept free for bookings comes from; every plan leaves it free."""
+        self._holds = holds
 
     def bind(self, request_replan: Callable[[], None], request_configure: Callable[[str], None]) -> None:
         """Who to ask for a re-plan and for configuring a station (the runtime's loop), once it exists."""
@@ -323,7 +328,7 @@ class SmartChargingService:
             for session in self._sessions.values()
             if session.transaction_id and session.station_id in wired
         ]
-        return Snapshot(self._grid.config(now).nodes, tuple(demands))
+        return Snapshot(self._grid.config(now).nodes, tuple(demands), self._holds(now))
 
     async def replan(self, now: datetime) -> Plan:
         try:
@@ -582,6 +587,10 @@ def _settings_of(session: EvseSession) -> SessionSettings:
 def session_key(station_id: str, evse_id: int) -> str:
     """A session's id in snapshots and plans: one session per EVSE at a time."""
     return f"{station_id}/{evse_id}"
+
+
+def _no_holds(_: datetime) -> tuple[CapacityHold, ...]:
+    return ()
 
 
 def _nothing() -> None:
