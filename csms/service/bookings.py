@@ -391,15 +391,22 @@ class BookingService:
 
     # -- charger events (ChargingObserver + reservation updates) -------------------------------------------
 
+    # Only events at stations with a live booking are queued: the rest of the fleet costs one scan each.
+
     def transaction_started(self, transaction: Transaction, now: datetime) -> None:
-        self._note(_Note("started", now, transaction=transaction))
+        if self._has_booking_at(transaction.station_id):
+            self._note(_Note("started", now, transaction=transaction))
 
     def transaction_ended(self, transaction: Transaction, now: datetime) -> None:
-        self._note(_Note("ended", now, transaction=transaction))
+        if any(b.transaction_id == transaction.id for b in self._live.values()):
+            self._note(_Note("ended", now, transaction=transaction))
 
     def connector_changed(self, state: ConnectorState, now: datetime) -> None:
-        if any(b.station_id == state.station_id for b in self._live.values()):
+        if self._has_booking_at(state.station_id):
             self._note(_Note("status", now, state=state))
+
+    def _has_booking_at(self, station_id: str) -> bool:
+        return any(b.station_id == station_id for b in self._live.values())
 
     def reservation_changed(self, station_id: str, reservation_id: int, status: str, now: datetime) -> None:
         self._note(_Note("reservation", now, station_id=station_id, reservation_id=reservation_id, status=status))

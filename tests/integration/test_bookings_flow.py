@@ -12,6 +12,7 @@ from simulator.model import ConnectorState
 from tests.integration.bookings_helpers import Api, ManualClock, RawStation, iso, running, wait_until
 
 MIN = timedelta(minutes=1)
+H = timedelta(hours=1)
 
 
 @pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
@@ -325,3 +326,45 @@ async def test_site_booking_reserves_any_connector_when_the_station_supports_it(
         finally:
             await v16.close()
             await v201.close()
+
+
+async def test_held_capacity_is_planned_around(tmp_path: Path) -> None:
+    """A booked slot holds its connector's power on the site: a session running meanwhile is planned below it."""
+    clock = ManualClock()
+    async with running(tmp_path, clock) as system, Api(system) as api:
+        capable = {
+            "configurationKey": [
+                {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "3"},
+                {"key": "ChargingScheduleMaxPeriods", "readonly": True, "value": "8"},
+                {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Current"},
+            ]
+        }
+        busy = await RawStation("BUSY", answers={"GetConfiguration": capable}).connect(system)
+        try:
+            await api.site("site", {"BUSY": 1, "BOOKED": 1}, amps=32, limit_a=40)
+            await api.driver_token("TAG", "ann")
+            assert busy.client is not None
+            start = {"connectorId": 1, "idTag": "X", "meterStart": 0, "timestamp": iso(clock.now)}
+            await busy.client.result("StartTransaction", start)
+            needs = {"energy_wh": 200000, "departure": iso(clock.now + 4 * H)}
+            await api.call("PATCH", "/charging-sessions/BUSY/1", json=needs)
+            await api.book(
+                site_id="site",
+                station_id="BOOKED",
+                evse_id=1,
+                starts_at=iso(clock.now + H),
+                duration_minutes=120,
+                id_token="TAG",
+                account_id="ann",
+            )
+            assert system.smart_loop is not None and system.smart is not None
+            await api.call("POST", "/smart-charging/replan")
+            plan = system.smart.latest_plan
+            assert plan is not None
+            [session] = plan.sessions.values()
+            # 40 A site, 32 A held for BOOKED from +1 h to +3 h: BUSY gets its 32 A until then, 8 A during.
+            assert session.current_at(clock.now) == 32
+            assert session.current_at(clock.now + 90 * MIN) <= 8
+            assert session.current_at(clock.now + 3 * H + MIN) == 32
+        finally:
+            await busy.close()
