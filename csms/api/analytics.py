@@ -237,6 +237,18 @@ async def utilisation(
         if total
         else None,
         "charging_share": report.totals[UsageClass.CHARGING] / total if total else None,
+        "sites": [_site_utilisation(site, totals) for site, totals in report.sites.items()],
+    }
+
+
+def _site_utilisation(site_id: str, totals: Mapping[UsageClass, float]) -> dict[str, Any]:
+    total = sum(totals.values())
+    busy = totals[UsageClass.CHARGING] + totals[UsageClass.OCCUPIED]
+    return {
+        "site_id": site_id,
+        "totals_s": {usage.value: seconds for usage, seconds in totals.items()},
+        "occupied_share": busy / total if total else None,
+        "charging_share": totals[UsageClass.CHARGING] / total if total else None,
     }
 
 

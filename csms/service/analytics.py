@@ -45,6 +45,7 @@ class Scope:
 class UtilisationReport:
     connectors: list[ConnectorUtilisation]
     totals: dict[UsageClass, float]
+    sites: dict[str, dict[UsageClass, float]]  # connector-seconds per class of each site in the scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,13 @@ class AnalyticsService:
     async def utilisation(self, scope: Scope, start: datetime, end: datetime) -> UtilisationReport:
         transitions = await self._reader.status_history(scope.station_ids, start, end, scope.evse_id)
         connectors = utilisation(transitions, start, end)
-        return UtilisationReport(connectors, total_utilisation(connectors))
+        by_site: dict[str, list[ConnectorUtilisation]] = {}
+        for connector in connectors:
+            site = self._grid.site_of_station(connector.station_id)
+            if site is not None:
+                by_site.setdefault(site, []).append(connector)
+        sites = {site: total_utilisation(items) for site, items in sorted(by_site.items())}
+        return UtilisationReport(connectors, total_utilisation(connectors), sites)
 
     async def load(self, scope: Scope, start: datetime, end: datetime, bucket: timedelta) -> list[SiteLoad]:
         """Per site in scope: its charging load in buckets against its limit."""

@@ -163,6 +163,8 @@ async def test_utilisation_from_the_status_history(system: CentralSystem) -> Non
     assert row["charging_s"] == 3600 and row["occupied_s"] == 600
     assert row["idle_s"] == 3600 + (24 * 60 - 9 * 60 - 10) * 60
     assert body["totals_s"]["charging"] == 3600 and body["charging_share"] == pytest.approx(1 / 24)
+    [site] = (await get(system, "/analytics/utilisation"))["sites"]  # cp1 is the only connector with a history
+    assert site["site_id"] == "site-a" and site["totals_s"]["charging"] == 3600
 
 
 async def test_peak_load_against_the_site_limit(system: CentralSystem) -> None:
