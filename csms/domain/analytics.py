@@ -23,6 +23,7 @@ __all__ = [
     "LoadPoint",
     "LoadReport",
     "SessionRecord",
+    "StatusTime",
     "StatusTransition",
     "Summary",
     "UsageClass",
@@ -34,6 +35,7 @@ __all__ = [
     "total_utilisation",
     "user_behaviour",
     "utilisation",
+    "utilisation_from_times",
 ]
 
 
@@ -68,6 +70,19 @@ class StatusTransition:
     connector_id: int
     status: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusTime:
+    """Seconds of a range a connector spent in one status, and when its first known status in the range began
+    (the range's start when a status from before it was still in force)."""
+
+    station_id: str
+    evse_id: int
+    connector_id: int
+    status: str
+    seconds: float
+    first_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +349,23 @@ def _time_per_class(transitions: list[StatusTransition], start: datetime, end: d
         current = status_class(transition.status)
     seconds[current] += (end - since).total_seconds()
     return seconds
+
+
+def utilisation_from_times(times: Iterable[StatusTime], start: datetime, end: datetime) -> list[ConnectorUtilisation]:
+    """What :func:`utilisation` computes, from time already summed per connector and status (in SQL)."""
+    per_connector: dict[tuple[str, int, int], list[StatusTime]] = defaultdict(list)
+    for item in times:
+        if item.connector_id > 0 and item.evse_id > 0:
+            per_connector[(item.station_id, item.evse_id, item.connector_id)].append(item)
+    result = []
+    for key in sorted(per_connector):
+        seconds: dict[UsageClass, float] = dict.fromkeys(UsageClass, 0.0)
+        for item in per_connector[key]:
+            seconds[status_class(item.status)] += item.seconds
+        first = min(item.first_at for item in per_connector[key])
+        seconds[UsageClass.UNKNOWN] += max(0.0, (min(first, end) - start).total_seconds())
+        result.append(ConnectorUtilisation(*key, seconds=seconds))
+    return result
 
 
 def total_utilisation(connectors: Iterable[ConnectorUtilisation]) -> dict[UsageClass, float]:

@@ -22,7 +22,7 @@ from csms.domain.analytics import (
     load_report,
     total_utilisation,
     user_behaviour,
-    utilisation,
+    utilisation_from_times,
 )
 from csms.errors import Forbidden, NotFound
 from csms.service.grid import GridService
@@ -109,8 +109,8 @@ class AnalyticsService:
         return user_behaviour(sessions, tallies)
 
     async def utilisation(self, scope: Scope, start: datetime, end: datetime) -> UtilisationReport:
-        transitions = await self._reader.status_history(scope.station_ids, start, end, scope.evse_id)
-        connectors = utilisation(transitions, start, end)
+        times = await self._reader.status_time(scope.station_ids, start, end, scope.evse_id)
+        connectors = utilisation_from_times(times, start, end)
         by_site: dict[str, list[ConnectorUtilisation]] = {}
         for connector in connectors:
             site = self._grid.site_of_station(connector.station_id)

@@ -31,11 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
-from csms.domain.analytics import BookingTally, EnergyBucket, SessionRecord, StatusTransition
+from csms.domain.analytics import BookingTally, EnergyBucket, SessionRecord, StatusTime, StatusTransition
 from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.errors import StorageError
-from csms.storage.tables import connectors, id_tokens, meter_values, transactions
+from csms.storage.tables import UtcDateTime, connectors, id_tokens, meter_values, transactions
 from csms.storage.tables_availability import connector_status_history
 from csms.storage.tables_bookings import bookings
 from csms.storage.writer import Write
@@ -191,31 +191,41 @@ class AnalyticsReader:
         self, station_ids: Collection[str] | None, start: datetime, end: datetime, evse_id: int | None = None
     ) -> list[StatusTransition]:
         """Transitions in ``[start, end)`` plus, per connector, the last one before ``start`` (the status then)."""
-        h = connector_status_history
-        scope: list[ColumnElement[bool]] = []
-        if station_ids is not None:
-            scope.append(h.c.station_id.in_(list(station_ids)))
-        if evse_id is not None:
-            scope.append(h.c.evse_id == evse_id)
-        before = (
-            select(h.c.station_id, h.c.evse_id, h.c.connector_id, func.max(h.c.at).label("at"))
-            .where(h.c.at < start, *scope)
-            .group_by(h.c.station_id, h.c.evse_id, h.c.connector_id)
-            .subquery()
-        )
-        columns = (h.c.station_id, h.c.evse_id, h.c.connector_id, h.c.status, _raw(h.c.at), h.c.id)
-        opening = select(*columns).join(
-            before,
-            and_(
-                h.c.station_id == before.c.station_id,
-                h.c.evse_id == before.c.evse_id,
-                h.c.connector_id == before.c.connector_id,
-                h.c.at == before.c.at,
-            ),
-        )
-        within = select(*columns).where(h.c.at >= start, h.c.at < end, *scope)
-        rows = await self._rows(opening.union_all(within).order_by("at", "id"))  # type: ignore[arg-type]
+        history = _history(station_ids, start, end, evse_id)
+        rows = await self._rows(history.order_by("at", "id"))
         return [StatusTransition(r.station_id, r.evse_id, r.connector_id, r.status, _utc(r.at)) for r in rows]
+
+    async def status_time(
+        self, station_ids: Collection[str] | None, start: datetime, end: datetime, evse_id: int | None = None
+    ) -> list[StatusTime]:
+        """Seconds of ``[start, end)`` each connector spent in each status, summed in SQL.
+
+        The same transitions as :meth:`status_history`; each lasts until the connector's next one (``LEAD``), clipped
+        to the range. One row per connector and status reaches Python, however long the history.
+        """
+        t = _history(station_ids, start, end, evse_id).subquery()
+        first_day, last_day = func.julianday(literal(start, UtcDateTime())), func.julianday(literal(end, UtcDateTime()))
+        connector = (t.c.station_id, t.c.evse_id, t.c.connector_id)
+        following = func.lead(t.c.at).over(partition_by=connector, order_by=(t.c.at, t.c.id))
+        spans = select(
+            *connector,
+            t.c.status,
+            func.max(func.julianday(t.c.at), first_day).label("since"),
+            func.min(func.coalesce(func.julianday(following), last_day), last_day).label("until"),
+        ).subquery()
+        query = select(
+            spans.c.station_id,
+            spans.c.evse_id,
+            spans.c.connector_id,
+            spans.c.status,
+            # Each span in whole milliseconds before summing, so float error does not add up over long histories.
+            func.sum(func.round((spans.c.until - spans.c.since) * 86_400_000)).label("ms"),
+            func.min(spans.c.since).label("first"),
+        ).group_by(spans.c.station_id, spans.c.evse_id, spans.c.connector_id, spans.c.status)
+        return [
+            StatusTime(r.station_id, r.evse_id, r.connector_id, r.status, r.ms / 1000, _from_julian(r.first))
+            for r in await self._rows(query)
+        ]
 
     async def energy_buckets(
         self, station_ids: Collection[str] | None, start: datetime, end: datetime, bucket: timedelta
@@ -259,6 +269,41 @@ def _raw(column: Column[datetime]) -> Any:
 def _utc(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _history(station_ids: Collection[str] | None, start: datetime, end: datetime, evse_id: int | None) -> Any:
+    """Status transitions in ``[start, end)`` and, per connector, the last one before ``start``; ``at`` as text."""
+    h = connector_status_history
+    scope: list[ColumnElement[bool]] = []
+    if station_ids is not None:
+        scope.append(h.c.station_id.in_(list(station_ids)))
+    if evse_id is not None:
+        scope.append(h.c.evse_id == evse_id)
+    before = (
+        select(h.c.station_id, h.c.evse_id, h.c.connector_id, func.max(h.c.at).label("at"))
+        .where(h.c.at < start, *scope)
+        .group_by(h.c.station_id, h.c.evse_id, h.c.connector_id)
+        .subquery()
+    )
+    columns = (h.c.station_id, h.c.evse_id, h.c.connector_id, h.c.status, _raw(h.c.at), h.c.id)
+    opening = select(*columns).join(
+        before,
+        and_(
+            h.c.station_id == before.c.station_id,
+            h.c.evse_id == before.c.evse_id,
+            h.c.connector_id == before.c.connector_id,
+            h.c.at == before.c.at,
+        ),
+    )
+    return opening.union_all(select(*columns).where(h.c.at >= start, h.c.at < end, *scope))
+
+
+_UNIX_EPOCH_JULIAN_DAY = 2440587.5
+
+
+def _from_julian(day: float) -> datetime:
+    """A Julian day number (SQLite ``julianday``) as an aware UTC datetime, to the millisecond."""
+    return datetime.fromtimestamp(round((day - _UNIX_EPOCH_JULIAN_DAY) * 86400, 3), UTC)
 
 
 def _register_increases(station_ids: Collection[str] | None, start: datetime, end: datetime) -> Any:

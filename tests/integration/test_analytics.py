@@ -17,7 +17,9 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from csms.cli import app
+from csms.domain.analytics import utilisation, utilisation_from_times
 from csms.runtime.app import CentralSystem
+from csms.storage.availability import AnalyticsReader
 from csms.storage.tables_bookings import bookings
 from csms.storage.writer import Write
 from tests.conftest import make_settings
@@ -165,6 +167,21 @@ async def test_utilisation_from_the_status_history(system: CentralSystem) -> Non
     assert body["totals_s"]["charging"] == 3600 and body["charging_share"] == pytest.approx(1 / 24)
     [site] = (await get(system, "/analytics/utilisation"))["sites"]  # cp1 is the only connector with a history
     assert site["site_id"] == "site-a" and site["totals_s"]["charging"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(DAY, DAY + timedelta(days=1)), (at(8, 2), at(9, 7)), (at(9, 30), at(12)), (at(3), at(7))],
+)
+async def test_utilisation_summed_in_sql_equals_the_pure_aggregation(
+    system: CentralSystem, start: datetime, end: datetime
+) -> None:
+    """The SQL sum of time per status gives what the pure function makes of the transitions, for any range."""
+    reader = AnalyticsReader(system.engine)
+    from_sql = utilisation_from_times(await reader.status_time(None, start, end), start, end)
+    reference = utilisation(await reader.status_history(None, start, end), start, end)
+    assert [c.seconds for c in from_sql] == [c.seconds for c in reference]
+    assert [(c.station_id, c.evse_id) for c in from_sql] == [(c.station_id, c.evse_id) for c in reference]
 
 
 async def test_peak_load_against_the_site_limit(system: CentralSystem) -> None:

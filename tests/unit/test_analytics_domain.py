@@ -11,6 +11,7 @@ from csms.domain.analytics import (
     BookingTally,
     EnergyBucket,
     SessionRecord,
+    StatusTime,
     StatusTransition,
     UsageClass,
     charging_patterns,
@@ -20,6 +21,7 @@ from csms.domain.analytics import (
     total_utilisation,
     user_behaviour,
     utilisation,
+    utilisation_from_times,
 )
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # a Monday
@@ -195,3 +197,33 @@ def test_load_report_without_limit_or_load() -> None:
     assert report.over_limit_minutes == 0 and report.load_factor is None
     with pytest.raises(ValueError, match="bucket"):
         load_report([], T0, T0, timedelta(0), None)
+
+
+def st(status: str, seconds: float, first_minute: float, connector: int = 1, evse: int = 1) -> StatusTime:
+    return StatusTime("cp1", evse, connector, status, seconds, T0 + timedelta(minutes=first_minute))
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        # Time summed per status (as SQL hands it over) becomes time per class.
+        (
+            [st("Available", 1800, 0), st("Charging", 1200, 10), st("SuspendedEV", 600, 30)],
+            {"idle": 1800, "charging": 1200, "occupied": 600},
+        ),
+        # Before the connector's first status the time is unknown.
+        ([st("Preparing", 900, 15), st("Charging", 1800, 30)], {"unknown": 900, "occupied": 900, "charging": 1800}),
+        # Statuses of one class add up.
+        ([st("Unavailable", 1000, 0), st("Faulted", 2600, 5)], {"out_of_service": 3600}),
+    ],
+)
+def test_utilisation_from_times(times: list[StatusTime], expected: dict[str, float]) -> None:
+    """Seconds per status become seconds per usage class, with the time before the first status unknown."""
+    [connector] = utilisation_from_times(times, T0, T0 + timedelta(hours=1))
+    assert {usage.value: value for usage, value in connector.seconds.items() if value} == expected
+
+
+def test_utilisation_from_times_leaves_out_connector_zero() -> None:
+    """Connector 0 is a 1.6 station's own status, not a connector."""
+    times = [st("Available", 3600, 0, connector=0, evse=0), st("Charging", 3600, 0, evse=2)]
+    assert [(c.evse_id, c.connector_id) for c in utilisation_from_times(times, T0, T0 + timedelta(hours=1))] == [(2, 1)]
