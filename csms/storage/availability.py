@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
 from csms.domain.analytics import BookingTally, EnergyBucket, SessionRecord, StatusTime, StatusTransition
+from csms.domain.bookings import BookingStatus
 from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.errors import StorageError
@@ -43,9 +44,9 @@ from csms.storage.writer import Write
 __all__ = ["AnalyticsReader", "record_status"]
 
 _INSERT_STATUS = insert(connector_status_history)
-# Booking states (csms.domain.bookings.BookingStatus) as stored: a booking that came due was kept or expired.
-_ACTIVE, _EXPIRED = "active", "expired"
-_DUE = ("active", "completed", "expired")
+# A booking that came due was kept (the driver arrived) or expired (a no-show); cancelled and failed ones neither.
+_ACTIVE, _EXPIRED = BookingStatus.ACTIVE.value, BookingStatus.EXPIRED.value
+_DUE = (BookingStatus.ACTIVE.value, BookingStatus.COMPLETED.value, BookingStatus.EXPIRED.value)
 
 
 def record_status(state: ConnectorState, received_at: datetime) -> Write:
