@@ -6,7 +6,7 @@ of its three phases (11 kW at 230 V). Energy is in Wh, times are aware UTC datet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -112,11 +112,21 @@ class Plan:
     end: datetime
     algorithm: str
     sessions: Mapping[str, SessionPlan]
-    loads: tuple[NodeLoad, ...] = ()
+    # Computes ``loads`` on first use: applying a plan never needs them, only the API's plan view does, and on a
+    # large site they cost a sizeable part of a re-plan.
+    loads_from: Callable[[], tuple[NodeLoad, ...]] = field(default=tuple, repr=False, compare=False)
     # Nodes whose load we cannot steer (unmanaged, held, fixed sessions) already exceeds the limit: every
     # controllable session under them is paused and the operator must be told.
     overloaded: tuple[str, ...] = ()
     notes: Mapping[str, str] = field(default_factory=dict)  # session id -> why it gets what it gets
+    _loads: list[tuple[NodeLoad, ...]] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def loads(self) -> tuple[NodeLoad, ...]:
+        """Every node's planned load per stretch of the plan (computed once, on first use)."""
+        if not self._loads:
+            self._loads.append(self.loads_from())
+        return self._loads[0]
 
     def current_a(self, session_id: str) -> float:
         return self.sessions[session_id].current_a

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
@@ -67,6 +67,9 @@ class _Topology:
     ancestors: Mapping[str, tuple[str, ...]]
     keys: tuple[tuple[str, int], ...]  # (node id, phase or POWER) per constraint index
     keys_above: Mapping[str, tuple[tuple[int, int], ...]]  # node id -> (constraint index, phase) at or above it
+    # Per session shape (node, phases, voltage): its (constraint index, coefficient) terms, filled as shapes are
+    # met. Sessions come and go, stations and their phases stay: most re-plans find every shape here.
+    terms: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
 
 
 # The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
@@ -115,7 +118,10 @@ def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune
     topology = _topology(snapshot.nodes)
     nodes, ancestors = topology.nodes, topology.ancestors
     for session in snapshot.sessions:
-        _check_session(session, nodes)
+        if (session.node_id, session.phases, session.voltage_v) not in topology.terms:
+            _check_session(session, nodes)  # a known shape hangs from a known node on phases it carries
+        if not session.max_current_a >= 0 or not session.min_current_a >= 0:
+            raise GridError(f"session {session.id!r}: currents must be >= 0")
     for hold in snapshot.holds:
         if hold.node_id not in nodes:
             raise GridError(f"capacity hold {hold.id!r} is on unknown node {hold.node_id!r}")
@@ -129,7 +135,7 @@ def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune
     shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
     for index, session in enumerate(controllable):
         shapes.setdefault((session.node_id, session.phases, session.voltage_v), []).append(index)
-    terms_of = {shape: _terms(topology, controllable[indices[0]]) for shape, indices in shapes.items()}
+    terms_of = {shape: _terms(topology, shape) for shape in shapes}
 
     segment_starts = boundaries[:-1]
     capacities = [
@@ -175,13 +181,18 @@ def _binding(
     return [k for k, capacity in enumerate(capacities) if worst[k] > min(capacity) - 1e-9]
 
 
-def _terms(topology: _Topology, session: SessionDemand) -> tuple[tuple[int, float], ...]:
-    watts_per_amp = session.voltage_v * len(session.phases)
-    return tuple(
-        (k, watts_per_amp if phase == POWER else 1.0)
-        for k, phase in topology.keys_above[session.node_id]
-        if phase == POWER or phase in session.phases
-    )
+def _terms(topology: _Topology, shape: tuple[str, tuple[int, ...], float]) -> tuple[tuple[int, float], ...]:
+    terms = topology.terms.get(shape)
+    if terms is None:
+        node_id, phases, voltage_v = shape
+        watts_per_amp = voltage_v * len(phases)
+        terms = tuple(
+            (k, watts_per_amp if phase == POWER else 1.0)
+            for k, phase in topology.keys_above[node_id]
+            if phase == POWER or phase in phases
+        )
+        topology.terms[shape] = terms
+    return terms
 
 
 def _ancestors(node_id: str, nodes: Mapping[str, GridNode]) -> tuple[str, ...]:
@@ -199,8 +210,6 @@ def _check_session(session: SessionDemand, nodes: Mapping[str, GridNode]) -> Non
         raise GridError(f"session {session.id!r} hangs from unknown node {session.node_id!r}")
     if not session.phases or not set(session.phases) <= set(node.phases):
         raise GridError(f"session {session.id!r} draws on phases {session.phases} that node {node.id!r} lacks")
-    if not session.max_current_a >= 0 or not session.min_current_a >= 0:
-        raise GridError(f"session {session.id!r}: currents must be >= 0")
 
 
 def _keys(node_id: str) -> tuple[tuple[str, int], ...]:

@@ -125,7 +125,7 @@ def plan_optimal(snapshot: Snapshot, now: datetime, settings: SchedulerSettings)
         end=end,
         algorithm="optimal",
         sessions=sessions,
-        loads=_node_loads(network, solution.boundaries, pilots, snapshot.holds),
+        loads_from=lambda: _node_loads(network, solution.boundaries, pilots, snapshot.holds),
         overloaded=tuple(sorted(overloaded)),
         notes=notes,
     )

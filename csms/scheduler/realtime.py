@@ -30,7 +30,7 @@ from datetime import datetime
 from csms.domain.grid import Priority
 from csms.scheduler.filling import progressive_fill
 from csms.scheduler.loads import node_loads
-from csms.scheduler.model import NodeLoad, Period, Plan, SchedulerSettings, SessionDemand, SessionPlan, Snapshot
+from csms.scheduler.model import Period, Plan, SchedulerSettings, SessionDemand, SessionPlan, Snapshot
 from csms.scheduler.network import Network, compile_network
 from csms.scheduler.pilots import round_to_pilots
 
@@ -52,7 +52,7 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
     network = compile_network(snapshot, now, end)
     needs = [_initial_need(session, settings) for session in network.sessions]
     periods: list[list[Period]] = [[] for _ in network.sessions]
-    loads: list[NodeLoad] = []
+    stretches: list[tuple[datetime, list[float]]] = []  # (start, currents) per segment, for the loads
     notes: dict[str, str] = {}
     overloaded: set[str] = set()
     for segment in range(network.segment_count):
@@ -63,7 +63,7 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
         for i, current in enumerate(currents):
             if not periods[i] or periods[i][-1].current_a != current:
                 periods[i].append(Period(start, current))
-        loads.extend(node_loads(network, currents, snapshot.holds, start))
+        stretches.append((start, currents))
         if segment == 0:
             notes = _notes(network, currents, needs)
         hours = (stop - start).total_seconds() / 3600
@@ -74,7 +74,9 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
         end=end,
         algorithm="realtime",
         sessions={s.id: SessionPlan(s.id, tuple(p)) for s, p in zip(network.sessions, periods, strict=True)},
-        loads=tuple(loads),
+        loads_from=lambda: tuple(
+            load for start, currents in stretches for load in node_loads(network, currents, snapshot.holds, start)
+        ),
         overloaded=tuple(sorted(overloaded)),
         notes=notes,
     )
