@@ -52,7 +52,10 @@ def _range(ctx: ApiContext, start: datetime | None, end: datetime | None) -> tup
         if value is not None and value.tzinfo is None:
             raise InvalidRequest(f"{name} needs a UTC offset, e.g. 2026-11-23T00:00:00Z")
     end = end or ctx.clock()
-    start = start or end - DEFAULT_RANGE
+    try:
+        start = start or end - DEFAULT_RANGE
+    except OverflowError:
+        raise InvalidRequest("end is too early for the default range: give start too") from None
     if end <= start:
         raise InvalidRequest("end must be after start")
     if end - start > MAX_RANGE:

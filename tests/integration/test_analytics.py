@@ -217,6 +217,7 @@ async def test_csv_export_by_query_or_accept_header(system: CentralSystem) -> No
         ({"start": "2026-11-16T00:00:00", "end": iso(DAY)}, "UTC offset"),
         ({"start": iso(DAY - timedelta(days=400)), "end": iso(DAY)}, "at most 366 days"),
         ({"tz": "Nowhere/City"}, "Nowhere/City"),
+        ({"end": "0001-01-02T00:00:00Z"}, "give start too"),
     ],
 )
 async def test_bad_ranges_are_problem_responses(system: CentralSystem, params: dict[str, str], detail: str) -> None:
