@@ -177,7 +177,8 @@ async def users(
 ) -> dict[str, Any] | Response:
     """Sessions, energy and dwell per account (per token for tokens nobody owns); drivers get their own only.
 
-    ``no_show_rate`` and ``overstay_rate`` are null: booking and overstay data are not part of these figures yet.
+    ``no_show_rate``: expired / due bookings starting in the range (null without any); ``overstay_rate``: null
+    when no overstay outcome is known (docs/analytics.md).
     """
     live = live_services(ctx)
     first, last = _range(ctx, start, end)
