@@ -152,6 +152,10 @@ class StationSession:
                 raise StationOffline(self.station_id) from None
             finally:
                 self._pending = None
+                # The connection may have closed during the send: _fail_pending then set an exception nobody
+                # awaits; retrieve it so asyncio does not log "Future exception was never retrieved".
+                if future.done() and not future.cancelled():
+                    future.exception()
         if isinstance(reply, CallError):
             raise station_call_error(self.station_id, action, reply)
         self._log.info("command answered", action=action)
