@@ -28,6 +28,7 @@ __all__ = [
     "LiveSettings",
     "LogSettings",
     "OcppSettings",
+    "SecuritySettings",
     "Settings",
     "SmartChargingSettings",
     "StationSettings",
@@ -130,6 +131,45 @@ class BookingSettings(_Section):
     any_connector: bool = True  # site bookings reserve "any connector/EVSE" where the station supports it
 
 
+class SecuritySettings(_Section):
+    """Charger security (docs/security.md): profiles 0-3, the TLS listener, password hashing, throttling."""
+
+    # Profile 0 (no credentials at all) is for development and CI: when off, a station without recorded
+    # credentials (including a new one that auto-registration would accept) gets 401.
+    allow_unsecured: bool = True
+    # With stations.auto_register off, an identity that is neither registered nor provisioned gets 404 before the
+    # upgrade (OCPP-J 2.0.1 part 4 §3.2). Off: it may connect and is held at boot with unknown_station_status
+    # (an approval queue: an operator accepts it later).
+    refuse_unknown_identities: bool = True
+    # The TLS listener for profiles 2 and 3 (wss://); None = no TLS listener. Same path as the plain one.
+    tls_port: int | None = Field(default=None, ge=0, le=65535)
+    tls_host: str | None = None  # default: ocpp.host
+    tls_cert_file: Path | None = None  # server certificate chain (PEM), RSA (needed for TLS_RSA_* suites)
+    tls_key_file: Path | None = None
+    tls_ecdsa_cert_file: Path | None = None  # optional second chain (PEM) with an ECDSA key, for ECDHE_ECDSA_*
+    tls_ecdsa_key_file: Path | None = None
+    # CA bundle (PEM) that signs station certificates; required for profile 3 (mutual TLS).
+    tls_client_ca_file: Path | None = None
+    # OpenSSL cipher list for TLS 1.2: the four suites of A00.FR.317 plus ECDHE_RSA with AES-GCM.
+    tls_ciphers: str = (
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-RSA-AES256-GCM-SHA384:AES128-GCM-SHA256:AES256-GCM-SHA384"
+    )
+    # Profile 3: the O of every station certificate must equal this (A00.FR.404); None = O not checked.
+    cpo_name: str | None = None
+    # argon2id cost (OWASP minimum: 19 MiB, 2 passes); verification runs on its own threads.
+    hash_time_cost: int = Field(default=2, ge=1, le=10)
+    hash_memory_kib: int = Field(default=19_456, ge=1024, le=1_048_576)
+    hash_threads: int = Field(default=2, ge=1, le=16)
+    # Auth failures: after `failures_per_identity` (or `failures_per_ip`) in `failure_window_seconds`, further
+    # attempts get 429 without a password check for `lockout_seconds`. At most `throttle_max_keys` tracked.
+    failures_per_identity: int = Field(default=5, ge=1, le=10_000)
+    failures_per_ip: int = Field(default=50, ge=1, le=1_000_000)
+    failure_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    lockout_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    throttle_max_keys: int = Field(default=10_000, ge=10, le=10_000_000)
+
+
 class LogSettings(_Section):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
     format: str = Field(default="console", pattern=r"^(console|json)$")
@@ -146,6 +186,7 @@ class Settings(BaseSettings):
     smart_charging: SmartChargingSettings = SmartChargingSettings()
     live: LiveSettings = LiveSettings()
     bookings: BookingSettings = BookingSettings()
+    security: SecuritySettings = SecuritySettings()
     log: LogSettings = LogSettings()
 
     @classmethod

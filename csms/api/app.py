@@ -7,7 +7,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 
-from csms.api import analytics, availability, bookings, commands, connectors, events, grid, resources, smart_charging
+from csms.api import (
+    analytics,
+    availability,
+    bookings,
+    commands,
+    connectors,
+    events,
+    grid,
+    resources,
+    security,
+    smart_charging,
+)
 from csms.api.auth import current_principal
 from csms.api.context import ApiContext, api_context
 from csms.api.problems import install_problem_handlers
@@ -45,5 +56,6 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(events.router)
     v1.include_router(analytics.router)
     v1.include_router(bookings.router)
+    v1.include_router(security.router)
     app.include_router(v1)
     return app

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 
 from csms.api.context import ApiContext, api_context
 from csms.domain import commands as c
+from csms.domain.security import is_password_command
 from csms.domain.stations import StationId
 from csms.errors import InvalidRequest
 
@@ -47,6 +48,8 @@ COMMAND_ROUTES: dict[str, type[Any]] = {
 
 router = APIRouter(tags=["commands"])
 
+_PASSWORD_ROUTE = "change a station's password with POST /api/v1/stations/{station_id}/security/rotate-password"
+
 
 def _reject_naive_times(value: Any, path: str = "body") -> None:
     """Times without an offset are ambiguous for a charger in another zone: refuse them."""
@@ -60,6 +63,14 @@ def _reject_naive_times(value: Any, path: str = "body") -> None:
             _reject_naive_times(item, f"{path}[{index}]")
 
 
+def _refuse_password_changes(command: object) -> None:
+    """A password sent past the security service would lock the station out: we would check the old one."""
+    if isinstance(command, c.SetConfiguration) and is_password_command([command.key]):
+        raise InvalidRequest(f"{_PASSWORD_ROUTE}, not change-configuration: it also updates the stored hash")
+    if isinstance(command, c.SetVariables) and is_password_command(ref.variable for ref in command.variables):
+        raise InvalidRequest(f"{_PASSWORD_ROUTE}, not set-variables: it also updates the stored hash")
+
+
 def _add_route(name: str, command_type: type[Any]) -> None:
     async def run_command(
         station_id: str,
@@ -67,6 +78,7 @@ def _add_route(name: str, command_type: type[Any]) -> None:
         ctx: Annotated[ApiContext, Depends(api_context)],
     ) -> dict[str, Any]:
         _reject_naive_times(body)
+        _refuse_password_changes(body)
         result = await ctx.commands.execute(StationId(station_id), body, ctx.clock())
         return {
             "station_id": station_id,

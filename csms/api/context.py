@@ -20,6 +20,7 @@ from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.live import LiveServices
 from csms.service.smart_charging import SmartChargingService
+from csms.service.station_security import StationSecurityService
 from csms.storage.sql import SqlStorage
 
 __all__ = ["ApiContext", "api_context"]
@@ -42,6 +43,7 @@ class ApiContext:
     live: LiveServices | None = None  # availability, live events, analytics
     bookings: BookingService | None = None
     booking_timers: BookingTimers | None = None
+    security: StationSecurityService | None = None
 
 
 def api_context(request: Request) -> ApiContext:

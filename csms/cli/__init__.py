@@ -14,6 +14,7 @@ from csms.cli.bookings import bookings_app
 from csms.cli.common import err
 from csms.cli.connectors import connectors_app
 from csms.cli.grid import grid_app
+from csms.cli.security import security_app
 from csms.cli.smart_charging import sessions_app, smart_app
 from csms.cli.stations import stations_app
 from csms.config import load_settings
@@ -31,6 +32,7 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(connectors_app, name="connector-specs")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(bookings_app, name="bookings")
+app.add_typer(security_app, name="security")
 DEFAULT_CONFIG = Path("config/csms.toml")
 
 

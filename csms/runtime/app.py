@@ -38,6 +38,7 @@ from csms.service.grid import GridService
 from csms.service.live import LiveServices, StreamHub
 from csms.service.live_events import ChargerEvents, EventLog
 from csms.service.smart_charging import SmartChargingService
+from csms.service.station_security import StationSecurityService
 from csms.storage.availability import AnalyticsReader
 from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
@@ -114,11 +115,18 @@ class CentralSystem:
         self._api_server: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self.ocpp: OcppServer | None = None
+        self.security: StationSecurityService | None = None
 
     @property
     def ocpp_port(self) -> int:
         assert self.ocpp is not None
         return self.ocpp.port
+
+    @property
+    def ocpp_tls_port(self) -> int | None:
+        """The OCPP TLS listener's port (security profiles 2 and 3), None without one."""
+        assert self.ocpp is not None
+        return self.ocpp.tls_port
 
     @property
     def api_port(self) -> int:
@@ -178,7 +186,25 @@ class CentralSystem:
         self.smart.hold_capacity(self.bookings.holds)
         chargers.observe(self.bookings)  # after smart charging: a booked session's needs go to its session
         chargers.observe_reservations(self.bookings)
-        self.ocpp = OcppServer(self.settings.ocpp, chargers, self.registry, self.clock, self.metrics)
+        self.security = StationSecurityService(
+            self.settings.security,
+            self.storage,
+            self.engine,
+            commands,
+            is_known=lambda station_id: chargers.registration(station_id) is not None,
+            auto_register=self.settings.stations.auto_register,
+            clock=self.clock,
+        )
+        await self.security.load()
+        self.ocpp = OcppServer(
+            self.settings.ocpp,
+            chargers,
+            self.registry,
+            self.clock,
+            self.metrics,
+            self.security,
+            self.settings.security,
+        )
         await self.ocpp.start()
         context = ApiContext(
             settings=self.settings.api,
@@ -196,6 +222,7 @@ class CentralSystem:
             live=live,
             bookings=self.bookings,
             booking_timers=self.booking_timers,
+            security=self.security,
         )
         config = uvicorn.Config(
             create_app(context),
@@ -262,6 +289,8 @@ class CentralSystem:
         if self.charger_events is not None:
             await self.charger_events.stop()
         await self.writer.close()
+        if self.security is not None:
+            self.security.close()
         self._checkpoint_engine.dispose()
         await self.engine.dispose()
         log.info("stopped")

@@ -1,10 +1,16 @@
-"""The OCPP websocket listener: identity from the URL, subprotocol negotiation, one session per connection."""
+"""The OCPP websocket listeners: identity from the URL, credentials checked before the upgrade (a plain port for
+security profiles 0/1 and an optional TLS port for 2/3), subprotocol negotiation, one session per connection."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import http
+import math
 import re
+import ssl
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import unquote
 
 import structlog
@@ -14,14 +20,17 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from csms.config import OcppSettings
+from csms.config import OcppSettings, SecuritySettings
+from csms.domain.security import Listener, SecurityEventKind, Subject
 from csms.domain.stations import RegistrationStatus, StationId, is_valid_identity
 from csms.protocol.dispatch import ADAPTERS
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion, select_version
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock, StationSession
+from csms.runtime.tls import server_context
 from csms.service.charger import ChargerService
+from csms.service.station_security import ConnectAttempt, Refusal, StationSecurityService
 
 __all__ = ["OcppServer"]
 
@@ -75,13 +84,19 @@ class OcppServer:
         registry: SessionRegistry,
         clock: Clock,
         metrics: Metrics,
+        security: StationSecurityService,
+        security_settings: SecuritySettings,
     ) -> None:
         self._settings = settings
         self._service = service
         self._registry = registry
         self._clock = clock
         self._metrics = metrics
+        self._security = security
+        self._security_settings = security_settings
         self._server: Server | None = None
+        self._tls_server: Server | None = None
+        self._audits: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -89,7 +104,25 @@ class OcppServer:
         port: int = next(iter(self._server.sockets)).getsockname()[1]
         return port
 
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (profiles 2 and 3), None when security.tls_port is not set."""
+        if self._tls_server is None:
+            return None
+        port: int = next(iter(self._tls_server.sockets)).getsockname()[1]
+        return port
+
     async def start(self) -> None:
+        self._server = await self._listen(self._settings.host, self._settings.port, Listener.PLAIN, None)
+        log.info("OCPP listening", host=self._settings.host, port=self.port, path=self._settings.path)
+        security = self._security_settings
+        if security.tls_port is not None:
+            context = server_context(security, self._tls_failed)
+            host = security.tls_host or self._settings.host
+            self._tls_server = await self._listen(host, security.tls_port, Listener.TLS, context)
+            log.info("OCPP TLS listening", host=host, port=self.tls_port, path=self._settings.path)
+
+    async def _listen(self, host: str, port: int, listener: Listener, context: ssl.SSLContext | None) -> Server:
         deflate = ServerPerMessageDeflateFactory(
             server_max_window_bits=self._settings.deflate_window_bits,
             client_max_window_bits=self._settings.deflate_window_bits,
@@ -99,13 +132,14 @@ class OcppServer:
             server_no_context_takeover=not self._settings.deflate_context_takeover,
             client_no_context_takeover=not self._settings.deflate_context_takeover,
         )
-        self._server = await serve(
+        return await serve(
             self._handle,
-            self._settings.host,
-            self._settings.port,
+            host,
+            port,
+            ssl=context,
             subprotocols=[Subprotocol(name) for name in SUPPORTED_SUBPROTOCOLS],
             select_subprotocol=self._select_subprotocol,
-            process_request=self._process_request,
+            process_request=functools.partial(self._process_request, listener),
             compression=None,
             extensions=[deflate],
             max_size=self._settings.max_frame_bytes,
@@ -113,23 +147,51 @@ class OcppServer:
             ping_timeout=self._settings.ping_timeout,
             server_header="csms",
         )
-        log.info("OCPP listening", host=self._settings.host, port=self.port, path=self._settings.path)
 
     async def close(self) -> None:
         """Stop accepting, close every charger connection with 1001 (going away) and wait for them."""
-        if self._server is None:
-            return
-        self._server.close(close_connections=True)
-        await self._server.wait_closed()
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.close(close_connections=True)
+                await server.wait_closed()
+        if self._audits:
+            await asyncio.gather(*self._audits, return_exceptions=True)
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, listener: Listener, connection: ServerConnection, request: Request
+    ) -> Response | None:
         try:
-            identity_from_path(request.path, self._settings.path)
+            identity = identity_from_path(request.path, self._settings.path)
         except IdentityError as exc:
             log.warning("connection refused", path=request.path[:200], reason=str(exc))
             self._metrics.refused.inc()
             return connection.respond(exc.status, f"{exc}\n")
-        return None
+        authorization = request.headers.get_all("Authorization")
+        attempt = ConnectAttempt(
+            identity,
+            listener,
+            _remote_ip(connection),
+            authorization[0] if len(authorization) == 1 else None,
+            _client_subject(connection) if listener is Listener.TLS else None,
+        )
+        outcome = await self._security.admit(attempt)
+        if not isinstance(outcome, Refusal):
+            return None
+        self._metrics.refused.inc()
+        response = connection.respond(outcome.status, f"{outcome.message}\n")
+        if outcome.status == http.HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        if outcome.retry_after is not None:
+            response.headers["Retry-After"] = str(math.ceil(outcome.retry_after))
+        return response
+
+    def _tls_failed(self, reason: str) -> None:
+        # Called inside OpenSSL's handshake on the loop's thread: store the event without blocking it.
+        task = asyncio.get_running_loop().create_task(
+            self._security.record(SecurityEventKind.TLS_HANDSHAKE_FAILED, None, None, reason)
+        )
+        self._audits.add(task)
+        task.add_done_callback(self._audits.discard)
 
     def _select_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         # None completes the handshake without a subprotocol header; the handler then closes (OCPP-J §3.1.2).
@@ -159,6 +221,12 @@ class OcppServer:
             self._settings.call_timeout,
             accepted=registration is RegistrationStatus.ACCEPTED,
         )
+        old = self._registry.get(identity)
+        if old is not None:
+            # Only an admitted connection gets here: a duplicate with wrong credentials was refused before the
+            # upgrade and never touches the live session.
+            detail = f"an admitted connection replaced session {old.number}"
+            await self._security.record(SecurityEventKind.CONNECTION_REPLACED, identity, _remote_ip(connection), detail)
         await self._registry.attach(session)
         self._metrics.connected.inc()
         log.info("station connected", station_id=identity, ocpp=version.value, session=session.number)
@@ -173,6 +241,20 @@ class OcppServer:
                 session=session.number,
                 code=connection.close_code,
             )
+
+
+def _remote_ip(connection: ServerConnection) -> str | None:
+    address: Any = connection.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else None
+
+
+def _client_subject(connection: ServerConnection) -> Subject | None:
+    """The subject of the client certificate OpenSSL verified in the handshake, None if none was sent."""
+    certificate = connection.transport.get_extra_info("peercert")
+    if not certificate:
+        return None
+    subject: Subject = certificate.get("subject", ())
+    return subject
 
 
 def _offered(headers: Headers) -> str:

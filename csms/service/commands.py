@@ -14,6 +14,7 @@ from csms.domain.commands import (
     GetConfiguration,
     ReserveNow,
 )
+from csms.domain.security import redact_secrets
 from csms.domain.stations import StationId
 from csms.errors import StationError, StationOffline
 from csms.storage import sql
@@ -64,7 +65,12 @@ class CommandService:
         except StationError as exc:
             await self._storage.write([_audit(station_id, name, {"error": str(exc)}, now)])
             raise
-        audit = {"request": result.request, "response": result.response, "schema_valid": result.schema_valid}
+        # Password changes (csms.service.station_security) pass through here: audits never hold the password.
+        audit = {
+            "request": redact_secrets(result.request),
+            "response": redact_secrets(result.response),
+            "schema_valid": result.schema_valid,
+        }
         writes = [_audit(station_id, result.action, audit, now), *_effects(station_id, command, result, now)]
         await self._storage.write(writes)
         return result
@@ -98,7 +104,7 @@ def _effects(station_id: str, command: Command, result: CommandResult, now: date
                     {
                         "component": "OCPP16Configuration",
                         "variable": item["key"],
-                        "value": item.get("value"),
+                        "value": redact_secrets(item).get("value"),
                         "mutability": "ReadOnly" if item.get("readonly") else "ReadWrite",
                     },
                     now,

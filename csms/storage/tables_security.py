@@ -5,4 +5,33 @@ Tables share :data:`csms.storage.tables.metadata`; :mod:`csms.storage.schema` im
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from sqlalchemy import Column, Index, Integer, String, Table
+
+from csms.storage.tables import UtcDateTime, metadata
+
+__all__ = ["security_events", "station_credentials"]
+
+# No foreign key to ``stations``: credentials may be provisioned before the station ever connects.
+# Passwords are stored only as argon2id hashes (salted, slow; A01.FR.08).
+station_credentials = Table(
+    "station_credentials",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("profile", Integer, nullable=False),  # csms.domain.security.SecurityProfile
+    Column("password_hash", String(200)),
+    Column("pending_hash", String(200)),  # the password being rotated to, until the station answers
+    Column("password_set_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+security_events = Table(
+    "security_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("kind", String(40), nullable=False),  # csms.domain.security.SecurityEventKind
+    Column("station_id", String(48)),
+    Column("remote_ip", String(64)),
+    Column("detail", String(500), nullable=False),
+)
+Index("ix_security_events_station", security_events.c.station_id, security_events.c.id)

@@ -497,7 +497,11 @@ async def test_actions_before_accepted_boot_get_security_error(
     tmp_path: Path, version: Version, unknown_status: str
 ) -> None:
     """An unknown station held as Rejected or Pending gets SecurityError for anything but BootNotification."""
-    settings = make_settings(tmp_path, stations={"auto_register": False, "unknown_station_status": unknown_status})
+    settings = make_settings(
+        tmp_path,
+        stations={"auto_register": False, "unknown_station_status": unknown_status},
+        security={"refuse_unknown_identities": False},  # connect and wait for approval instead of 404
+    )
     async with running(settings) as system:
         client = await RawClient.open(ws_url(system, "STRANGER-1"), version.subprotocol)
         boot = await client.result("BootNotification", version.boot)

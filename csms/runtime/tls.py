@@ -1,0 +1,86 @@
+"""The TLS context of the OCPP TLS listener (security profiles 2 and 3).
+
+TLS 1.2 or newer only (A00.FR.312-.314; 2.0.1 bans 1.0/1.1), the suites of A00.FR.317 (an RSA and an optional
+ECDSA server certificate: ECDHE_ECDSA_* needs the latter, TLS_RSA_* the former), no compression (.320). With a
+client CA configured, client certificates are requested and, when sent, verified by OpenSSL (chain and validity
+period, .403/.407); a station whose certificate fails never gets past the TLS handshake. The subject (O and CN) is
+checked later, before the websocket upgrade, where the identity is known.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from csms.config import SecuritySettings
+from csms.errors import ConfigError
+
+__all__ = ["HandshakeFailed", "server_context"]
+
+# Called with why a TLS handshake failed (e.g. "certificate has expired", "UNSUPPORTED_PROTOCOL").
+HandshakeFailed = Callable[[str], None]
+
+
+def server_context(settings: SecuritySettings, on_failure: HandshakeFailed) -> ssl.SSLContext:
+    """The server-side context for ``settings``.
+
+    Raises:
+        ConfigError: naming the key of a missing or unreadable certificate, key or CA file.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    try:
+        context.set_ciphers(settings.tls_ciphers)
+    except ssl.SSLError:
+        message = f"invalid config key 'security.tls_ciphers': no usable cipher in {settings.tls_ciphers!r}"
+        raise ConfigError(message) from None
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        raise ConfigError(
+            "invalid config key 'security.tls_cert_file': security.tls_cert_file and security.tls_key_file "
+            "are required when security.tls_port is set"
+        )
+    _load_chain(context, settings.tls_cert_file, settings.tls_key_file, "security.tls_cert_file")
+    if settings.tls_ecdsa_cert_file is not None:
+        key = settings.tls_ecdsa_key_file or settings.tls_ecdsa_cert_file
+        _load_chain(context, settings.tls_ecdsa_cert_file, key, "security.tls_ecdsa_cert_file")
+    if settings.tls_client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"invalid config key 'security.tls_client_ca_file': {exc}") from None
+        # Optional: profile 2 stations on the same port send none; profile 3 is checked before the upgrade.
+        context.verify_mode = ssl.CERT_OPTIONAL
+    context.sslobject_class = _audited(on_failure)
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, cert: Path, key: Path, name: str) -> None:
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"invalid config key '{name}': cannot load {cert} with key {key}: {exc}") from None
+
+
+def _audited(on_failure: HandshakeFailed) -> type[ssl.SSLObject]:
+    """An SSLObject that reports failed handshakes: asyncio drops them silently (or as a debug-mode error
+    without the reason), and a refused certificate is a security event."""
+
+    class AuditedSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise
+            except ssl.SSLError as exc:
+                on_failure(_reason(exc))
+                raise
+
+    return AuditedSSLObject
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"client certificate refused: {exc.verify_message}"
+    return str(exc.reason or exc)

@@ -1,0 +1,426 @@
+"""Who may open a charger connection, and the credentials behind it (security profiles 0-3, issue 6).
+
+:meth:`StationSecurityService.admit` decides every websocket upgrade before it happens; the runtime only turns
+its :class:`Refusal` into an HTTP response. Password hashes are argon2id, computed and verified on a small
+thread pool of their own so a flood of bad logins cannot stall the event loop (or fill the default executor).
+Every refusal and every credential change is stored as a security event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import structlog
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from csms.config import SecuritySettings
+from csms.domain.commands import SetConfiguration, SetVariables, VariableRef
+from csms.domain.security import (
+    PASSWORD_ALPHABET,
+    CredentialError,
+    FailureThrottle,
+    Listener,
+    PasswordEncoding,
+    Requirement,
+    SecurityEvent,
+    SecurityEventKind,
+    SecurityProfile,
+    StationCredentials,
+    Subject,
+    check_password,
+    parse_basic_auth,
+    requirement,
+    secret_candidates,
+    subject_problem,
+)
+from csms.domain.stations import StationId
+from csms.errors import Conflict, InvalidRequest, StationError, StationOffline, StorageError
+from csms.service.commands import CommandService
+from csms.storage import security as store
+from csms.storage.sql import SqlStorage
+
+__all__ = ["Admission", "ConnectAttempt", "PasswordChange", "Refusal", "StationSecurityService"]
+
+log = structlog.get_logger(__name__)
+
+# Generated passwords: 2.0.1 gets the traditional maxLimit, 1.6 a random 20-byte key as 40 hex digits (the
+# white paper's advice), an unknown version 20 characters valid in both.
+_GENERATED_LENGTH = {"2.0.1": 40, None: 20}
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an upgrade was refused: the HTTP status and a message for the station (never a secret)."""
+
+    status: int
+    message: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    profile: SecurityProfile
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    credentials: StationCredentials
+    password: str | None  # only when the server generated it: shown once, never stored
+    status: str | None = None  # the station's answer to a rotation
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectAttempt:
+    """What the runtime knows about an upgrade request."""
+
+    identity: str
+    listener: Listener
+    remote_ip: str | None
+    authorization: str | None  # the Authorization header, if any
+    certificate: Subject | None  # the verified client certificate's subject (TLS port), if one was sent
+
+
+class StationSecurityService:
+    def __init__(
+        self,
+        settings: SecuritySettings,
+        storage: SqlStorage,
+        engine: AsyncEngine,
+        commands: CommandService,
+        is_known: Callable[[str], bool],
+        auto_register: bool,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+        token: Callable[[str, int], str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._storage = storage
+        self._engine = engine
+        self._commands = commands
+        self._is_known = is_known
+        self._auto_register = auto_register
+        self._clock = clock
+        self._monotonic = monotonic
+        self._token = token or _random_token
+        self._hasher = PasswordHasher(
+            time_cost=settings.hash_time_cost, memory_cost=settings.hash_memory_kib, parallelism=1
+        )
+        self._pool = ThreadPoolExecutor(max_workers=settings.hash_threads, thread_name_prefix="argon2")
+        window, lockout, keys = settings.failure_window_seconds, settings.lockout_seconds, settings.throttle_max_keys
+        self._by_identity = FailureThrottle(settings.failures_per_identity, window, lockout, keys)
+        self._by_ip = FailureThrottle(settings.failures_per_ip, window, lockout, keys)
+        self._credentials: dict[str, StationCredentials] = {}
+        self._rotating: set[str] = set()
+
+    async def load(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                rows = await store.read_credentials(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+        self._credentials = {c.station_id: c for c in rows}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def throttled_keys(self) -> int:
+        """Identities and IPs the throttle currently tracks (bounded by ``throttle_max_keys`` each)."""
+        return len(self._by_identity) + len(self._by_ip)
+
+    def credentials(self, station_id: str) -> StationCredentials | None:
+        return self._credentials.get(station_id)
+
+    def profile(self, station_id: str) -> SecurityProfile:
+        record = self._credentials.get(station_id)
+        return record.profile if record else SecurityProfile.UNSECURED
+
+    # -- admission ------------------------------------------------------------------------------------------
+
+    async def admit(self, attempt: ConnectAttempt) -> Admission | Refusal:
+        """Whether this upgrade request may become a station connection; refusals are recorded as events."""
+        identity, ip = attempt.identity, attempt.remote_ip
+        now = self._monotonic()
+        locked = max(self._by_identity.locked_for(identity, now), self._by_ip.locked_for(ip or "", now))
+        if locked > 0:
+            # No password check while locked: a guesser learns nothing and costs us nothing.
+            return Refusal(429, "too many failed attempts: try again later", retry_after=locked)
+        record = self._credentials.get(identity)
+        unknown = record is None and not self._auto_register and not self._is_known(identity)
+        if unknown and self._settings.refuse_unknown_identities:
+            await self._fail(attempt, SecurityEventKind.UNKNOWN_STATION, "identity not registered", count=False)
+            return Refusal(404, "unknown charging station")
+        profile = record.profile if record else SecurityProfile.UNSECURED
+        match requirement(profile, attempt.listener):
+            case Requirement.WRONG_LISTENER:
+                detail = f"station has security profile {int(profile)}, connected on the {attempt.listener} port"
+                await self._fail(attempt, SecurityEventKind.PROFILE_MISMATCH, detail, count=False)
+                return Refusal(403, "security profile mismatch: this port does not serve the station's profile")
+            case Requirement.NOTHING:
+                if not self._settings.allow_unsecured:
+                    detail = "no credentials recorded and security.allow_unsecured is off"
+                    await self._fail(attempt, SecurityEventKind.UNSECURED_REFUSED, detail, count=False)
+                    return Refusal(401, "credentials required")
+            case Requirement.PASSWORD:
+                assert record is not None
+                refusal = await self._check_password(attempt, record)
+                if refusal is not None:
+                    return refusal
+            case Requirement.CERTIFICATE:
+                if attempt.certificate is None:
+                    await self._fail(attempt, SecurityEventKind.CERTIFICATE_MISSING, "no client certificate")
+                    return Refusal(403, "security profile 3 requires a client certificate")
+                problem = subject_problem(attempt.certificate, identity, self._settings.cpo_name)
+                if problem is not None:
+                    await self._fail(attempt, SecurityEventKind.CERTIFICATE_REJECTED, problem)
+                    return Refusal(403, "client certificate does not belong to this station")
+        self._by_identity.succeed(identity)
+        return Admission(profile)
+
+    async def _check_password(self, attempt: ConnectAttempt, record: StationCredentials) -> Refusal | None:
+        try:
+            given = parse_basic_auth(attempt.authorization)
+        except CredentialError as exc:
+            await self._fail(attempt, SecurityEventKind.AUTH_MISSING, str(exc))
+            return Refusal(401, "Basic credentials required")
+        if given.username != attempt.identity:
+            # A00.FR.204/.303: the user name must be the identity in the URL (exactly, not case-folded).
+            detail = f"Basic-auth user {given.username[:60]!r} is not the identity"
+            await self._fail(attempt, SecurityEventKind.USERNAME_MISMATCH, detail)
+            return Refusal(401, "invalid credentials")
+        if not await self._matches(record.hashes(), given.password):
+            detail = "wrong password" if record.hashes() else "station has no password set"
+            await self._fail(attempt, SecurityEventKind.AUTH_FAILED, detail)
+            return Refusal(401, "invalid credentials")
+        return None
+
+    async def _matches(self, hashes: tuple[str, ...], password: bytes) -> bool:
+        if not hashes:
+            return False
+        loop = asyncio.get_running_loop()
+        candidates = secret_candidates(password)
+        return await loop.run_in_executor(self._pool, self._verify_any, hashes, candidates)
+
+    def _verify_any(self, hashes: tuple[str, ...], candidates: tuple[bytes, ...]) -> bool:
+        for stored in hashes:
+            for candidate in candidates:
+                try:
+                    if self._hasher.verify(stored, candidate):
+                        return True
+                except (VerificationError, InvalidHashError):
+                    continue
+        return False
+
+    async def _fail(self, attempt: ConnectAttempt, kind: SecurityEventKind, detail: str, count: bool = True) -> None:
+        """Record a refusal; ``count`` it towards the throttle when it could be a guess."""
+        if count:
+            now = self._monotonic()
+            locked = self._by_identity.fail(attempt.identity, now)
+            locked_ip = attempt.remote_ip is not None and self._by_ip.fail(attempt.remote_ip, now)
+            if locked or locked_ip:
+                which = "identity" if locked else f"IP {attempt.remote_ip}"
+                await self.record(
+                    SecurityEventKind.THROTTLED,
+                    attempt.identity,
+                    attempt.remote_ip,
+                    f"{which} locked for {self._settings.lockout_seconds:g} s after repeated failures",
+                )
+        await self.record(kind, attempt.identity, attempt.remote_ip, f"{attempt.listener} port: {detail}")
+
+    async def record(self, kind: SecurityEventKind, station_id: str | None, ip: str | None, detail: str) -> None:
+        """Store a security event and log it (never with a secret in it)."""
+        event = SecurityEvent(self._clock(), kind, station_id, ip, detail)
+        log.warning("security event", kind=kind.value, station_id=station_id, remote_ip=ip, detail=detail)
+        await self._storage.write([store.insert_event(event)])
+
+    # -- credentials ----------------------------------------------------------------------------------------
+
+    async def set_credentials(
+        self,
+        station_id: StationId,
+        profile: SecurityProfile,
+        password: str | None,
+        generate: bool,
+        version: str | None,
+        encoding: PasswordEncoding = PasswordEncoding.TEXT,
+        max_length: int | None = None,
+        allow_downgrade: bool = False,
+    ) -> PasswordChange:
+        """Record the station's profile and (new) password. The station is not told: use this to provision a
+        station before it connects, or after configuring it by hand; :meth:`rotate_password` changes it over OCPP.
+
+        Raises:
+            InvalidRequest: the password breaks the version's rules, or profile 1/2 without any password.
+            Conflict: a lower profile than recorded without ``allow_downgrade``.
+        """
+        old = self._credentials.get(station_id)
+        if old is not None and profile < old.profile and not allow_downgrade:
+            raise Conflict(
+                f"station {station_id} has security profile {int(old.profile)}; lowering it to {int(profile)} "
+                "needs allow_downgrade (admins only)"
+            )
+        secret, shown = await self._new_secret(station_id, password, generate, version, encoding, max_length)
+        now = self._clock()
+        record = old or StationCredentials(station_id, profile)
+        record = replace(record, profile=profile, updated_at=now)
+        if secret is not None:
+            record = replace(record, password_hash=await self._hash(secret), pending_hash=None, password_set_at=now)
+        if profile in (SecurityProfile.BASIC, SecurityProfile.TLS_BASIC) and record.password_hash is None:
+            raise InvalidRequest(f"security profile {int(profile)} needs a password: give one or generate one")
+        events = []
+        if old is None or old.profile != profile:
+            before = int(old.profile) if old else 0
+            events.append((SecurityEventKind.PROFILE_CHANGED, f"security profile {before} -> {int(profile)}"))
+        if secret is not None:
+            events.append((SecurityEventKind.PASSWORD_SET, "password set" + (" (generated)" if shown else "")))
+        await self._save(record, now)
+        for kind, detail in events:
+            await self.record(kind, station_id, None, detail)
+        return PasswordChange(record, shown)
+
+    async def rotate_password(
+        self,
+        station_id: StationId,
+        password: str | None,
+        generate: bool,
+        encoding: PasswordEncoding = PasswordEncoding.TEXT,
+        max_length: int | None = None,
+    ) -> PasswordChange:
+        """Send a new password to the connected station (1.6 ChangeConfiguration AuthorizationKey, 2.0.1
+        SetVariables SecurityCtrlr.BasicAuthPassword). Both passwords work while the station decides; after
+        Accepted only the new one, otherwise only the old one (A01.FR.03/.04).
+
+        Raises:
+            StationOffline: the station is not connected. Conflict: not a password profile, or a rotation of
+            this station is already under way. InvalidRequest: the password breaks the version's rules.
+        """
+        version = self._commands.version(station_id)
+        if version is None:
+            raise StationOffline(station_id)
+        record = self._credentials.get(station_id)
+        if record is None or record.profile not in (SecurityProfile.BASIC, SecurityProfile.TLS_BASIC):
+            profile = int(record.profile) if record else 0
+            raise Conflict(f"station {station_id} has security profile {profile}: passwords are for profiles 1 and 2")
+        if station_id in self._rotating:
+            raise Conflict(f"a password change for station {station_id} is already under way")
+        self._rotating.add(station_id)
+        try:
+            return await self._rotate(station_id, record, version, password, generate, encoding, max_length)
+        finally:
+            self._rotating.discard(station_id)
+
+    async def _rotate(
+        self,
+        station_id: StationId,
+        record: StationCredentials,
+        version: str,
+        password: str | None,
+        generate: bool,
+        encoding: PasswordEncoding,
+        max_length: int | None,
+    ) -> PasswordChange:
+        secret, shown = await self._new_secret(station_id, password, generate, version, encoding, max_length)
+        if secret is None:
+            raise InvalidRequest("give the new password or ask for a generated one")
+        wire = shown if shown is not None else password
+        assert wire is not None
+        pending = replace(record, pending_hash=await self._hash(secret), updated_at=self._clock())
+        await self._save(pending, self._clock())
+        command: SetConfiguration | SetVariables
+        if version == "1.6":
+            command = SetConfiguration("AuthorizationKey", wire)
+        else:
+            command = SetVariables((VariableRef("SecurityCtrlr", "BasicAuthPassword", value=wire),))
+        try:
+            result = await self._commands.execute(station_id, command, self._clock())
+        except StationError as exc:
+            await self._settle(record, accepted=False, detail=f"no answer: {exc}")
+            raise
+        status = result.status if version == "1.6" else _set_variable_status(result.response)
+        accepted = status == "Accepted"
+        final = await self._settle(pending if accepted else record, accepted, f"station answered {status}")
+        return PasswordChange(final, shown, status)
+
+    async def _settle(self, record: StationCredentials, accepted: bool, detail: str) -> StationCredentials:
+        now = self._clock()
+        if accepted:
+            record = replace(record, password_hash=record.pending_hash, pending_hash=None, password_set_at=now)
+            kind = SecurityEventKind.PASSWORD_ROTATED
+        else:
+            record = replace(record, pending_hash=None)
+            kind = SecurityEventKind.PASSWORD_ROTATION_FAILED
+        await self._save(replace(record, updated_at=now), now)
+        await self.record(kind, record.station_id, None, detail)
+        return record
+
+    async def _new_secret(
+        self,
+        station_id: str,
+        password: str | None,
+        generate: bool,
+        version: str | None,
+        encoding: PasswordEncoding,
+        max_length: int | None,
+    ) -> tuple[bytes | None, str | None]:
+        """The secret bytes to hash (None: no new password) and the generated password to show (if any)."""
+        if password is not None and generate:
+            raise InvalidRequest("give a password or ask for a generated one, not both")
+        if version is None:
+            station = await self._storage.get_station(station_id)
+            version = station.protocol.removeprefix("ocpp") if station and station.protocol else None
+        if generate:
+            if version == "1.6":
+                password, encoding = self._token("0123456789abcdef", 40), PasswordEncoding.HEX
+            else:
+                password = self._token(PASSWORD_ALPHABET, _GENERATED_LENGTH.get(version, 20))
+        if password is None:
+            return None, None
+        try:
+            secret = check_password(password, version, encoding, max_length)
+        except CredentialError as exc:
+            raise InvalidRequest(str(exc)) from None
+        return secret, password if generate else None
+
+    async def _hash(self, secret: bytes) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._hasher.hash, secret)
+
+    async def _save(self, record: StationCredentials, now: datetime) -> None:
+        await self._storage.write(store.put_credentials(record, now))
+        self._credentials[record.station_id] = record
+
+    # -- events ---------------------------------------------------------------------------------------------
+
+    async def events(
+        self,
+        station_ids: list[str] | None,
+        kind: SecurityEventKind | None,
+        limit: int,
+        before_id: int | None = None,
+    ) -> list[tuple[int, SecurityEvent]]:
+        try:
+            async with self._engine.connect() as conn:
+                return await store.read_events(conn, station_ids, kind, limit, before_id)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+
+def _random_token(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _set_variable_status(response: dict[str, object]) -> str | None:
+    results = response.get("setVariableResult")
+    if isinstance(results, list) and results and isinstance(results[0], dict):
+        status = results[0].get("attributeStatus")
+        return status if isinstance(status, str) else None
+    return None

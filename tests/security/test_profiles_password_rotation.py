@@ -1,0 +1,153 @@
+"""Password rotation over OCPP (1.6 ChangeConfiguration AuthorizationKey, 2.0.1 SetVariables BasicAuthPassword)
+with simulated and raw stations, and the `csms security` CLI. Real server, real websockets, real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from csms.cli import app
+from csms.runtime.app import CentralSystem
+from simulator.station import SimStation
+from tests.http_api import CLI_ENV, admin_client
+from tests.ocpp_client import RawClient
+from tests.security.helpers import BOOTS, basic, events, handshake, set_security, ws_url
+
+OLD = "old-Passw0rd-0123"
+NEW = "new-Passw0rd-4567"
+
+
+@pytest.fixture
+async def stations(csms: CentralSystem) -> AsyncIterator[list[SimStation]]:
+    """Simulated stations started by a test, stopped before the server."""
+    started: list[SimStation] = []
+    yield started
+    await asyncio.gather(*(station.stop() for station in started))
+
+
+async def simulated(csms: CentralSystem, started: list[SimStation], identity: str, protocol: str) -> SimStation:
+    station = SimStation(
+        identity,
+        f"ws://127.0.0.1:{csms.ocpp_port}/ocpp",
+        protocol,
+        password=OLD,
+        response_timeout=5.0,
+        backoff_s=(0.05, 0.2),
+    )
+    started.append(station)
+    await station.start()
+    await station.wait_connected(5.0)
+    return station
+
+
+async def rotate(csms: CentralSystem, identity: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    async with admin_client(csms.api_port) as http:
+        response = await http.post(f"/stations/{identity}/security/rotate-password", json=body)
+        result: dict[str, Any] = response.json()
+        return response.status_code, result
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_accepted_rotation_retires_the_old_password(
+    tmp_path: Path, csms: CentralSystem, stations: list[SimStation], protocol: str
+) -> None:
+    """After the simulated station accepts a generated password, the old one gets 401, the station reconnects
+    with the new one, and neither password is in the database (the command audit is redacted)."""
+    identity = f"ROT-{protocol[-3:]}"
+    await set_security(csms, identity, profile=1, password=OLD)
+    station = await simulated(csms, stations, identity, protocol)
+    status, result = await rotate(csms, identity, generate_password=True)
+    assert status == 200 and result["station_answer"] == "Accepted", result
+    new = result["password"]
+    assert result["rotation_pending"] is False
+    assert (await handshake(ws_url(csms, identity), basic(identity, OLD)))[0] == 401
+    await station.link.go_offline()
+    station.link.go_online()
+    await station.wait_connected(5.0)  # the simulator now logs in with the new password
+    assert (await events(csms, station_id=identity, kind="PasswordRotated"))[0]["detail"] == "station answered Accepted"
+    async with admin_client(csms.api_port) as http:
+        audit = (await http.get(f"/stations/{identity}/events")).json()["items"]
+    assert any("<redacted>" in json.dumps(item) for item in audit), audit
+    for path in tmp_path.rglob("csms.db*"):
+        content = path.read_bytes()
+        assert new.encode() not in content and OLD.encode() not in content
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_rejected_rotation_keeps_the_old_password(csms: CentralSystem, protocol: str) -> None:
+    """A station answering Rejected keeps its old password; the new one never works (A01.FR.04)."""
+    identity = f"REJ-{protocol[-3:]}"
+    await set_security(csms, identity, profile=1, password=OLD)
+
+    def reject(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "ChangeConfiguration":
+            return {"status": "Rejected"}
+        item = payload["setVariableData"][0]
+        return {
+            "setVariableResult": [
+                {"attributeStatus": "Rejected", "component": item["component"], "variable": item["variable"]}
+            ]
+        }
+
+    client = await RawClient.open(ws_url(csms, identity), protocol, reject, additional_headers=basic(identity, OLD))
+    await client.result("BootNotification", BOOTS[protocol])
+    status, result = await rotate(csms, identity, password=NEW)
+    assert status == 200 and result["station_answer"] == "Rejected"
+    (action, payload) = client.received_calls[0]
+    assert NEW in json.dumps(payload)  # the station itself does get the password
+    assert (await handshake(ws_url(csms, identity), basic(identity, NEW)))[0] == 401
+    assert (await events(csms, station_id=identity, kind="PasswordRotationFailed"))[0]["detail"].endswith("Rejected")
+    await client.close()
+    assert (await handshake(ws_url(csms, identity), basic(identity, OLD)))[0] == 101
+
+
+async def test_rotation_needs_a_connected_password_station(csms: CentralSystem) -> None:
+    """Rotating an offline station is 409 station-offline; a profile 3 (certificate) station is 409; a password
+    breaking the live version's rules is 422; the generic command routes refuse password keys."""
+    await set_security(csms, "OFF-1", profile=1, password=OLD)
+    status, result = await rotate(csms, "OFF-1", password=NEW)
+    assert status == 409 and "not connected" in result["detail"]
+    client = await RawClient.open(ws_url(csms, "OFF-1"), additional_headers=basic("OFF-1", OLD))
+    await client.result("BootNotification", BOOTS["ocpp1.6"])
+    status, result = await rotate(csms, "OFF-1", password="x" * 21)
+    assert status == 422 and "16..20 bytes" in result["detail"]
+    async with admin_client(csms.api_port) as http:
+        response = await http.post(
+            "/stations/OFF-1/commands/change-configuration", json={"key": "AuthorizationKey", "value": NEW}
+        )
+        assert response.status_code == 422 and "rotate-password" in response.json()["detail"]
+    assert client.received_calls == []
+    await set_security(csms, "OFF-1", profile=3)
+    status, result = await rotate(csms, "OFF-1", password=NEW)
+    assert status == 409 and "profiles 1 and 2" in result["detail"]
+    await client.close()
+
+
+async def cli(csms: CentralSystem, *args: str) -> Result:
+    """Run the CLI in a thread: it calls the API synchronously, which the server on this loop must answer."""
+    url = f"http://127.0.0.1:{csms.api_port}"
+    return await asyncio.to_thread(CliRunner(env=CLI_ENV).invoke, app, [*args, "--api", url])
+
+
+async def test_cli_sets_shows_rotates_and_lists_events(csms: CentralSystem, stations: list[SimStation]) -> None:
+    """`csms security set/show/rotate/events` drive the same API: a generated password is printed once, a bad one
+    is refused with the rule, a rotation reports the station's answer, events list the changes."""
+    bad = await cli(csms, "security", "set", "CLI-1", "--profile", "1", "--password", "short", "--ocpp", "2.0.1")
+    assert bad.exit_code == 1 and "16..40 characters" in bad.stderr
+    created = await cli(csms, "security", "set", "CLI-1", "--profile", "1", "--password", OLD, "--json")
+    assert created.exit_code == 0 and json.loads(created.stdout)["has_password"] is True
+    await simulated(csms, stations, "CLI-1", "ocpp2.0.1")
+    rotated = await cli(csms, "security", "rotate", "CLI-1", "--generate")
+    assert rotated.exit_code == 0, rotated.output
+    assert "station answered: Accepted" in rotated.stdout and "generated password (shown once): " in rotated.stdout
+    shown = await cli(csms, "security", "show", "CLI-1", "--json")
+    assert json.loads(shown.stdout)["profile"] == 1 and json.loads(shown.stdout)["password"] is None
+    listed = await cli(csms, "security", "events", "--station", "CLI-1", "--json")
+    kinds = [item["kind"] for item in json.loads(listed.stdout)]
+    assert kinds == ["PasswordRotated", "PasswordSet", "ProfileChanged"]

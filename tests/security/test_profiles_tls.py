@@ -1,0 +1,257 @@
+"""Security profiles 2 and 3 on the TLS port: server certificates, TLS versions and suites, client certificates
+(chain, expiry, subject), all created on the fly with trustme. Real server, real TLS over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from csms.config import load_settings
+from csms.errors import ConfigError
+from csms.runtime.app import CentralSystem
+from csms.runtime.tls import server_context
+from tests.conftest import make_settings
+from tests.ocpp_client import RawClient
+from tests.security.helpers import V16_BOOT, basic, events, handshake, set_security, ws_url
+
+PASSWORD = "tls-Passw0rd-0123"
+CPO = "ACME Charging"
+
+# A00.FR.317: the suites every CSMS must offer on TLS 1.2.
+REQUIRED_SUITES = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "AES128-GCM-SHA256",  # TLS_RSA_WITH_AES_128_GCM_SHA256
+    "AES256-GCM-SHA384",  # TLS_RSA_WITH_AES_256_GCM_SHA384
+]
+
+
+@dataclass
+class Pki:
+    server_ca: trustme.CA
+    station_ca: trustme.CA
+    settings: dict[str, object]
+
+    def client(self, cert: trustme.LeafCert | None = None, **versions: ssl.TLSVersion) -> ssl.SSLContext:
+        """A station's TLS context trusting our server CA, optionally presenting ``cert``."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.server_ca.configure_trust(context)
+        for name, version in versions.items():
+            setattr(context, name, version)
+        if cert is not None:
+            cert.configure_cert(context)
+        return context
+
+    def station_cert(self, cn: str, org: str | None = CPO, ca: trustme.CA | None = None, **kw: Any) -> trustme.LeafCert:
+        return (ca or self.station_ca).issue_cert(
+            f"{cn.lower()}.stations.test", common_name=cn, organization_name=org, **kw
+        )
+
+
+@pytest.fixture(scope="module")
+def pki_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[trustme.CA, trustme.CA, dict[str, object]]]:
+    """A server CA with an RSA and an ECDSA server certificate for 127.0.0.1, and a CA for station certificates."""
+    directory = tmp_path_factory.mktemp("pki")
+    server_ca = trustme.CA(organization_name="CSMS test server CA")
+    station_ca = trustme.CA(organization_name="CSMS test station CA")
+    rsa = server_ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.RSA)
+    ecdsa = server_ca.issue_cert("127.0.0.1", key_type=trustme.KeyType.ECDSA)
+    rsa.private_key_and_cert_chain_pem.write_to_path(str(directory / "rsa.pem"))
+    ecdsa.private_key_and_cert_chain_pem.write_to_path(str(directory / "ecdsa.pem"))
+    station_ca.cert_pem.write_to_path(str(directory / "stations-ca.pem"))
+    settings: dict[str, object] = {
+        "tls_port": 0,
+        "tls_cert_file": str(directory / "rsa.pem"),
+        "tls_key_file": str(directory / "rsa.pem"),
+        "tls_ecdsa_cert_file": str(directory / "ecdsa.pem"),
+        "tls_ecdsa_key_file": str(directory / "ecdsa.pem"),
+        "tls_client_ca_file": str(directory / "stations-ca.pem"),
+        "cpo_name": CPO,
+    }
+    yield server_ca, station_ca, settings
+
+
+@pytest.fixture
+def pki(pki_files: tuple[trustme.CA, trustme.CA, dict[str, object]]) -> Pki:
+    return Pki(*pki_files)
+
+
+@pytest.fixture
+async def tls_csms(tmp_path: Path, pki: Pki) -> AsyncIterator[CentralSystem]:
+    """The central system with its TLS port open next to the plain one."""
+    system = CentralSystem(make_settings(tmp_path, security=pki.settings))
+    await system.start()
+    try:
+        yield system
+    finally:
+        await system.stop()
+
+
+def only_tls_transport_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """With PYTHONASYNCIODEBUG=1 asyncio logs every failed TLS handshake as an ERROR; nothing else may be one."""
+    errors = [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert all(m.startswith("Error on transport creation for incoming connection") for m in errors), errors
+
+
+async def tls_refused(url: str, context: ssl.SSLContext, headers: dict[str, str] | None = None) -> bool:
+    """True when the TLS layer ends the connection (no HTTP answer at all)."""
+    try:
+        async with connect(url, subprotocols=["ocpp1.6"], ssl=context, additional_headers=headers, open_timeout=5):  # type: ignore[list-item]
+            return False
+    except InvalidStatus:
+        return False
+    except (OSError, EOFError, Exception):  # SSLError, reset, or websockets' InvalidMessage after a TLS 1.3 alert
+        return True
+
+
+async def handshake_events(system: CentralSystem, count: int) -> list[dict[str, Any]]:
+    """The newest TlsHandshakeFailed events once ``count`` exist (stored from a task; bounded wait)."""
+    for _ in range(200):
+        found = await events(system, kind="TlsHandshakeFailed")
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} TlsHandshakeFailed events")
+
+
+# -- profile 2 ------------------------------------------------------------------------------------------------
+
+
+async def test_profile_2_needs_tls_and_the_password(tls_csms: CentralSystem, pki: Pki) -> None:
+    """A profile 2 station is upgraded over TLS with its password; without it or with a wrong one it gets 401."""
+    await set_security(tls_csms, "CP-2", profile=2, password=PASSWORD)
+    url = ws_url(tls_csms, "CP-2", tls=True)
+    assert (await handshake(url, None, pki.client()))[0] == 401
+    assert (await handshake(url, basic("CP-2", "wrong-" + PASSWORD), pki.client()))[0] == 401
+    client = await RawClient.open(url, ssl=pki.client(), additional_headers=basic("CP-2", PASSWORD))
+    assert (await client.result("BootNotification", V16_BOOT))["status"] == "Accepted"
+    assert client.connection.transport.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
+    await client.close()
+
+
+async def test_profile_0_and_1_stations_are_refused_on_the_tls_port(tls_csms: CentralSystem, pki: Pki) -> None:
+    """A profile 1 station over TLS, and an unsecured one, get 403 with a ProfileMismatch event (A00.FR.002)."""
+    await set_security(tls_csms, "CP-1", profile=1, password=PASSWORD)
+    assert (await handshake(ws_url(tls_csms, "CP-1", tls=True), basic("CP-1", PASSWORD), pki.client()))[0] == 403
+    assert (await handshake(ws_url(tls_csms, "NEW-1", tls=True), None, pki.client()))[0] == 403
+    mismatches = await events(tls_csms, kind="ProfileMismatch")
+    assert {e["station_id"] for e in mismatches} == {"CP-1", "NEW-1"}
+
+
+@pytest.mark.parametrize("suite", REQUIRED_SUITES)
+async def test_each_required_tls12_suite_connects_without_compression(
+    tls_csms: CentralSystem, pki: Pki, suite: str
+) -> None:
+    """Every A00.FR.317 suite is offered on TLS 1.2 (RSA and ECDSA certificates), and TLS is never compressed."""
+    await set_security(tls_csms, "CP-S", profile=2, password=PASSWORD)
+    context = pki.client(maximum_version=ssl.TLSVersion.TLSv1_2)
+    context.set_ciphers(suite)
+    url = ws_url(tls_csms, "CP-S", tls=True)
+    async with connect(url, subprotocols=["ocpp1.6"], ssl=context, additional_headers=basic("CP-S", PASSWORD)) as ws:  # type: ignore[list-item]
+        tls = ws.transport.get_extra_info("ssl_object")
+        assert (tls.version(), tls.cipher()[0], tls.compression()) == ("TLSv1.2", suite, None)
+
+
+async def test_tls13_connects(tls_csms: CentralSystem, pki: Pki) -> None:
+    """TLS 1.3 is accepted."""
+    await set_security(tls_csms, "CP-13", profile=2, password=PASSWORD)
+    context = pki.client(minimum_version=ssl.TLSVersion.TLSv1_3)
+    url = ws_url(tls_csms, "CP-13", tls=True)
+    async with connect(url, subprotocols=["ocpp1.6"], ssl=context, additional_headers=basic("CP-13", PASSWORD)) as ws:  # type: ignore[list-item]
+        assert ws.transport.get_extra_info("ssl_object").version() == "TLSv1.3"
+
+
+@pytest.mark.allow_error_logs
+async def test_tls11_client_is_refused_with_an_event(
+    tls_csms: CentralSystem, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A station offering only TLS 1.1 (or older) is refused in the handshake (A00.FR.312-.314) and audited."""
+    await set_security(tls_csms, "CP-OLD", profile=2, password=PASSWORD)
+    with warnings.catch_warnings():  # the client is deliberately obsolete
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = pki.client(minimum_version=ssl.TLSVersion.TLSv1_1, maximum_version=ssl.TLSVersion.TLSv1_1)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client's OpenSSL offer TLS 1.1 at all
+    assert await tls_refused(ws_url(tls_csms, "CP-OLD", tls=True), context, basic("CP-OLD", PASSWORD))
+    (event,) = await handshake_events(tls_csms, 1)
+    assert "PROTOCOL" in event["detail"].upper(), event
+    only_tls_transport_errors(caplog)
+
+
+# -- profile 3 ------------------------------------------------------------------------------------------------
+
+
+async def test_profile_3_accepts_the_station_certificate(tls_csms: CentralSystem, pki: Pki) -> None:
+    """A certificate from the station CA with CN == identity and O == CPO name opens the connection."""
+    await set_security(tls_csms, "CP-3", profile=3)
+    context = pki.client(pki.station_cert("CP-3"))
+    client = await RawClient.open(ws_url(tls_csms, "CP-3", tls=True), ssl=context)
+    assert (await client.result("BootNotification", V16_BOOT))["status"] == "Accepted"
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("identity", "cn", "org", "kind", "detail"),
+    [
+        ("CP-3", None, None, "CertificateMissing", "no client certificate"),
+        ("CP-3", "CP-4", CPO, "CertificateRejected", "is not the station identity"),  # A's certificate used by B
+        ("CP-33", "CP-3", CPO, "CertificateRejected", "is not the station identity"),  # no substring match
+        ("CP-3", "CP-3", "Other CPO", "CertificateRejected", "is not the CPO name"),
+        ("CP-3", "CP-3", f"{CPO} Ltd", "CertificateRejected", "is not the CPO name"),
+        ("CP-3", "CP-3", None, "CertificateRejected", "is not the CPO name"),
+    ],
+)
+async def test_profile_3_refuses_certificates_of_someone_else(
+    tls_csms: CentralSystem, pki: Pki, identity: str, cn: str | None, org: str | None, kind: str, detail: str
+) -> None:
+    """No certificate, another station's CN, a CN that merely contains the identity, or a wrong O: 403 and an
+    event saying which (CN and O compared exactly)."""
+    await set_security(tls_csms, identity, profile=3)
+    context = pki.client(pki.station_cert(cn, org) if cn else None)
+    status, _, _ = await handshake(ws_url(tls_csms, identity, tls=True), None, context)
+    assert status == 403
+    (event,) = await events(tls_csms, station_id=identity, kind=kind)
+    assert detail in event["detail"]
+
+
+@pytest.mark.allow_error_logs
+async def test_profile_3_refuses_expired_and_foreign_certificates_in_the_handshake(
+    tls_csms: CentralSystem, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An expired certificate and one from another CA end the TLS handshake (A00.FR.407), each with an event."""
+    await set_security(tls_csms, "CP-3", profile=3)
+    url = ws_url(tls_csms, "CP-3", tls=True)
+    now = datetime.now(UTC)
+    expired = pki.station_cert("CP-3", not_before=now - timedelta(days=30), not_after=now - timedelta(days=1))
+    assert await tls_refused(url, pki.client(expired))
+    foreign = pki.station_cert("CP-3", ca=trustme.CA(organization_name=CPO))
+    assert await tls_refused(url, pki.client(foreign))
+    details = [e["detail"] for e in await handshake_events(tls_csms, 2)]
+    assert any("certificate has expired" in d for d in details), details
+    assert any("unable to get local issuer certificate" in d for d in details), details
+    only_tls_transport_errors(caplog)
+
+
+async def test_tls_settings_errors_name_the_key(tmp_path: Path) -> None:
+    """A TLS port without a certificate, or an unreadable one, is a config error naming the key."""
+    without = load_settings(None, security={"tls_port": 0})
+    with pytest.raises(ConfigError, match="security.tls_cert_file"):
+        server_context(without.security, lambda reason: None)
+    (tmp_path / "bad.pem").write_text("not a certificate")
+    bad = load_settings(
+        None,
+        security={"tls_port": 0, "tls_cert_file": str(tmp_path / "bad.pem"), "tls_key_file": str(tmp_path / "bad.pem")},
+    )
+    with pytest.raises(ConfigError, match="security.tls_cert_file"):
+        server_context(bad.security, lambda reason: None)
