@@ -145,6 +145,12 @@ class Connection:
         token = base64.b64encode(f"{self.station.identity}:{password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
+    def _tls(self) -> dict[str, Any]:
+        # wss:// (security profiles 2, 3): the station's trust store and client certificate, when given; passing
+        # ssl=None would make websockets open plain TCP to a TLS port.
+        context = self.station.ssl_context
+        return {"ssl": context} if context is not None else {}
+
     def _backoff_delay(self, failures: int) -> float:
         base, cap = self._backoff
         delay = min(cap, base * 2.0 ** min(failures - 1, 10))
@@ -162,6 +168,7 @@ class Connection:
                     st.url,
                     subprotocols=[Subprotocol(st.protocol.value)],
                     additional_headers=self._auth_headers(),
+                    **self._tls(),
                     open_timeout=st.response_timeout,
                     proxy=None,
                     ping_interval=60,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -81,9 +82,12 @@ class SimStation:
         response_timeout: float = 10.0,
         backoff_s: tuple[float, float] = (0.5, 10.0),
         validate_messages: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.identity = identity
         self.url = f"{url_base.rstrip('/')}/{quote(identity, safe='')}"
+        # For wss:// URLs (security profiles 2 and 3): trust store and, for profile 3, the client certificate.
+        self.ssl_context = ssl_context
         self.protocol = Protocol(protocol)
         self.clock = clock or SimClock()
         self.rng = rng or random.Random(identity)

@@ -92,6 +92,7 @@ class SecurityEventKind(StrEnum):
     CERTIFICATE_REJECTED = "CertificateRejected"  # client certificate subject is not this station's
     TLS_HANDSHAKE_FAILED = "TlsHandshakeFailed"  # TLS refused: old version, unknown CA, expired certificate
     CONNECTION_REPLACED = "ConnectionReplaced"  # an authenticated duplicate connection took over
+    CONNECTION_FLAPPING = "ConnectionFlapping"  # more than 3 replacements of one identity within a minute
     PROFILE_CHANGED = "ProfileChanged"
     PASSWORD_SET = "PasswordSet"
     PASSWORD_ROTATED = "PasswordRotated"  # station answered Accepted: only the new password works now

@@ -225,8 +225,7 @@ class OcppServer:
         if old is not None:
             # Only an admitted connection gets here: a duplicate with wrong credentials was refused before the
             # upgrade and never touches the live session.
-            detail = f"an admitted connection replaced session {old.number}"
-            await self._security.record(SecurityEventKind.CONNECTION_REPLACED, identity, _remote_ip(connection), detail)
+            await self._security.replaced(identity, _remote_ip(connection), old.number)
         await self._registry.attach(session)
         self._metrics.connected.inc()
         log.info("station connected", station_id=identity, ocpp=version.value, session=session.number)

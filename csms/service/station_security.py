@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 # Generated passwords: 2.0.1 gets the traditional maxLimit, 1.6 a random 20-byte key as 40 hex digits (the
 # white paper's advice), an unknown version 20 characters valid in both.
 _GENERATED_LENGTH = {"2.0.1": 40, None: 20}
+_FLAPPING_REPLACEMENTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,9 @@ class StationSecurityService:
         window, lockout, keys = settings.failure_window_seconds, settings.lockout_seconds, settings.throttle_max_keys
         self._by_identity = FailureThrottle(settings.failures_per_identity, window, lockout, keys)
         self._by_ip = FailureThrottle(settings.failures_per_ip, window, lockout, keys)
+        # More than 3 replacements of one identity in 60 s: two devices share an identity, or a station is stuck
+        # in a reconnect loop (reported once a minute per identity).
+        self._replacements = FailureThrottle(_FLAPPING_REPLACEMENTS + 1, 60.0, 60.0, keys)
         self._credentials: dict[str, StationCredentials] = {}
         self._rotating: set[str] = set()
 
@@ -236,11 +240,27 @@ class StationSecurityService:
                 )
         await self.record(kind, attempt.identity, attempt.remote_ip, f"{attempt.listener} port: {detail}")
 
+    async def replaced(self, station_id: str, ip: str | None, old_session: int) -> None:
+        """An admitted connection is about to replace the station's live one: audit it, and flag flapping."""
+        detail = f"an admitted connection replaced session {old_session}"
+        await self.record(SecurityEventKind.CONNECTION_REPLACED, station_id, ip, detail)
+        now = self._monotonic()
+        if not self._replacements.locked_for(station_id, now) and self._replacements.fail(station_id, now):
+            detail = f"more than {_FLAPPING_REPLACEMENTS} replacements within 60 s"
+            await self.record(SecurityEventKind.CONNECTION_FLAPPING, station_id, ip, detail)
+
     async def record(self, kind: SecurityEventKind, station_id: str | None, ip: str | None, detail: str) -> None:
-        """Store a security event and log it (never with a secret in it)."""
+        """Store a security event and log it (never with a secret in it).
+
+        A database that cannot take the event does not turn a refusal into a 500 (or an admitted duplicate into
+        a failed one): the log line keeps the event and says it was not stored.
+        """
         event = SecurityEvent(self._clock(), kind, station_id, ip, detail)
         log.warning("security event", kind=kind.value, station_id=station_id, remote_ip=ip, detail=detail)
-        await self._storage.write([store.insert_event(event)])
+        try:
+            await self._storage.write([store.insert_event(event)])
+        except StorageError as exc:
+            log.warning("security event not stored", kind=kind.value, station_id=station_id, error=str(exc))
 
     # -- credentials ----------------------------------------------------------------------------------------
 

@@ -254,3 +254,18 @@ async def test_repeated_failures_from_one_ip_lock_that_ip_for_every_identity(tmp
         assert throttled[0]["detail"].startswith("IP 127.0.0.1 locked") and throttled[0]["remote_ip"] == "127.0.0.1"
     finally:
         await system.stop()
+
+
+async def test_an_identity_replaced_more_than_3_times_a_minute_is_flagged_as_flapping(csms: CentralSystem) -> None:
+    """Five connections of one identity in a row replace it four times: four ConnectionReplaced events and one
+    ConnectionFlapping (two devices sharing an identity, or a reconnect loop)."""
+    clients = []
+    for _ in range(5):
+        client = await RawClient.open(ws_url(csms, "FLAP-1"))
+        await client.result("BootNotification", V16_BOOT)
+        clients.append(client)
+    assert len(await events(csms, station_id="FLAP-1", kind="ConnectionReplaced")) == 4
+    (flapping,) = await events(csms, station_id="FLAP-1", kind="ConnectionFlapping")
+    assert flapping["detail"] == "more than 3 replacements within 60 s"
+    for client in clients:
+        await client.close()

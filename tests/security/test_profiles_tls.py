@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import trustme
@@ -22,7 +23,9 @@ from csms.config import load_settings
 from csms.errors import ConfigError
 from csms.runtime.app import CentralSystem
 from csms.runtime.tls import server_context
+from simulator.station import SimStation
 from tests.conftest import make_settings
+from tests.http_api import admin_client
 from tests.ocpp_client import RawClient
 from tests.security.helpers import V16_BOOT, basic, events, handshake, set_security, ws_url
 
@@ -255,3 +258,52 @@ async def test_tls_settings_errors_name_the_key(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="security.tls_cert_file"):
         server_context(bad.security, lambda reason: None)
+
+
+async def test_client_certificate_headers_do_not_stand_in_for_a_certificate(tls_csms: CentralSystem, pki: Pki) -> None:
+    """Headers a TLS-terminating proxy would set (the PEM, or Envoy's subject) are ignored: a profile 3 station
+    sending them without a real certificate gets 403 on either port."""
+    await set_security(tls_csms, "CP-3", profile=3)
+    pem = pki.station_cert("CP-3").cert_chain_pems[0].bytes().decode()
+    headers = {
+        "X-SSL-Client-Cert": quote(pem),
+        "X-Client-Cert": quote(pem),
+        "X-Forwarded-Client-Cert": f'Subject="O={CPO},CN=CP-3"',
+    }
+    assert (await handshake(ws_url(tls_csms, "CP-3"), headers))[0] == 403
+    assert (await handshake(ws_url(tls_csms, "CP-3", tls=True), headers, pki.client()))[0] == 403
+    assert (await events(tls_csms, station_id="CP-3", kind="CertificateMissing"))[0]["detail"].startswith("tls port")
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_simulated_profile_2_station_rotates_its_password_over_tls(
+    tls_csms: CentralSystem, pki: Pki, protocol: str
+) -> None:
+    """A simulated station on the TLS port boots with its password, accepts a generated one, and reconnects over
+    TLS with it; the old password is refused from then on."""
+    identity = f"SIM-TLS-{protocol[-3:]}"
+    await set_security(tls_csms, identity, profile=2, password=PASSWORD)
+    station = SimStation(
+        identity,
+        f"wss://127.0.0.1:{tls_csms.ocpp_tls_port}/ocpp",
+        protocol,
+        password=PASSWORD,
+        response_timeout=5.0,
+        backoff_s=(0.05, 0.2),
+        ssl_context=pki.client(),
+    )
+    await station.start()
+    try:
+        await station.wait_connected(5.0)
+        async with admin_client(tls_csms.api_port) as http:
+            response = await http.post(
+                f"/stations/{identity}/security/rotate-password", json={"generate_password": True}
+            )
+        assert response.status_code == 200 and response.json()["station_answer"] == "Accepted", response.text
+        await station.link.go_offline()
+        station.link.go_online()
+        await station.wait_connected(5.0)
+        url = ws_url(tls_csms, identity, tls=True)
+        assert (await handshake(url, basic(identity, PASSWORD), pki.client()))[0] == 401
+    finally:
+        await station.stop()
