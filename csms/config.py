@@ -32,6 +32,7 @@ __all__ = [
     "Settings",
     "SmartChargingSettings",
     "StationSettings",
+    "TariffSettings",
     "UnknownStationStatus",
     "load_settings",
 ]
@@ -170,6 +171,15 @@ class SecuritySettings(_Section):
     throttle_max_keys: int = Field(default=10_000, ge=10, le=10_000_000)
 
 
+class TariffSettings(_Section):
+    """Prices, quotes and the session-rule timers (docs/pricing.md)."""
+
+    tick_seconds: float = Field(default=5.0, gt=0, le=3600)  # real seconds between checks of session timers
+    quote_validity_minutes: float = Field(default=15.0, gt=0, le=10080)  # a quote is honoured this long
+    default_power_kw: float = Field(default=11.0, gt=0, le=1000)  # energy estimate when a quote gives none
+    stop_retry_seconds: float = Field(default=60.0, gt=0, le=86400)  # before asking a station to stop again
+
+
 class LogSettings(_Section):
     level: str = Field(default="info", pattern=r"^(debug|info|warning|error|critical)$")
     format: str = Field(default="console", pattern=r"^(console|json)$")
@@ -187,6 +197,7 @@ class Settings(BaseSettings):
     live: LiveSettings = LiveSettings()
     bookings: BookingSettings = BookingSettings()
     security: SecuritySettings = SecuritySettings()
+    tariffs: TariffSettings = TariffSettings()
     log: LogSettings = LogSettings()
 
     @classmethod

@@ -18,6 +18,7 @@ from csms.api import (
     resources,
     security,
     smart_charging,
+    tariffs,
 )
 from csms.api.auth import current_principal
 from csms.api.context import ApiContext, api_context
@@ -57,5 +58,6 @@ def create_app(context: ApiContext) -> FastAPI:
     v1.include_router(analytics.router)
     v1.include_router(bookings.router)
     v1.include_router(security.router)
+    v1.include_router(tariffs.router)
     app.include_router(v1)
     return app

@@ -11,6 +11,7 @@ from csms.runtime.bookings import BookingTimers
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
+from csms.runtime.session_rules import SessionRulesLoop
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.bookings import BookingService
 from csms.service.charger import ChargerService
@@ -19,8 +20,10 @@ from csms.service.connectors import ConnectorSpecService
 from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.live import LiveServices
+from csms.service.session_rules import SessionRulesService
 from csms.service.smart_charging import SmartChargingService
 from csms.service.station_security import StationSecurityService
+from csms.service.tariffs import TariffService
 from csms.storage.sql import SqlStorage
 
 __all__ = ["ApiContext", "api_context"]
@@ -44,6 +47,9 @@ class ApiContext:
     bookings: BookingService | None = None
     booking_timers: BookingTimers | None = None
     security: StationSecurityService | None = None
+    tariffs: TariffService | None = None
+    session_rules: SessionRulesService | None = None
+    session_rules_loop: SessionRulesLoop | None = None
 
 
 def api_context(request: Request) -> ApiContext:

@@ -17,6 +17,7 @@ from csms.cli.grid import grid_app
 from csms.cli.security import security_app
 from csms.cli.smart_charging import sessions_app, smart_app
 from csms.cli.stations import stations_app
+from csms.cli.tariffs import tariffs_app
 from csms.config import load_settings
 from csms.errors import ConfigError
 from csms.runtime.app import run
@@ -33,6 +34,7 @@ app.add_typer(connectors_app, name="connector-specs")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(bookings_app, name="bookings")
 app.add_typer(security_app, name="security")
+app.add_typer(tariffs_app, name="tariffs")
 DEFAULT_CONFIG = Path("config/csms.toml")
 
 

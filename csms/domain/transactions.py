@@ -35,6 +35,7 @@ class TransactionStart:
     offline: bool = False
     seq_no: int | None = None
     trigger: str | None = None
+    charging_state: str | None = None  # 2.0.1 chargingState (Charging, EVConnected, SuspendedEV, ...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,7 @@ async def transaction_event(ctx: CallContext, p: dict[str, Any]) -> dict[str, An
         offline=p.get("offline", False),
         seq_no=p["seqNo"],
         trigger=p["triggerReason"],
+        charging_state=tx_info.get("chargingState"),
     )
     event_type = p["eventType"]
     if event_type == "Started":

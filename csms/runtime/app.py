@@ -26,6 +26,7 @@ from csms.runtime.metrics import Metrics
 from csms.runtime.ocpp_server import OcppServer
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
+from csms.runtime.session_rules import SessionRulesLoop
 from csms.runtime.smart_charging import SmartChargingLoop
 from csms.service.analytics import AnalyticsService
 from csms.service.availability import AvailabilityService
@@ -37,11 +38,14 @@ from csms.service.events import EventBus
 from csms.service.grid import GridService
 from csms.service.live import LiveServices, StreamHub
 from csms.service.live_events import ChargerEvents, EventLog
+from csms.service.session_rules import SessionRulesService
 from csms.service.smart_charging import SmartChargingService
 from csms.service.station_security import StationSecurityService
+from csms.service.tariffs import TariffService
 from csms.storage.availability import AnalyticsReader
 from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
+from csms.storage.tariffs import TariffStore
 from csms.storage.writer import GroupCommitWriter
 
 __all__ = ["CentralSystem", "run", "utc_now"]
@@ -108,10 +112,13 @@ class CentralSystem:
         self.charger_events: ChargerEvents | None = None
         self.smart: SmartChargingService | None = None
         self.smart_loop: SmartChargingLoop | None = None
-        # Tariffs set this before start; bookings then store a price quote.
+        # The tariff service unless set before start; bookings store the price it quotes.
         self.price_quoter: PriceQuoter | None = None
         self.bookings: BookingService | None = None
         self.booking_timers: BookingTimers | None = None
+        self.tariffs: TariffService | None = None
+        self.session_rules: SessionRulesService | None = None
+        self.session_rules_loop: SessionRulesLoop | None = None
         self._api_server: _ApiServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self.ocpp: OcppServer | None = None
@@ -166,6 +173,18 @@ class CentralSystem:
             log=self.event_log,
             streams=self.streams,
         )
+        # Tariffs, quotes, session rules (time limit, overstay) and session costs.
+        money_reads = TariffStore(self.engine)
+        self.tariffs = TariffService(self.storage, money_reads, self.grid, self.settings.tariffs)
+        await self.tariffs.load()
+        if self.price_quoter is None:
+            self.price_quoter = self.tariffs  # bookings store the price quoted at booking time
+        self.session_rules = SessionRulesService(
+            self.storage, money_reads, self.tariffs, self.grid, commands, self.events, self.settings.tariffs
+        )
+        await self.session_rules.load(chargers.active())
+        self.session_rules_loop = SessionRulesLoop(self.session_rules, self.settings.tariffs, self.clock)
+        chargers.observe(self.session_rules)
         sessions = SessionSource(chargers.active, self._departure, self._booking_needs)
         default_stay = timedelta(hours=self.settings.smart_charging.default_stay_hours)
         self.bookings = BookingService(
@@ -223,6 +242,9 @@ class CentralSystem:
             bookings=self.bookings,
             booking_timers=self.booking_timers,
             security=self.security,
+            tariffs=self.tariffs,
+            session_rules=self.session_rules,
+            session_rules_loop=self.session_rules_loop,
         )
         config = uvicorn.Config(
             create_app(context),
@@ -242,6 +264,7 @@ class CentralSystem:
         log.info("HTTP API listening", host=self.settings.api.host, port=self.api_port)
         self.smart_loop.start()
         self.booking_timers.start()
+        self.session_rules_loop.start()
 
     def _departure(self, station_id: str, evse_id: int) -> datetime | None:
         session = self.smart.session(station_id, evse_id) if self.smart is not None else None
@@ -279,6 +302,8 @@ class CentralSystem:
             await self.booking_timers.stop()
         if self.smart_loop is not None:
             await self.smart_loop.stop()
+        if self.session_rules_loop is not None:
+            await self.session_rules_loop.stop()
         if self.ocpp is not None:
             await self.ocpp.close()
         # Open event streams would keep the HTTP server from stopping.

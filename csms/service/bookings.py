@@ -425,6 +425,9 @@ class BookingService:
     def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
         return False
 
+    def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
+        pass  # a booking follows the session, not how the car charges
+
     def _note(self, note: _Note) -> None:
         self._note_seq += 1
         self._notes.append(replace(note, seq=self._note_seq))

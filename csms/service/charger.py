@@ -78,6 +78,10 @@ class ChargingObserver(Protocol):
         """True when a charging schedule will follow."""
         ...
 
+    def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
+        """A 2.0.1 TransactionEvent reported the transaction's chargingState (Charging, EVConnected, ...)."""
+        ...
+
 
 class ReservationObserver(Protocol):
     """Told when a charger reports a reservation's end (2.0.1 ReservationStatusUpdate), after it is committed."""
@@ -115,6 +119,10 @@ class _Observers:
         # Every observer hears the needs; a schedule follows if any of them will send one.
         answers = [observer.charging_needs(station_id, evse_id, needs, now) for observer in self.observers]
         return any(answers)
+
+    def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
+        for observer in self.observers:
+            observer.charging_state(transaction, state, now)
 
 
 class ChargerService:
@@ -218,6 +226,8 @@ class ChargerService:
         self._observer.transaction_started(transaction, now)
         if samples:
             self._observer.metered(start.station_id, start.evse_id, samples, now)
+        if start.charging_state is not None:
+            self._observer.charging_state(transaction, start.charging_state, now)
         return TransactionReply(transaction, info)
 
     async def update_transaction(
@@ -250,6 +260,8 @@ class ChargerService:
             transaction = self._state.progressed(transaction, start.seq_no)
         if samples:
             self._observer.metered(start.station_id, transaction.evse_id, samples, now)
+        if start.charging_state is not None:
+            self._observer.charging_state(transaction, start.charging_state, now)
         return TransactionReply(transaction, info)
 
     async def stop_transaction(

@@ -221,6 +221,9 @@ class SmartChargingService:
         if self._is_managed(station_id, now):
             self._request_configure(station_id)
 
+    def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
+        pass  # what a car draws is seen in its meter values
+
     def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
         """The car's needs (2.0.1 NotifyEVChargingNeeds); True when we will answer with a schedule."""
         if not self._is_managed(station_id, now):

@@ -1,0 +1,398 @@
+"""Storage of tariffs, session rules and the money side of sessions (tables in ``tables_tariffs.py``).
+
+Write builders are pure functions from domain values to :class:`Write` s, committed by the group-commit writer;
+:class:`TariffStore` reads on pooled connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Select
+
+from csms.domain.metering import ENERGY_REGISTER
+from csms.domain.session_rules import (
+    LimitAction,
+    OverstayReason,
+    SessionRules,
+    SessionTimers,
+    TrackedSession,
+)
+from csms.domain.tariffs import (
+    CostBreakdown,
+    Overstay,
+    Prices,
+    SessionPrice,
+    Tariff,
+    Tier,
+    TimeBasis,
+    TimeWindow,
+)
+from csms.errors import StorageError
+from csms.storage.tables import meter_values
+from csms.storage.tables_tariffs import DEFAULT_SCOPE, session_rules, tariff_sessions, tariffs
+from csms.storage.writer import Write
+
+__all__ = [
+    "TariffStore",
+    "delete_rules",
+    "delete_tariff",
+    "insert_session",
+    "put_rules",
+    "put_tariff",
+    "set_cost",
+    "set_timers",
+    "tier_from_json",
+    "tier_to_json",
+]
+
+_UPSERT_TARIFF = sqlite_insert(tariffs)
+_UPSERT_TARIFF = _UPSERT_TARIFF.on_conflict_do_update(
+    index_elements=[tariffs.c.site_id],
+    set_={c.name: _UPSERT_TARIFF.excluded[c.name] for c in tariffs.columns if c.name != "site_id"},
+)
+_DELETE_TARIFF = delete(tariffs).where(tariffs.c.site_id == bindparam("b_site"))
+_UPSERT_RULES = sqlite_insert(session_rules)
+_UPSERT_RULES = _UPSERT_RULES.on_conflict_do_update(
+    index_elements=[session_rules.c.site_id],
+    set_={c.name: _UPSERT_RULES.excluded[c.name] for c in session_rules.columns if c.name != "site_id"},
+)
+_DELETE_RULES = delete(session_rules).where(session_rules.c.site_id == bindparam("b_site"))
+# A replayed start finds its row already there.
+_INSERT_SESSION = sqlite_insert(tariff_sessions).on_conflict_do_nothing(
+    index_elements=[tariff_sessions.c.transaction_id]
+)
+_TIMER_FIELDS = ("warned_at", "limit_reached_at", "charging_completed_at", "overstay_started_at", "overstay_reason")
+_SET_TIMERS = (
+    update(tariff_sessions)
+    .where(tariff_sessions.c.transaction_id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _TIMER_FIELDS})
+)
+_COST_FIELDS = (
+    "ended_at",
+    "energy_wh",
+    "energy_cost",
+    "time_seconds",
+    "time_cost",
+    "fee_cost",
+    "overstay_minutes",
+    "overstay_cost",
+    "overstay_from",
+    "overstay_reason",
+    "total",
+    "costed_at",
+)
+_SET_COST = (
+    update(tariff_sessions)
+    .where(tariff_sessions.c.transaction_id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _COST_FIELDS})
+)
+
+
+def _write(statement: Any, values: dict[str, Any]) -> Write:
+    # The group-commit writer binds values straight to sqlite3, past the column types: decimals go in as text.
+    return Write(statement, {key: str(v) if isinstance(v, Decimal) else v for key, v in values.items()})
+
+
+class TariffStore:
+    """Reads of the money tables (writes go through ``SqlStorage.write`` with the builders below)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _all(self, query: Select[Any]) -> Sequence[Row[Any]]:
+        try:
+            async with self._engine.connect() as conn:
+                rows: Sequence[Row[Any]] = (await conn.execute(query)).all()
+                return rows
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    async def tariffs(self) -> list[Tariff]:
+        return [_tariff(row) for row in await self._all(select(tariffs))]
+
+    async def rules(self) -> dict[str, SessionRules]:
+        return {row.site_id: _rules(row) for row in await self._all(select(session_rules))}
+
+    async def open_sessions(self) -> list[TrackedSession]:
+        """Sessions whose cost is not stored yet: in progress, or ended while the cost was not written."""
+        query = select(tariff_sessions).where(tariff_sessions.c.costed_at.is_(None))
+        return [_tracked(row) for row in await self._all(query)]
+
+    async def session(self, transaction_id: int) -> tuple[TrackedSession, CostBreakdown | None] | None:
+        query = select(tariff_sessions).where(tariff_sessions.c.transaction_id == transaction_id)
+        rows = await self._all(query)
+        if not rows:
+            return None
+        return _tracked(rows[0]), _cost(rows[0])
+
+    async def energy_readings(self, transaction_id: int) -> tuple[float, float] | None:
+        """First and last whole-meter energy register reading (Wh) stored for the transaction, if any."""
+        query = (
+            select(meter_values.c.value, meter_values.c.unit)
+            .where(
+                meter_values.c.transaction_id == transaction_id,
+                meter_values.c.measurand == ENERGY_REGISTER,
+                meter_values.c.phase.is_(None),
+                meter_values.c.value.is_not(None),
+            )
+            .order_by(meter_values.c.timestamp, meter_values.c.id)
+        )
+        readings = [row.value * (1000.0 if row.unit == "kWh" else 1.0) for row in await self._all(query)]
+        return (readings[0], readings[-1]) if readings else None
+
+
+# -- write builders -----------------------------------------------------------------------------------------
+
+
+def _scope(site_id: str | None) -> str:
+    return DEFAULT_SCOPE if site_id is None else site_id
+
+
+def put_tariff(tariff: Tariff, at: datetime) -> Write:
+    return _write(
+        _UPSERT_TARIFF,
+        {
+            "site_id": _scope(tariff.site_id),
+            "currency": tariff.currency,
+            "time_zone": tariff.time_zone,
+            "energy_per_kwh": tariff.prices.energy_per_kwh,
+            "time_per_hour": tariff.prices.time_per_hour,
+            "session_fee": tariff.prices.session_fee,
+            "time_basis": tariff.time_basis.value,
+            "overstay_per_minute": tariff.overstay.per_minute,
+            "overstay_cap": tariff.overstay.cap,
+            "overstay_grace_minutes": tariff.overstay.grace_minutes,
+            "tiers": [tier_to_json(tier) for tier in tariff.tiers],
+            "updated_at": at,
+        },
+    )
+
+
+def delete_tariff(site_id: str | None) -> Write:
+    return Write(_DELETE_TARIFF, {"b_site": _scope(site_id)})
+
+
+def put_rules(site_id: str, rules: SessionRules, at: datetime) -> Write:
+    return Write(
+        _UPSERT_RULES,
+        {
+            "site_id": site_id,
+            "max_charging_minutes": rules.max_charging_minutes,
+            "warning_minutes": rules.warning_minutes,
+            "at_limit": rules.at_limit.value,
+            "updated_at": at,
+        },
+    )
+
+
+def delete_rules(site_id: str) -> Write:
+    return Write(_DELETE_RULES, {"b_site": site_id})
+
+
+def insert_session(session: TrackedSession) -> Write:
+    price, timers = session.price, session.timers
+    values: dict[str, Any] = {column.name: None for column in tariff_sessions.columns}
+    values.update(
+        transaction_id=session.transaction_id,
+        station_id=session.station_id,
+        site_id=session.site_id,
+        account_id=session.account_id,
+        started_at=timers.started_at,
+        limit_at=timers.limit_at,
+        warning_at=timers.warning_at,
+        at_limit=timers.at_limit.value,
+        grace_seconds=int(timers.grace.total_seconds()),
+    )
+    if price is not None:
+        values.update(
+            tariff_id=price.tariff_id,
+            currency=price.currency,
+            tier=price.tier,
+            price_source=price.source,
+            energy_per_kwh=price.prices.energy_per_kwh,
+            time_per_hour=price.prices.time_per_hour,
+            session_fee=price.prices.session_fee,
+            time_basis=price.time_basis.value,
+            overstay_per_minute=price.overstay.per_minute,
+            overstay_cap=price.overstay.cap,
+        )
+    values.update(_timer_values(timers))
+    return _write(_INSERT_SESSION, values)
+
+
+def _timer_values(timers: SessionTimers) -> dict[str, Any]:
+    return {
+        "warned_at": timers.warned_at,
+        "limit_reached_at": timers.limit_reached_at,
+        "charging_completed_at": timers.charging_completed_at,
+        "overstay_started_at": timers.overstay_started_at,
+        "overstay_reason": timers.overstay_reason.value if timers.overstay_reason else None,
+    }
+
+
+def set_timers(timers: SessionTimers) -> Write:
+    return Write(
+        _SET_TIMERS, {"b_id": timers.transaction_id, **{f"b_{k}": v for k, v in _timer_values(timers).items()}}
+    )
+
+
+def set_cost(
+    transaction_id: int, ended_at: datetime, cost: CostBreakdown | None, energy_wh: float, at: datetime
+) -> Write:
+    """The session ended: its breakdown (None when no tariff applied; the row is closed all the same)."""
+    values: dict[str, Any] = {
+        "ended_at": ended_at,
+        "energy_wh": energy_wh,
+        "energy_cost": None,
+        "time_seconds": None,
+        "time_cost": None,
+        "fee_cost": None,
+        "overstay_minutes": None,
+        "overstay_cost": None,
+        "overstay_from": None,
+        "overstay_reason": None,
+        "total": None,
+        "costed_at": at,
+    }
+    if cost is not None:
+        values.update(
+            energy_cost=cost.energy,
+            time_seconds=cost.time_seconds,
+            time_cost=cost.time,
+            fee_cost=cost.session_fee,
+            overstay_minutes=cost.overstay_minutes,
+            overstay_cost=cost.overstay,
+            overstay_from=cost.overstay_started_at,
+            overstay_reason=cost.overstay_reason,
+            total=cost.total,
+        )
+    return _write(_SET_COST, {"b_id": transaction_id, **{f"b_{k}": v for k, v in values.items()}})
+
+
+# -- JSON of tiers --------------------------------------------------------------------------------------------
+
+
+def _prices_json(prices: Prices) -> dict[str, str]:
+    return {
+        "energy_per_kwh": str(prices.energy_per_kwh),
+        "time_per_hour": str(prices.time_per_hour),
+        "session_fee": str(prices.session_fee),
+    }
+
+
+def _prices(data: dict[str, Any]) -> Prices:
+    return Prices(Decimal(data["energy_per_kwh"]), Decimal(data["time_per_hour"]), Decimal(data["session_fee"]))
+
+
+def tier_to_json(tier: Tier) -> dict[str, Any]:
+    window = tier.window
+    return {
+        "name": tier.name,
+        "min_utilisation": tier.min_utilisation,
+        "min_forecast": tier.min_forecast,
+        "window": None
+        if window is None
+        else {
+            "weekdays": sorted(window.weekdays),
+            "start": window.start.isoformat("minutes"),
+            "end": window.end.isoformat("minutes"),
+        },
+        "multiplier": None if tier.multiplier is None else str(tier.multiplier),
+        "prices": None if tier.prices is None else _prices_json(tier.prices),
+    }
+
+
+def tier_from_json(data: dict[str, Any]) -> Tier:
+    window = data.get("window")
+    return Tier(
+        name=data["name"],
+        min_utilisation=data.get("min_utilisation"),
+        min_forecast=data.get("min_forecast"),
+        window=None
+        if window is None
+        else TimeWindow(
+            frozenset(window["weekdays"]), time.fromisoformat(window["start"]), time.fromisoformat(window["end"])
+        ),
+        multiplier=None if data.get("multiplier") is None else Decimal(data["multiplier"]),
+        prices=None if data.get("prices") is None else _prices(data["prices"]),
+    )
+
+
+# -- row mappers --------------------------------------------------------------------------------------------
+
+
+def _tariff(row: Row[Any]) -> Tariff:
+    m = row._mapping
+    return Tariff(
+        site_id=None if m["site_id"] == DEFAULT_SCOPE else m["site_id"],
+        currency=m["currency"],
+        prices=Prices(m["energy_per_kwh"], m["time_per_hour"], m["session_fee"]),
+        time_basis=TimeBasis(m["time_basis"]),
+        time_zone=m["time_zone"],
+        overstay=Overstay(m["overstay_per_minute"], m["overstay_cap"], m["overstay_grace_minutes"]),
+        tiers=tuple(tier_from_json(tier) for tier in m["tiers"]),
+    )
+
+
+def _rules(row: Row[Any]) -> SessionRules:
+    m = row._mapping
+    return SessionRules(m["max_charging_minutes"], m["warning_minutes"], LimitAction(m["at_limit"]))
+
+
+def _tracked(row: Row[Any]) -> TrackedSession:
+    m = row._mapping
+    price = None
+    if m["tariff_id"] is not None:
+        price = SessionPrice(
+            tariff_id=m["tariff_id"],
+            currency=m["currency"],
+            tier=m["tier"],
+            prices=Prices(m["energy_per_kwh"], m["time_per_hour"], m["session_fee"]),
+            time_basis=TimeBasis(m["time_basis"]),
+            overstay=Overstay(m["overstay_per_minute"], m["overstay_cap"], m["grace_seconds"] // 60),
+            source=m["price_source"],
+        )
+    timers = SessionTimers(
+        transaction_id=m["transaction_id"],
+        started_at=m["started_at"],
+        limit_at=m["limit_at"],
+        warning_at=m["warning_at"],
+        at_limit=LimitAction(m["at_limit"]),
+        grace=timedelta(seconds=m["grace_seconds"]),
+        warned_at=m["warned_at"],
+        limit_reached_at=m["limit_reached_at"],
+        charging_completed_at=m["charging_completed_at"],
+        overstay_started_at=m["overstay_started_at"],
+        overstay_reason=OverstayReason(m["overstay_reason"]) if m["overstay_reason"] else None,
+    )
+    return TrackedSession(m["transaction_id"], m["station_id"], m["site_id"], m["account_id"], price, timers)
+
+
+def _cost(row: Row[Any]) -> CostBreakdown | None:
+    m = row._mapping
+    if m["costed_at"] is None or m["total"] is None:
+        return None
+    return CostBreakdown(
+        currency=m["currency"],
+        tier=m["tier"],
+        source=m["price_source"],
+        energy_wh=m["energy_wh"],
+        energy=m["energy_cost"],
+        time_seconds=m["time_seconds"],
+        time_basis=TimeBasis(m["time_basis"]),
+        time=m["time_cost"],
+        session_fee=m["fee_cost"],
+        overstay_minutes=m["overstay_minutes"],
+        overstay=m["overstay_cost"],
+        overstay_reason=m["overstay_reason"] if m["overstay_minutes"] else None,
+        overstay_started_at=m["overstay_from"],
+        total=m["total"],
+    )
