@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
-from tests.integration.test_tariffs import (
+from tests.money_helpers import (
     T0,
     Clock,
     api,
@@ -22,16 +20,10 @@ from tests.integration.test_tariffs import (
     start_16,
     status_16,
     stop_16,
+    wait_for,
 )
 
 SETTINGS = {"tariffs": {"tick_seconds": 0.05, "stop_retry_seconds": 60}}
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

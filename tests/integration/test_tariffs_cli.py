@@ -12,7 +12,7 @@ from typer.testing import CliRunner, Result
 from csms.cli import app
 from csms.runtime.app import CentralSystem
 from tests.http_api import CLI_ENV
-from tests.integration.test_tariffs import charger, start_16, stop_16
+from tests.money_helpers import charger, start_16, stop_16
 
 
 async def cli(csms: CentralSystem, *args: str) -> Result:
