@@ -1,8 +1,9 @@
 """Tariffs, session rules, quotes and session costs.
 
-Money is a decimal string in responses (``"0.35"``) and a string or number in requests. Anyone may read tariffs
-and rules (prices are shown to drivers before they commit); operators change those of their sites, only admins the
-default tariff. A session's cost is seen by admins, operators of its site and the driver whose id token it used.
+Money is a decimal string in responses (``"0.35"``) and a string or number in requests. Operators read and change
+the tariffs and rules of their sites, admins all and the default tariff; everyone may read the default tariff.
+Drivers see prices through quotes (for any site: that is what is shown before they commit) and the costs of their
+own sessions. A session's cost is seen by admins, operators of its site and the driver whose id token it used.
 """
 
 from __future__ import annotations
@@ -157,8 +158,12 @@ def _prices_json(prices: Prices) -> dict[str, str]:
 
 @router.get("/tariffs", tags=["tariffs"])
 async def list_tariffs(ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
-    """The default tariff and every site's own."""
-    items = [tariff_json(tariff) for tariff in _tariffs(ctx).tariffs()]
+    """The default tariff and the own tariffs of the sites the caller manages."""
+    items = [
+        tariff_json(tariff)
+        for tariff in _tariffs(ctx).tariffs()
+        if tariff.site_id is None or principal.may_manage_site(tariff.site_id)
+    ]
     return {"items": items, "limit": len(items), "offset": 0}
 
 
@@ -184,6 +189,7 @@ async def delete_default_tariff(ctx: Context, principal: CurrentPrincipal) -> Re
 @router.get("/sites/{site_id}/tariff", tags=["tariffs"])
 async def get_site_tariff(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """The tariff sessions at the site are priced by: its own, else the default (``inherited`` true)."""
+    require_site(principal, site_id)
     ctx.grid.node(site_id)
     service = _tariffs(ctx)
     tariff = service.tariff_for(site_id)
@@ -221,6 +227,7 @@ def _rules_json(site_id: str, rules: SessionRules) -> dict[str, Any]:
 
 @router.get("/sites/{site_id}/session-rules", tags=["tariffs"])
 async def get_session_rules(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
+    require_site(principal, site_id)
     ctx.grid.node(site_id)
     return _rules_json(site_id, _rules(ctx).rules(site_id))
 

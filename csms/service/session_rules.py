@@ -109,6 +109,7 @@ class SessionRulesService:
         self._rules: dict[str, SessionRules] = {}
         self._sessions: dict[int, TrackedSession] = {}
         self._transactions: dict[int, Transaction] = {}
+        self._by_evse: dict[tuple[str, int], int] = {}  # (station, evse) -> transaction in progress there
         self._seen_charging: set[int] = set()
         self._stop_retry_at: dict[int, datetime] = {}
         self._inbox: deque[_Happening] = deque()
@@ -121,6 +122,7 @@ class SessionRulesService:
         """Rules, and the sessions followed: those in progress resume, those that ended unbilled get costed."""
         self._rules = await self._reads.rules()
         self._transactions = {transaction.id: transaction for transaction in active}
+        self._by_evse = {(t.station_id, t.evse_id): t.id for t in active}
         for session in await self._reads.open_sessions():
             self._sessions[session.transaction_id] = session
             if session.transaction_id in self._transactions:
@@ -224,6 +226,7 @@ class SessionRulesService:
 
     async def _start(self, transaction: Transaction, now: datetime) -> None:
         self._transactions[transaction.id] = transaction
+        self._by_evse[(transaction.station_id, transaction.evse_id)] = transaction.id
         site_id = self._grid.site_of_station(transaction.station_id)
         price = await self._tariffs.session_price(site_id, transaction.started_at, transaction.reservation_id)
         rules = self.rules(site_id) if site_id is not None else SessionRules()
@@ -237,7 +240,9 @@ class SessionRulesService:
         self._sessions[transaction.id] = session
 
     async def _end(self, transaction_id: int, now: datetime) -> None:
-        self._transactions.pop(transaction_id, None)
+        ended = self._transactions.pop(transaction_id, None)
+        if ended is not None and self._by_evse.get((ended.station_id, ended.evse_id)) == transaction_id:
+            del self._by_evse[(ended.station_id, ended.evse_id)]
         self._seen_charging.discard(transaction_id)
         self._stop_retry_at.pop(transaction_id, None)
         session = self._sessions.pop(transaction_id, None)
@@ -258,14 +263,7 @@ class SessionRulesService:
     async def _charging_state(self, state: _State) -> None:
         transaction_id = state.transaction_id
         if transaction_id is None:
-            transaction_id = next(
-                (
-                    t.id
-                    for t in self._transactions.values()
-                    if t.station_id == state.station_id and t.evse_id == state.evse_id
-                ),
-                None,
-            )
+            transaction_id = self._by_evse.get((state.station_id, state.evse_id))
         session = self._sessions.get(transaction_id) if transaction_id is not None else None
         if session is None or transaction_id is None:
             return

@@ -70,8 +70,8 @@ class TariffService:
         self._forecast = forecast
         self._booked_quote = booked_quote
         self._tariffs: dict[str | None, Tariff] = {}
-        # (station, evse, connector) -> last status; connector 0 (the whole station) is not a connector
-        self._connectors: dict[tuple[str, int, int], ConnectorStatus] = {}
+        # station -> (evse, connector) -> last status; connector 0 (the whole station) is not a connector
+        self._connectors: dict[str, dict[tuple[int, int], ConnectorStatus]] = {}
 
     async def load(self) -> None:
         self._tariffs = {tariff.site_id: tariff for tariff in await self._reads.tariffs()}
@@ -127,11 +127,14 @@ class TariffService:
 
     def connector_changed(self, state: ConnectorState) -> None:
         if state.evse_id > 0:
-            self._connectors[(state.station_id, state.evse_id, state.connector_id)] = state.status
+            self._connectors.setdefault(state.station_id, {})[(state.evse_id, state.connector_id)] = state.status
 
     def utilisation(self, site_id: str) -> float:
-        stations = set(self._grid.stations_of_site(site_id))
-        statuses = [status for (station, _, _), status in self._connectors.items() if station in stations]
+        statuses = [
+            status
+            for station_id in self._grid.stations_of_site(site_id)
+            for status in self._connectors.get(station_id, {}).values()
+        ]
         if not statuses:
             return 0.0
         return sum(status in _OCCUPIED for status in statuses) / len(statuses)

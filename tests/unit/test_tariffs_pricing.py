@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, strategies as st
 
 from csms.domain.session_rules import Due, LimitAction, OverstayReason, SessionRules, due, overstay_start
 from csms.domain.tariffs import (
@@ -21,6 +22,7 @@ from csms.domain.tariffs import (
     TimeWindow,
     check_tariff,
     estimate,
+    minor_unit,
     price_level,
     round_money,
     session_cost,
@@ -199,3 +201,27 @@ def test_overstay_starts_after_the_earlier_trigger_and_charging_again_clears_com
     assert overstay_start(done) == (START + timedelta(minutes=35), OverstayReason.CHARGING_COMPLETE)
     assert done.completed(START + timedelta(minutes=40)) == done  # the first report counts
     assert done.resumed().charging_completed_at is None
+
+
+@given(
+    energy_wh=st.floats(min_value=0, max_value=500_000, allow_nan=False),
+    minutes=st.integers(min_value=0, max_value=48 * 60),
+    overstay_minutes=st.integers(min_value=0, max_value=600),
+    price=st.decimals(min_value=0, max_value=100, places=4),
+    currency=st.sampled_from(["EUR", "JPY", "KWD"]),
+)
+def test_a_breakdown_always_adds_up_in_the_minor_unit(
+    energy_wh: float, minutes: int, overstay_minutes: int, price: Decimal, currency: str
+) -> None:
+    """Whatever the usage, every part has the currency's decimals, the total is their sum, the cap holds."""
+    cap = D(7)
+    price_of = SessionPrice(
+        "t", currency, "base", Prices(price, price, price), TimeBasis.CONNECTED, Overstay(price, cap, 0), "tariff"
+    )
+    ended = START + timedelta(minutes=minutes + overstay_minutes)
+    usage = SessionUsage(START, ended, energy_wh, overstay_from=START + timedelta(minutes=minutes))
+    cost = session_cost(price_of, usage)
+    parts = (cost.energy, cost.time, cost.session_fee, cost.overstay)
+    assert all(-part.as_tuple().exponent == minor_unit(currency) for part in parts)  # type: ignore[operator]
+    assert cost.total == sum(parts) and cost.overstay <= cap
+    assert cost.overstay_minutes == overstay_minutes
