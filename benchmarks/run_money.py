@@ -1,0 +1,243 @@
+"""What pricing costs the session path: short 1.6 sessions against the real server without and with tariffs.
+
+    .venv/bin/python -m benchmarks.run_money            # 50 stations x 40 sessions per mode; rewrites its section
+                                                        # of BENCHMARKS.md
+    .venv/bin/python -m benchmarks.run_money --quick    # 5 x 5, writes benchmarks/results/BENCHMARKS-money-quick.md
+
+Each mode starts the CSMS in this process (SQLite file, loopback websockets) and has every station run its sessions
+back to back (StartTransaction, one MeterValues, StopTransaction), all stations at once. *Baseline*: no tariff and
+no session rules (the money side follows nothing). *Priced*: a default tariff with a demand tier and a time-of-use
+tier, and session rules with a time limit, so every session is priced at start, timed, and costed at its end.
+Reported: sessions per second until the last StopTransaction was answered (the ratio to the baseline of the same
+run is what to read: the machine is shared), and how long after that the last cost breakdown was stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+from websockets.asyncio.client import ClientConnection, connect
+
+from csms.config import load_settings
+from csms.runtime.app import CentralSystem
+from csms.storage.tables_tariffs import tariff_sessions
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+BEGIN_MARK = "<!-- money:begin -->"
+END_MARK = "<!-- money:end -->"
+TOKEN = "bench-admin-token-0123456789abcdef"
+
+TARIFF = {
+    "currency": "EUR",
+    "time_zone": "Europe/Berlin",
+    "prices": {"energy_per_kwh": "0.30", "time_per_hour": "1.20", "session_fee": "0.50"},
+    "overstay": {"per_minute": "0.25", "cap": "10", "grace_minutes": 10},
+    "tiers": [
+        {"name": "busy", "min_utilisation": 0.5, "multiplier": "1.5"},
+        {"name": "peak", "window": {"start": "17:00", "end": "20:00"}, "multiplier": "1.2"},
+    ],
+}
+RULES = {"max_charging_minutes": 240, "warning_minutes": 10, "at_limit": "stop"}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    stations: int
+    sessions: int  # per station
+
+
+FULL = Plan(stations=50, sessions=40)
+QUICK = Plan(stations=5, sessions=5)
+
+
+@dataclass(frozen=True, slots=True)
+class ModeResult:
+    mode: str
+    sessions: int
+    seconds: float
+    sessions_per_s: float
+    costs_stored: int
+    cost_lag_s: float  # after the last StopTransaction answer, until every breakdown was stored
+
+
+class _Station:
+    """A minimal raw 1.6 charger: one CALL at a time, answers whatever the CSMS asks with Accepted."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self._connection = connection
+        self._ids = itertools.count(1)
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        message_id = str(next(self._ids))
+        await self._connection.send(json.dumps([2, message_id, action, payload]))
+        while True:
+            frame = json.loads(await self._connection.recv())
+            if frame[0] == 2:  # a CALL from the CSMS (profiles, configuration): accept it
+                await self._connection.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+            elif frame[1] == message_id:
+                if frame[0] != 3:
+                    raise RuntimeError(f"{action} answered {frame}")
+                result: dict[str, Any] = frame[2]
+                return result
+
+
+def _ts() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def _sessions(url: str, identity: str, count: int) -> None:
+    async with connect(f"{url}/{identity}", subprotocols=["ocpp1.6"]) as connection:  # type: ignore[list-item]
+        station = _Station(connection)
+        await station.call("BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "M"})
+        meter = 0
+        for _ in range(count):
+            status = {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": _ts()}
+            await station.call("StatusNotification", status)
+            start = {"connectorId": 1, "idTag": "TAG", "meterStart": meter, "timestamp": _ts()}
+            transaction_id = (await station.call("StartTransaction", start))["transactionId"]
+            meter += 5000
+            sample = [{"value": str(meter), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]
+            values = {
+                "connectorId": 1,
+                "transactionId": transaction_id,
+                "meterValue": [{"timestamp": _ts(), "sampledValue": sample}],
+            }
+            await station.call("MeterValues", values)
+            stop = {"transactionId": transaction_id, "meterStop": meter, "timestamp": _ts()}
+            await station.call("StopTransaction", stop)
+
+
+async def _stored_costs(system: CentralSystem) -> int:
+    async with system.engine.connect() as conn:
+        query = select(func.count()).select_from(tariff_sessions).where(tariff_sessions.c.costed_at.is_not(None))
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def run_mode(plan: Plan, priced: bool, database: Path) -> ModeResult:
+    settings = load_settings(
+        None,
+        ocpp={"host": "127.0.0.1", "port": 0},
+        api={"host": "127.0.0.1", "port": 0, "admin_token": TOKEN},
+        database={"url": f"sqlite+aiosqlite:///{database}"},
+        stations={"auto_register": True, "allow_unknown_tokens": True},
+        smart_charging={"enabled": False, "tx_default_at_boot": False},
+        log={"level": "warning"},
+    )
+    system = CentralSystem(settings)
+    await system.start()
+    try:
+        names = [f"MB-{index:04d}" for index in range(plan.stations)]
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{system.api_port}/api/v1", headers=headers) as api:
+            (await api.post("/grid-nodes", json={"id": "site", "max_current_a": 10_000})).raise_for_status()
+            for name in names:
+                (await api.put(f"/stations/{name}/wiring", json={"node_id": "site"})).raise_for_status()
+            if priced:
+                (await api.put("/tariffs/default", json=TARIFF)).raise_for_status()
+                (await api.put("/sites/site/session-rules", json=RULES)).raise_for_status()
+        url = f"ws://127.0.0.1:{system.ocpp_port}/ocpp"
+        began = time.perf_counter()
+        await asyncio.gather(*(_sessions(url, name, plan.sessions) for name in names))
+        seconds = time.perf_counter() - began
+        assert system.session_rules_loop is not None
+        await asyncio.wait_for(system.session_rules_loop.settled(), timeout=600)
+        lag = time.perf_counter() - began - seconds
+        stored = await _stored_costs(system)
+    finally:
+        await system.stop()
+    total = plan.stations * plan.sessions
+    return ModeResult("priced" if priced else "baseline", total, seconds, total / seconds, stored, lag)
+
+
+def _git(*args: str) -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    return ""
+
+
+def render(plan: Plan, results: list[ModeResult], command: str) -> str:
+    baseline = next(r for r in results if r.mode == "baseline")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        BEGIN_MARK,
+        "## Pricing on the session path",
+        "",
+        f"Generated by `{command}` on {when} at `{_git('rev-parse', '--short', 'HEAD')}` "
+        f"({platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}); edit outside the markers.",
+        "",
+        f"{plan.stations} raw OCPP 1.6 stations, each running {plan.sessions} sessions back to back (Status, Start, "
+        "one MeterValues, Stop), all at once against the CSMS in this process (SQLite, smart charging off). "
+        "*baseline*: no tariff, no session rules; *priced*: a default tariff with two tiers and a time limit, so "
+        "every session is priced at its start, timed and costed at its end (one more group-committed write each). "
+        "Cost lag: from the last StopTransaction answer until every breakdown was stored.",
+        "",
+        "| mode | sessions | time | sessions/s | vs baseline | costs stored | cost lag |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.mode} | {r.sessions} | {r.seconds:.2f} s | {r.sessions_per_s:.0f} | "
+            f"{r.sessions_per_s / baseline.sessions_per_s:.2f} | {r.costs_stored} | {r.cost_lag_s * 1000:.0f} ms |"
+        )
+    lines += ["", f"- load average at the start: {' / '.join(f'{v:.2f}' for v in os.getloadavg())} (1 / 5 / 15 min)"]
+    lines.append(END_MARK)
+    return "\n".join(lines) + "\n"
+
+
+def write_report(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN_MARK in text and END_MARK in text:
+        head, _, rest = text.partition(BEGIN_MARK)
+        _, _, tail = rest.partition(END_MARK)
+        path.write_text(head + section.rstrip("\n") + tail)
+    else:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+
+
+async def run(plan: Plan) -> list[ModeResult]:
+    with tempfile.TemporaryDirectory(prefix="csms-money-") as workdir:
+        # Baseline before and after the priced run: the machine is shared, so the baseline brackets it.
+        first = await run_mode(plan, False, Path(workdir) / "baseline-1.db")
+        priced = await run_mode(plan, True, Path(workdir) / "priced.db")
+        second = await run_mode(plan, False, Path(workdir) / "baseline-2.db")
+    seconds = (first.seconds + second.seconds) / 2
+    lag = (first.cost_lag_s + second.cost_lag_s) / 2
+    baseline = ModeResult("baseline", first.sessions, seconds, first.sessions / seconds, 0, lag)
+    return [baseline, priced]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5 stations x 5 sessions")
+    parser.add_argument("--output", type=Path, default=None, help="report file (default: see above)")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    output = args.output or (RESULTS_DIR / "BENCHMARKS-money-quick.md" if args.quick else ROOT / "BENCHMARKS.md")
+    results = asyncio.run(run(plan))
+    command = " ".join([".venv/bin/python -m benchmarks.run_money", *(argv if argv is not None else sys.argv[1:])])
+    write_report(output, render(plan, results, command))
+    priced = next(r for r in results if r.mode == "priced")
+    print(json.dumps([asdict(r) for r in results], indent=2))
+    return 0 if priced.costs_stored == priced.sessions else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
