@@ -3,7 +3,9 @@
 Tariffs are few and read on every quote and session start, so they are kept in memory and written through.
 Demand: ``utilisation`` is the share of a site's known connectors (of its wired stations) occupied now, from the
 status notifications seen (Occupied, Preparing, Charging, SuspendedEV, SuspendedEVSE, Finishing count);
-``forecast`` comes from an optional occupancy-forecast callable (bookings), else the utilisation stands in.
+``forecast`` is the share of them held by bookings (scheduled, reserved or active) overlapping the priced window,
+or what an occupancy-forecast callable given to the service says. A session started from a booking is priced with
+the quote stored on that booking (found by the transaction's reservation id).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class TariffService:
         self._grid = grid
         self._settings = settings
         self._forecast = forecast
-        self._booked_quote = booked_quote
+        self._booked_quote: BookedQuote = booked_quote or reads.booked_quote
         self._tariffs: dict[str | None, Tariff] = {}
         # station -> (evse, connector) -> last status; connector 0 (the whole station) is not a connector
         self._connectors: dict[str, dict[tuple[int, int], ConnectorStatus]] = {}
@@ -78,11 +80,6 @@ class TariffService:
         for station_id in self._grid.setup.wirings:
             for state in await self._storage.list_connectors(station_id):
                 self.connector_changed(state)
-
-    def use_bookings(self, forecast: OccupancyForecast | None, booked_quote: BookedQuote | None) -> None:
-        """Wire the booking side in once it exists (it is built after this service)."""
-        self._forecast = forecast
-        self._booked_quote = booked_quote
 
     # -- tariffs ---------------------------------------------------------------------------------------------
 
@@ -142,8 +139,18 @@ class TariffService:
     async def demand(self, site_id: str | None, starts_at: datetime, ends_at: datetime) -> Demand:
         if site_id is None:
             return Demand(0.0)
-        forecast = await self._forecast(site_id, starts_at, ends_at) if self._forecast is not None else None
+        if self._forecast is not None:
+            forecast = await self._forecast(site_id, starts_at, ends_at)
+        else:
+            forecast = await self._booked_share(site_id, starts_at, ends_at)
         return Demand(self.utilisation(site_id), forecast)
+
+    async def _booked_share(self, site_id: str, starts_at: datetime, ends_at: datetime) -> float | None:
+        """Share of the site's connectors held by bookings in the window; None when its connectors are unknown."""
+        connectors = sum(len(self._connectors.get(station, {})) for station in self._grid.stations_of_site(site_id))
+        if connectors == 0:
+            return None
+        return min(1.0, await self._reads.booked_count(site_id, starts_at, ends_at) / connectors)
 
     # -- quotes and session prices ---------------------------------------------------------------------------
 
@@ -188,7 +195,7 @@ class TariffService:
         tariff = self.tariff_for(site_id)
         if tariff is None:
             return None
-        if reservation_id is not None and self._booked_quote is not None:
+        if reservation_id is not None:
             quote = await self._booked_quote(reservation_id)
             if quote is not None:
                 return SessionPrice(

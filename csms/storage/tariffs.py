@@ -11,13 +11,14 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
 from csms.domain.metering import ENERGY_REGISTER
+from csms.domain.pricing import PriceQuote
 from csms.domain.session_rules import (
     LimitAction,
     OverstayReason,
@@ -37,6 +38,7 @@ from csms.domain.tariffs import (
 )
 from csms.errors import StorageError
 from csms.storage.tables import meter_values
+from csms.storage.tables_bookings import bookings
 from csms.storage.tables_tariffs import DEFAULT_SCOPE, session_rules, tariff_sessions, tariffs
 from csms.storage.writer import Write
 
@@ -101,6 +103,11 @@ def _write(statement: Any, values: dict[str, Any]) -> Write:
     return Write(statement, {key: str(v) if isinstance(v, Decimal) else v for key, v in values.items()})
 
 
+# Booking states that hold a connector (csms.domain.bookings: scheduled, reserved, active); read as text so the
+# money side does not depend on the booking service.
+_LIVE_BOOKINGS = ("scheduled", "reserved", "active")
+
+
 class TariffStore:
     """Reads of the money tables (writes go through ``SqlStorage.write`` with the builders below)."""
 
@@ -132,6 +139,33 @@ class TariffStore:
         if not rows:
             return None
         return _tracked(rows[0]), _cost(rows[0])
+
+    async def booked_quote(self, reservation_id: int) -> PriceQuote | None:
+        """The quote stored with the booking whose reservation this is (the latest, if reassigned), if any."""
+        query = (
+            select(bookings.c.quote)
+            .where(bookings.c.reservation_id == reservation_id)
+            .order_by(bookings.c.updated_at.desc())
+        )
+        for row in await self._all(query):
+            if isinstance(row.quote, dict):
+                return _quote(row.quote)
+        return None
+
+    async def booked_count(self, site_id: str, starts_at: datetime, ends_at: datetime) -> int:
+        """Bookings at the site that hold a connector at some time between the two instants."""
+        query = (
+            select(func.count())
+            .select_from(bookings)
+            .where(
+                bookings.c.site_id == site_id,
+                bookings.c.status.in_(_LIVE_BOOKINGS),
+                bookings.c.starts_at < ends_at,
+                bookings.c.ends_at > starts_at,
+            )
+        )
+        rows = await self._all(query)
+        return int(rows[0][0])
 
     async def energy_readings(self, transaction_id: int) -> tuple[float, float] | None:
         """First and last whole-meter energy register reading (Wh) stored for the transaction, if any."""
@@ -395,4 +429,19 @@ def _cost(row: Row[Any]) -> CostBreakdown | None:
         overstay_reason=m["overstay_reason"] if m["overstay_minutes"] else None,
         overstay_started_at=m["overstay_from"],
         total=m["total"],
+    )
+
+
+def _quote(data: dict[str, Any]) -> PriceQuote:
+    """A quote as the booking service stores it (decimal strings, ISO 8601 instants)."""
+    return PriceQuote(
+        currency=data["currency"],
+        tariff_id=data["tariff_id"],
+        tier=data["tier"],
+        energy_per_kwh=Decimal(data["energy_per_kwh"]),
+        time_per_hour=Decimal(data["time_per_hour"]),
+        session_fee=Decimal(data["session_fee"]),
+        estimated_total=Decimal(data["estimated_total"]),
+        quoted_at=datetime.fromisoformat(data["quoted_at"]),
+        valid_until=datetime.fromisoformat(data["valid_until"]),
     )

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from csms.runtime.app import CentralSystem
+from csms.storage.tables_bookings import bookings
 from tests.conftest import make_settings
 from tests.money_helpers import (
     T0,
@@ -180,3 +182,74 @@ async def test_bad_tariffs_quotes_and_unknown_costs_get_clear_problems(system: C
     assert unknown_site.status_code == 404 and unknown_site.headers["content-type"] == "application/problem+json"
     assert inverted.status_code == 422 and "ends_at" in inverted.json()["detail"]
     assert no_cost.status_code == 404 and no_default.status_code == 404
+
+
+async def _book(system: CentralSystem, booking_id: int, start: int, end: int, **columns: Any) -> None:
+    """A booking row as the booking service stores it (its API is not needed to price against it)."""
+    row = {
+        "id": booking_id,
+        "account_id": "driver-1",
+        "id_token": "TAG-1",
+        "site_id": "site",
+        "starts_at": T0 + timedelta(minutes=start),
+        "ends_at": T0 + timedelta(minutes=end),
+        "expires_at": T0 + timedelta(minutes=start + 15),
+        "priority": "standard",
+        "status": "scheduled",
+        "reserve_any": False,
+        "created_at": T0,
+        "updated_at": T0,
+        **columns,
+    }
+    async with system.engine.begin() as conn:
+        await conn.execute(insert(bookings), row)
+
+
+async def test_forecast_tier_follows_the_bookings_of_the_window(system: CentralSystem, clock: Clock) -> None:
+    """A 'booked-out' tier applies to a window where bookings hold half the site's connectors, not to another."""
+    tiered = TARIFF | {"tiers": [{"name": "booked-out", "min_forecast": 0.5, "multiplier": "2"}]}
+    await make_site(system, ["CP-1", "CP-2"], tiered)
+    one, two = await charger(system, "CP-1"), await charger(system, "CP-2")
+    await status_16(one, "Available", clock.at(0))
+    await status_16(two, "Available", clock.at(0))
+    await _book(system, 1, 60, 120)
+    await _book(system, 2, 60, 120, status="cancelled")
+    async with api(system) as http:
+        booked = {"site_id": "site", "starts_at": clock.at(90), "ends_at": clock.at(150), "energy_wh": 0}
+        free = booked | {"starts_at": clock.at(180), "ends_at": clock.at(240)}
+        clock.at(0)
+        assert (await ok(await http.post("/quotes", json=booked)))["tier"] == "booked-out"
+        assert (await ok(await http.post("/quotes", json=free)))["tier"] == "base"
+    await one.close()
+    await two.close()
+
+
+async def test_a_session_from_a_booking_is_priced_with_the_booked_quote(system: CentralSystem, clock: Clock) -> None:
+    """StartTransaction with the booking's reservation id is charged at the quote stored on the booking."""
+    await make_site(system, ["CP-1"])
+    quote = {
+        "currency": "EUR",
+        "tariff_id": "site:site",
+        "tier": "early-bird",
+        "energy_per_kwh": "0.10",
+        "time_per_hour": "0",
+        "session_fee": "0",
+        "estimated_total": "1.00",
+        "quoted_at": T0.isoformat(),
+        "valid_until": (T0 + timedelta(minutes=15)).isoformat(),
+    }
+    await _book(system, 3, 0, 60, reservation_id=77, quote=quote, status="reserved", station_id="CP-1")
+    client = await charger(system, "CP-1")
+    payload = {"connectorId": 1, "idTag": "TAG-1", "meterStart": 0, "timestamp": clock.at(30), "reservationId": 77}
+    transaction_id = (await client.result("StartTransaction", payload))["transactionId"]
+    await stop_16(client, transaction_id, clock.at(60), meter_wh=10_000)
+    await settled(system)
+    async with api(system) as http:
+        cost = await ok(await http.get(f"/transactions/{transaction_id}/cost"))
+    assert (cost["price_source"], cost["tier"], cost["energy"], cost["total"]) == (
+        "booking",
+        "early-bird",
+        "1.00",
+        "1.00",
+    )
+    await client.close()
