@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
 
+from csms.domain.bookings import LIVE
 from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.pricing import PriceQuote
 from csms.domain.session_rules import (
@@ -103,9 +104,8 @@ def _write(statement: Any, values: dict[str, Any]) -> Write:
     return Write(statement, {key: str(v) if isinstance(v, Decimal) else v for key, v in values.items()})
 
 
-# Booking states that hold a connector (csms.domain.bookings: scheduled, reserved, active); read as text so the
-# money side does not depend on the booking service.
-_LIVE_BOOKINGS = ("scheduled", "reserved", "active")
+# Booking states that hold a connector's slot.
+_LIVE_BOOKINGS = tuple(status.value for status in LIVE)
 
 
 class TariffStore:
