@@ -52,6 +52,15 @@ class OcppSettings(_Section):
     max_frame_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     ping_interval: float | None = Field(default=60.0, gt=0)
     ping_timeout: float | None = Field(default=60.0, gt=0)
+    # Hostile or broken peers (docs/security.md "Hostile input"): a handshake must finish within open_timeout
+    # (slowloris), a closing peer gets close_timeout to answer our close frame, and a write that the peer does
+    # not take within send_timeout (it stopped reading) cuts the connection. write_limit bounds what we buffer
+    # for one connection and max_queue how many received frames wait unread (then TCP pushes back).
+    open_timeout: float = Field(default=10.0, gt=0, le=300)
+    close_timeout: float = Field(default=10.0, gt=0, le=300)
+    send_timeout: float = Field(default=10.0, gt=0, le=600)
+    write_limit: int = Field(default=32_768, ge=1024, le=16 * 1_048_576)
+    max_queue: int = Field(default=16, ge=1, le=1024)
     # permessage-deflate memory: 2.0.1 requires the CSMS to support it, but zlib's defaults cost ~38 kB per
     # connection; a small window and memLevel keep idle chargers cheap while still compressing JSON well.
     deflate_window_bits: int = Field(default=10, ge=9, le=15)

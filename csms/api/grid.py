@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from csms.api.resources import Context, Limit, Offset
+from csms.api.resources import Context, Limit, Offset, RowId
 from csms.domain.grid import ALL_PHASES, GridError, GridNode, StationWiring, grid_phases
 from csms.domain.grid_setup import ALL_WEEKDAYS, DailyTimes, GridSetup, WindowSpec, time_zone
 
@@ -244,12 +244,12 @@ async def add_limit_window(node_id: NodePath, body: WindowCreate, ctx: Context, 
 
 
 @router.get("/grid-nodes/{node_id}/limit-windows/{window_id}")
-async def get_limit_window(node_id: NodePath, window_id: int, ctx: Context) -> dict[str, Any]:
+async def get_limit_window(node_id: NodePath, window_id: RowId, ctx: Context) -> dict[str, Any]:
     return _window_body(ctx.grid.window(node_id, window_id))
 
 
 @router.delete("/grid-nodes/{node_id}/limit-windows/{window_id}", status_code=204)
-async def remove_limit_window(node_id: NodePath, window_id: int, ctx: Context) -> Response:
+async def remove_limit_window(node_id: NodePath, window_id: RowId, ctx: Context) -> Response:
     await ctx.grid.remove_window(node_id, window_id)
     return Response(status_code=204)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from csms.api.context import ApiContext, api_context
@@ -17,8 +17,12 @@ __all__ = ["router"]
 
 router = APIRouter()
 
+# The database holds signed 64-bit integers: a larger offset or id is a 422, not an OverflowError in the driver
+# (a 500; found by schemathesis, tests/hostile/test_hostile_api_fuzz.py).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=_INT64_MAX)]
+RowId = Annotated[int, PathParam(ge=_INT64_MIN, le=_INT64_MAX)]
 Context = Annotated[ApiContext, Depends(api_context)]
 
 
@@ -91,7 +95,7 @@ async def list_transactions(
 
 
 @router.get("/transactions/{transaction_id}", tags=["transactions"])
-async def get_transaction(transaction_id: int, ctx: Context) -> dict[str, Any]:
+async def get_transaction(transaction_id: RowId, ctx: Context) -> dict[str, Any]:
     transaction = await ctx.storage.get_transaction(transaction_id)
     if transaction is None:
         raise NotFound("transaction", transaction_id)
@@ -102,7 +106,7 @@ async def get_transaction(transaction_id: int, ctx: Context) -> dict[str, Any]:
 
 @router.get("/transactions/{transaction_id}/meter-values", tags=["transactions"])
 async def list_meter_values(
-    transaction_id: int, ctx: Context, limit: Limit = 1000, offset: Offset = 0
+    transaction_id: RowId, ctx: Context, limit: Limit = 1000, offset: Offset = 0
 ) -> dict[str, Any]:
     return _page(await ctx.storage.list_meter_values(transaction_id, limit, offset), limit, offset)
 
@@ -151,7 +155,7 @@ async def delete_id_token(token: TokenPath, ctx: Context) -> Response:
 
 
 @router.get("/reservations/{reservation_id}", tags=["reservations"])
-async def get_reservation(reservation_id: int, ctx: Context) -> dict[str, Any]:
+async def get_reservation(reservation_id: RowId, ctx: Context) -> dict[str, Any]:
     reservation = await ctx.storage.get_reservation(reservation_id)
     if reservation is None:
         raise NotFound("reservation", reservation_id)

@@ -5,15 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from csms.domain.commands import GetLog
 from csms.domain.metering import ENERGY_REGISTER, MeterSample, SampledValue
 from csms.domain.stations import StationId
+from csms.protocol.errors import CallRejected
+from csms.protocol.framing import ErrorCode
 from csms.service.charger import ChargerService
 
 __all__ = [
+    "EARLIEST_TIME",
+    "LATEST_TIME",
     "CallContext",
     "Handler",
     "format_time",
@@ -38,9 +43,37 @@ class CallContext:
 Handler = Callable[[CallContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+# Timestamps we store must lie in this range (UTC). The schema only checks the RFC 3339 shape, which lets
+# "0001-01-01T00:00:00+01:00" through (its UTC value is before year 1: OverflowError) and "9999-12-31T23:59:59Z"
+# (any later arithmetic, a departure or a profile's end, overflows). A charger with an unset clock reports 1970
+# (the epoch) and must still be heard; nothing real happens after 2200.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def parse_time(text: str) -> datetime:
-    """A wire timestamp (already checked as RFC 3339 with an offset by the schema) as aware UTC."""
-    return datetime.fromisoformat(text).astimezone(UTC)
+    """A wire timestamp (already checked as RFC 3339 with an offset by the schema) as aware UTC.
+
+    Raises:
+        CallRejected: FormatViolation for a timestamp Python cannot read (RFC 3339 allows a lower-case 't' and
+            'z', year 0000) and PropertyConstraintViolation for one outside EARLIEST_TIME..LATEST_TIME.
+    """
+    try:
+        moment = datetime.fromisoformat(text.upper())
+    except ValueError:
+        raise CallRejected(ErrorCode.FORMAT_VIOLATION, f"unreadable timestamp {text[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise CallRejected(ErrorCode.FORMAT_VIOLATION, f"timestamp without a UTC offset {text[:40]!r}")
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = EARLIEST_TIME - timedelta(days=1) if moment.year == 1 else LATEST_TIME
+    if not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise CallRejected(
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+            f"timestamp {text[:40]!r} is outside {EARLIEST_TIME.year}..{LATEST_TIME.year - 1}",
+        )
+    return utc
 
 
 def format_time(moment: datetime) -> str:
@@ -62,6 +95,18 @@ def _number(text: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _scaled(number: float, multiplier: int) -> float | None:
+    """``number`` x 10**multiplier, or None when no float holds it.
+
+    The schema allows any integer multiplier, and ``10.0**400`` raises OverflowError; Decimal scales exactly and
+    signals what does not fit (Overflow, or InvalidOperation for an absurd exponent) as an ArithmeticError.
+    """
+    try:
+        return _number(float(Decimal(number).scaleb(multiplier)))
+    except ArithmeticError:
+        return None
+
+
 def sample_from_wire(meter_value: Mapping[str, Any], v201: bool) -> MeterSample:
     """One MeterValue object of either version, every attribute kept.
 
@@ -77,10 +122,13 @@ def sample_from_wire(meter_value: Mapping[str, Any], v201: bool) -> MeterSample:
             unit_of_measure = sampled.get("unitOfMeasure") or {}
             unit = unit_of_measure.get("unit", "Wh")
             multiplier = unit_of_measure.get("multiplier", 0)
-            if number is not None and multiplier:
-                number *= 10.0**multiplier
             signed = sampled.get("signedMeterValue")
             raw_value = signed.get("signedMeterData") if signed else None
+            if number is not None and multiplier:
+                number = _scaled(number, multiplier)
+                if number is None and raw_value is None:
+                    # Beyond what a float holds (the schema allows any integer multiplier): kept as text.
+                    raw_value = f"{raw}e{multiplier}"
         else:
             unit = sampled.get("unit")
             if sampled.get("format") == "SignedData" or number is None:

@@ -24,6 +24,7 @@ __all__ = [
     "ErrorCode",
     "FrameError",
     "Message",
+    "binary_frame_error",
     "encode_call",
     "encode_call_error",
     "encode_call_result",
@@ -185,6 +186,19 @@ def _payload_problem(data: str | bytes, payload: dict[str, Any]) -> tuple[ErrorC
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
     return None
+
+
+def binary_frame_error(data: bytes) -> FrameError:
+    """The answer to a websocket binary frame.
+
+    OCPP-J carries JSON in text frames only; a binary frame is not processed but answered with
+    RpcFrameworkError (ProtocolError on 1.6), so a charger that sends them learns why nothing happens.
+    """
+    try:
+        message_id = _readable_id(orjson.loads(data))
+    except orjson.JSONDecodeError:
+        message_id = UNREADABLE_ID
+    return FrameError(message_id, ErrorCode.RPC_FRAMEWORK_ERROR, "binary frame: OCPP-J messages are text frames")
 
 
 def _readable_id(frame: object) -> str:

@@ -35,6 +35,7 @@ from csms.domain.commands import (
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationInfo
 from csms.domain.tokens import IdTokenInfo
 from csms.domain.transactions import TransactionStart, TransactionStop
+from csms.errors import InvalidRequest
 from csms.protocol.common import (
     CallContext,
     Handler,
@@ -47,8 +48,6 @@ from csms.protocol.common import (
     sample_from_wire,
     samples_from_wire,
 )
-from csms.protocol.errors import CallRejected
-from csms.protocol.framing import ErrorCode
 
 __all__ = ["HANDLERS", "encode_command"]
 
@@ -208,8 +207,11 @@ def _trigger(command: TriggerMessage) -> tuple[str, dict[str, Any]]:
 
 
 def _require_transaction_id(text: str) -> int:
-    if not text.isdigit():
-        raise CallRejected(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, f"1.6 transaction ids are integers: {text}")
+    # isdigit() alone admits "²" and other Unicode digits int() refuses, and int() refuses more than 4,300 digits
+    # (sys.get_int_max_str_digits): both were a ValueError, an HTTP 500. The schema then bounds the value.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        # An operator's input, not a charger's: a 422 problem (CallRejected here escaped the API as a 500).
+        raise InvalidRequest(f"1.6 transaction ids are integers of at most 19 digits: {text[:40]!r}")
     return int(text)
 
 

@@ -25,6 +25,7 @@ from csms.domain.security import Listener, SecurityEventKind, Subject
 from csms.domain.stations import RegistrationStatus, StationId, is_valid_identity
 from csms.protocol.dispatch import ADAPTERS
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion, select_version
+from csms.runtime.connection import with_send_timeout
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock, StationSession
@@ -145,6 +146,11 @@ class OcppServer:
             max_size=self._settings.max_frame_bytes,
             ping_interval=self._settings.ping_interval,
             ping_timeout=self._settings.ping_timeout,
+            open_timeout=self._settings.open_timeout,
+            close_timeout=self._settings.close_timeout,
+            write_limit=self._settings.write_limit,
+            max_queue=self._settings.max_queue,
+            create_connection=with_send_timeout(self._settings.send_timeout),
             server_header="csms",
         )
 

@@ -24,6 +24,7 @@ from csms.protocol.framing import (
     CallError,
     CallResult,
     FrameError,
+    binary_frame_error,
     encode_call,
     encode_call_error,
     parse_frame,
@@ -67,6 +68,11 @@ class StationSession:
     def version(self) -> str:
         return self.adapter.version.value
 
+    @property
+    def pending_call(self) -> str | None:
+        """The message id of our CALL that awaits the charger's answer, if any."""
+        return self._pending[0] if self._pending is not None else None
+
     async def serve(self) -> None:
         """Read frames until the connection closes. Calls are answered in order, one at a time."""
         try:
@@ -80,6 +86,8 @@ class StationSession:
     async def _on_frame(self, data: str | bytes) -> None:
         version = self.adapter.version
         try:
+            if isinstance(data, bytes):
+                raise binary_frame_error(data)
             message = parse_frame(version, data)
         except FrameError as exc:
             self._log.warning("malformed frame", code=exc.code.value, error=exc.description, replied=exc.reply)
@@ -144,8 +152,11 @@ class StationSession:
             future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
             self._pending = (message_id, future)
             try:
-                await self.connection.send(encode_call(message_id, action, payload), text=True)
-                reply = await asyncio.wait_for(future, self._call_timeout)
+                # The deadline covers the write too: a charger that stopped reading must not hold the caller
+                # (an API request) past the call timeout while the frame waits in the write buffer.
+                async with asyncio.timeout(self._call_timeout):
+                    await self.connection.send(encode_call(message_id, action, payload), text=True)
+                    reply = await future
             except TimeoutError:
                 raise StationTimeout(self.station_id, action, self._call_timeout) from None
             except ConnectionClosed:

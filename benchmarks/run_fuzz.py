@@ -1,0 +1,198 @@
+"""Long OCPP fuzz run: every action of 1.6 and 2.0.1, many hypothesis examples each (engine: benchmarks/fuzzing.py).
+
+``python -m benchmarks.run_fuzz``           300 examples per handled action, 50 per other action; rewrites the
+                                            "Fuzzing" section of BENCHMARKS.md
+``python -m benchmarks.run_fuzz --quick``   2 / 1 examples per action, seconds; prints its report only
+
+The server runs in this process (a thread with its own event loop) on a temporary SQLite file, with logs routed
+through the standard library so that every ERROR line is counted. Exit status 1 when any check failed or any
+ERROR was logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from benchmarks.fuzzing import (
+    SUBPROTOCOLS,
+    FuzzClient,
+    FuzzFrame,
+    ServerThread,
+    Tally,
+    actions,
+    call_frames,
+    raw_frames,
+)
+from csms.config import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BEGIN_MARK = "<!-- fuzz:begin -->"
+END_MARK = "<!-- fuzz:end -->"
+
+
+class _ErrorCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage()[:300])
+
+
+@dataclass
+class Report:
+    tally: Tally
+    failures: list[str]
+    error_logs: list[str]
+    seconds: float
+    handled_examples: int
+    other_examples: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "examples": self.tally.examples,
+            "results": self.tally.results,
+            "errors": dict(self.tally.errors),
+            "silent": self.tally.silent,
+            "actions": len(self.tally.actions),
+            "mutations": dict(self.tally.mutations),
+            "failures": self.failures,
+            "error_logs": self.error_logs,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _frames(subprotocol: str, action: str) -> st.SearchStrategy[FuzzFrame]:
+    return st.one_of(
+        call_frames(subprotocol, action, mutate=False),
+        call_frames(subprotocol, action),
+        call_frames(subprotocol, action),
+        raw_frames(subprotocol, action),
+    )
+
+
+def run(handled_examples: int, other_examples: int) -> Report:
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.processors.KeyValueRenderer(key_order=["event"])],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    counter = _ErrorCounter()
+    logging.getLogger().addHandler(counter)
+    logging.getLogger().setLevel(logging.ERROR)
+    tally = Tally()
+    failures: list[str] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = {
+            # No keepalive pings: websockets draws their payload from `random`, and hypothesis warns when the
+            # global random state moves while it draws an example (the server runs in this process).
+            "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout": 5, "ping_interval": None},
+            "api": {"host": "127.0.0.1", "port": 0},
+            "database": {"url": f"sqlite+aiosqlite:///{Path(tmp) / 'fuzz.db'}"},
+            "stations": {"auto_register": True, "allow_unknown_tokens": True},
+            "log": {"level": "error"},
+        }
+        with ServerThread(load_settings(None, **config)) as server:
+            for subprotocol in SUBPROTOCOLS:
+                client = FuzzClient(server.url(f"FUZZ-{subprotocol}"), subprotocol, tally)
+                for action in actions(subprotocol):
+                    budget = handled_examples if action in client.handled else other_examples
+                    failure = _fuzz_action(client, action, budget)
+                    if failure is not None:
+                        failures.append(f"{subprotocol} {action}: {failure}")
+                        client.close()
+                        client = FuzzClient(server.url(f"FUZZ-{subprotocol}"), subprotocol, tally)
+                client.close()
+    logging.getLogger().removeHandler(counter)
+    return Report(tally, failures, counter.lines, time.perf_counter() - started, handled_examples, other_examples)
+
+
+def _fuzz_action(client: FuzzClient, action: str, budget: int) -> str | None:
+    @settings(
+        max_examples=budget,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    @given(frame=_frames(client.subprotocol, action))
+    def check(frame: FuzzFrame) -> None:
+        client.check(action, frame)
+
+    try:
+        check()
+    except Exception as exc:  # a falsified check: reported, and the run goes on with the next action
+        return f"{type(exc).__name__}: {str(exc)[:500]}"
+    return None
+
+
+def render(report: Report) -> str:
+    tally = report.tally
+    codes = ", ".join(f"{code} {count}" for code, count in tally.errors.most_common())
+    mutations = ", ".join(f"{name} {count}" for name, count in tally.mutations.most_common())
+    actions_16 = len(actions("ocpp1.6"))
+    actions_201 = len(actions("ocpp2.0.1"))
+    return "\n".join(
+        [
+            f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, Python "
+            f"{platform.python_version()}: `python -m benchmarks.run_fuzz` ({report.seconds:.0f} s).",
+            "",
+            "| what | figure |",
+            "|---|---|",
+            f"| actions fuzzed | {len(tally.actions)} ({actions_16} of 1.6, {actions_201} of 2.0.1, both directions' "
+            "request schemas) |",
+            f"| examples per action | {report.handled_examples} where we handle the action, "
+            f"{report.other_examples} otherwise |",
+            f"| frames sent (each followed by a Heartbeat sentinel) | {tally.examples} |",
+            f"| answered with CALLRESULT | {tally.results} |",
+            f"| answered with CALLERROR | {sum(tally.errors.values())} ({codes}) |",
+            f"| not answered (1.6 unknown message types, replies for nothing) | {tally.silent} |",
+            f"| mutations | {mutations} |",
+            f"| failed checks | {len(report.failures)} |",
+            f"| ERROR log lines (unhandled exceptions) | {len(report.error_logs)} |",
+        ]
+    )
+
+
+def _write_section(text: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    content = path.read_text(encoding="utf-8")
+    start, end = content.index(BEGIN_MARK) + len(BEGIN_MARK), content.index(END_MARK)
+    path.write_text(content[:start] + "\n" + text + "\n" + content[end:], encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a few examples per action (seconds)")
+    parser.add_argument("--examples", type=int, default=300, help="examples per handled action")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    args = parser.parse_args(argv)
+    handled, other = (2, 1) if args.quick else (args.examples, max(1, args.examples // 6))
+    report = run(handled, other)
+    text = render(report)
+    print(text)
+    for line in report.failures + report.error_logs:
+        print(line, file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(report.as_json(), indent=2), encoding="utf-8")
+    if not args.quick:
+        _write_section(text)
+    return 1 if report.failures or report.error_logs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
