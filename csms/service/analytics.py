@@ -102,11 +102,12 @@ class AnalyticsService:
         return charging_patterns(sessions, tz)
 
     async def users(self, scope: Scope, start: datetime, end: datetime) -> list[UserFigures]:
-        """Sessions per account, with the no-show rate of the bookings due in the range. The overstay rate stays
-        None: overstay outcomes are not read yet."""
+        """Sessions per account, with the no-show rate of the bookings due in the range and the overstay rate of
+        the finished sessions the tariff service followed."""
         sessions = await self._reader.sessions(scope.station_ids, start, end, scope.evse_id, scope.account_id)
         tallies = await self._reader.booking_tallies(scope.station_ids, start, end, scope.account_id)
-        return user_behaviour(sessions, tallies)
+        overstayed = await self._reader.overstays(scope.station_ids, start, end, scope.evse_id, scope.account_id)
+        return user_behaviour(sessions, tallies, overstayed)
 
     async def utilisation(self, scope: Scope, start: datetime, end: datetime) -> UtilisationReport:
         times = await self._reader.status_time(scope.station_ids, start, end, scope.evse_id)

@@ -6,7 +6,8 @@ connectors' current status and of the owners and bookings of the sessions shown;
 meter values in SQL.
 
 Expected free time of an occupied connector: the departure the driver or car gave smart charging for the session
-(``basis: "departure"``), else the end of the booking the session runs under (``"booking"``); None otherwise.
+(``basis: "departure"``), else the end of the booking the session runs under (``"booking"``), else when the
+site's maximum charging time ends (``"time_limit"``, session rules); None otherwise.
 Connector type, maximum power and bookability come from the connector specs (:class:`ConnectorSpecService`: what
 an operator set, else the station's wiring: hardware maximum per phase x phases x voltage).
 """
@@ -150,6 +151,7 @@ class AvailabilityService:
         active = {(t.station_id, t.evse_id): t for t in self._chargers.active() if t.station_id in wanted}
         owners = await self._reader.token_owners({t.id_token for t in active.values() if t.id_token})
         booked_until = await self._reader.booking_ends([t.id for t in active.values()])
+        limits = await self._reader.time_limits([t.id for t in active.values()])
         by_station: dict[str, list[ConnectorState]] = {station_id: [] for station_id in wanted}
         for state in states:
             by_station.setdefault(state.station_id, []).append(state)
@@ -163,7 +165,7 @@ class AvailabilityService:
                     online=self._online(station_id),
                     status=own[0].status.value if own else None,
                     connectors=tuple(
-                        self._connector(s, active.get((s.station_id, s.evse_id)), owners, booked_until)
+                        self._connector(s, active.get((s.station_id, s.evse_id)), owners, booked_until, limits)
                         for s in by_station[station_id]
                         if s.evse_id > 0 and s.connector_id > 0
                     ),
@@ -184,6 +186,7 @@ class AvailabilityService:
         transaction: Transaction | None,
         owners: dict[str, str],
         booked_until: dict[int, datetime],
+        limits: dict[int, datetime],
     ) -> ConnectorAvailability:
         occupant = None
         free_at: datetime | None = None
@@ -191,7 +194,7 @@ class AvailabilityService:
         if transaction is not None:
             token = transaction.id_token
             occupant = Occupant(transaction.id, token, owners.get(token) if token else None, transaction.started_at)
-            free_at, basis = self._expected_free(state, transaction, booked_until)
+            free_at, basis = self._expected_free(state, transaction, booked_until, limits)
         usage = status_class(state.status.value)
         if transaction is not None and usage is UsageClass.IDLE:
             usage = UsageClass.OCCUPIED  # a session in progress whose Available status is stale or out of order
@@ -210,14 +213,21 @@ class AvailabilityService:
         )
 
     def _expected_free(
-        self, state: ConnectorState, transaction: Transaction, booked_until: dict[int, datetime]
+        self,
+        state: ConnectorState,
+        transaction: Transaction,
+        booked_until: dict[int, datetime],
+        limits: dict[int, datetime],
     ) -> tuple[datetime | None, str | None]:
-        """The departure the driver or car gave, else the end of the booking the session runs under."""
+        """The departure the driver or car gave, else the end of the booking the session runs under, else when the
+        site's maximum charging time ends."""
         session = self._smart.session(state.station_id, state.evse_id) if self._smart else None
         if session is not None and session.needs.departure is not None:
             return session.needs.departure, "departure"
         if transaction.id in booked_until:
             return booked_until[transaction.id], "booking"
+        if transaction.id in limits:
+            return limits[transaction.id], "time_limit"
         return None, None
 
     def connector_info(self, station_id: str, evse_id: int, connector_id: int) -> ConnectorInfo:

@@ -39,6 +39,7 @@ from csms.errors import StorageError
 from csms.storage.tables import UtcDateTime, connectors, id_tokens, meter_values, transactions
 from csms.storage.tables_availability import connector_status_history
 from csms.storage.tables_bookings import bookings
+from csms.storage.tables_tariffs import tariff_sessions
 from csms.storage.writer import Write
 
 __all__ = ["AnalyticsReader", "record_status"]
@@ -187,6 +188,42 @@ class AnalyticsReader:
             bookings.c.transaction_id.in_(list(transaction_ids)), bookings.c.status == _ACTIVE
         )
         return {row.transaction_id: _utc(row.ends_at) for row in await self._rows(query)}
+
+    async def time_limits(self, transaction_ids: Collection[int]) -> dict[int, datetime]:
+        """When each of these sessions reaches its site's maximum charging time (session rules), if it has one."""
+        if not transaction_ids:
+            return {}
+        ts = tariff_sessions
+        query = select(ts.c.transaction_id, _raw(ts.c.limit_at)).where(
+            ts.c.transaction_id.in_(list(transaction_ids)), ts.c.limit_at.is_not(None)
+        )
+        return {row.transaction_id: _utc(row.limit_at) for row in await self._rows(query)}
+
+    async def overstays(
+        self,
+        station_ids: Collection[str] | None,
+        start: datetime,
+        end: datetime,
+        evse_id: int | None = None,
+        account_id: str | None = None,
+    ) -> dict[int, bool]:
+        """Whether each finished session that started in ``[start, end)`` overstayed (overstay billing began).
+
+        Sessions the tariff service did not follow (no row) are left out: unknown, not "no".
+        """
+        ts, tx = tariff_sessions, transactions
+        query = (
+            select(ts.c.transaction_id, ts.c.overstay_started_at.is_not(None).label("overstayed"))
+            .select_from(ts.join(tx, tx.c.id == ts.c.transaction_id))
+            .where(tx.c.started_at >= start, tx.c.started_at < end, ts.c.ended_at.is_not(None))
+        )
+        if station_ids is not None:
+            query = query.where(tx.c.station_id.in_(list(station_ids)))
+        if evse_id is not None:
+            query = query.where(tx.c.evse_id == evse_id)
+        if account_id is not None:
+            query = query.where(ts.c.account_id == account_id)
+        return {row.transaction_id: bool(row.overstayed) for row in await self._rows(query)}
 
     async def status_history(
         self, station_ids: Collection[str] | None, start: datetime, end: datetime, evse_id: int | None = None
