@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -14,7 +14,7 @@ from sqlalchemy.sql import Select
 
 from csms.domain.grid import GridConfig
 from csms.domain.grid_setup import GridSetup
-from csms.domain.metering import MeterSample
+from csms.domain.metering import MeterSample, SampledValue
 from csms.domain.stations import (
     ConnectorState,
     ConnectorStatus,
@@ -229,6 +229,35 @@ class SqlStorage:
             state = TransactionState.ACTIVE if active else TransactionState.ENDED
             query = query.where(transactions.c.state == state.value)
         return [_transaction(row) for row in await self._all(query)]
+
+    async def last_readings_of_active_transactions(self) -> list[tuple[str, int, MeterSample]]:
+        """Per transaction in progress, the readings stored at its newest timestamp: (station, evse, sample).
+
+        After a crash these are what the last answered-or-not message carried; a charger that got no reply
+        resends exactly that message, and the hot state must recognise it (see ChargerService.load).
+        """
+        active = select(transactions.c.id).where(transactions.c.state == TransactionState.ACTIVE.value)
+        newest = (
+            select(meter_values.c.transaction_id, func.max(meter_values.c.timestamp).label("newest"))
+            .where(meter_values.c.transaction_id.in_(active))
+            .group_by(meter_values.c.transaction_id)
+            .subquery()
+        )
+        query = (
+            select(meter_values)
+            .join(
+                newest,
+                and_(
+                    meter_values.c.transaction_id == newest.c.transaction_id,
+                    meter_values.c.timestamp == newest.c.newest,
+                ),
+            )
+            .order_by(meter_values.c.id)
+        )
+        found: dict[tuple[str, int, datetime], list[SampledValue]] = {}
+        for row in await self._all(query):
+            found.setdefault((row.station_id, row.evse_id, row.timestamp), []).append(_sampled_value(row))
+        return [(station, evse, MeterSample(at, tuple(values))) for (station, evse, at), values in found.items()]
 
     async def list_meter_values(self, transaction_id: int, limit: int, offset: int) -> list[dict[str, Any]]:
         query = (
@@ -524,6 +553,18 @@ def _token(row: Row[Any]) -> IdTokenRecord:
         m["parent_id"],
         m["group_id"],
         m["owner"],
+    )
+
+
+def _sampled_value(row: Row[Any]) -> SampledValue:
+    return SampledValue(
+        value=row.value,
+        measurand=row.measurand,
+        phase=row.phase,
+        unit=row.unit,
+        context=row.context,
+        location=row.location,
+        raw_value=row.raw_value,
     )
 
 

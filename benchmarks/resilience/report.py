@@ -1,0 +1,252 @@
+"""The BENCHMARKS.md section of the resilience runs, rendered from each part's latest JSON result."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BEGIN_MARK", "END_MARK", "PARTS", "machine", "render", "write_section"]
+
+ROOT = Path(__file__).resolve().parents[2]
+BEGIN_MARK = "<!-- resilience:begin -->"
+END_MARK = "<!-- resilience:end -->"
+PARTS = ("kill", "storm", "soak", "churn", "halfopen")
+
+
+def _git(*args: str) -> str:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    return ""
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "loadavg": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "websockets": importlib.metadata.version("websockets"),
+        "git": _git("rev-parse", "--short", "HEAD") + ("-dirty" if _git("status", "--porcelain") else ""),
+    }
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _header(data: dict[str, Any]) -> str:
+    m = data["machine"]
+    return (
+        f"Run {m['date_utc']}, commit `{m['git']}`, {m['nproc']} shared cores (load average {m['loadavg'][0]:.1f} "
+        f"at start), Python {m['python']}, websockets {m['websockets']}; `{data['command']}`, "
+        f"{data['seconds'] / 60:.1f} min."
+    )
+
+
+def _kill(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    plan = data["plan"]
+    rows = [
+        ("SIGKILLs (iterations × kills)", f"{s['kills']} ({s['iterations']} × {plan['kills_per_iteration']})"),
+        ("CALLs in flight at a kill", s["in_flight"]),
+        ("… killed before their commit (during receive)", s["killed_before_commit"]),
+        ("… killed after commit, before the reply was read", s["killed_after_commit_before_reply"]),
+        ("Answered CALLs checked on disk at a kill (after reply)", s["answered_before_kill_checked"]),
+        ("… of which missing on disk", s["answered_lost"]),
+        ("Messages answered in total / queued offline and replayed late", f"{s['messages']} / {s['offline_messages']}"),
+        ("Messages resent (first send unanswered)", s["resent"]),
+        ("Longest event → answer delay (replayed late)", f"{_f(s['max_late_s'])} s"),
+        ("Transactions / readings checked", f"{s['transactions']} / {s['readings']}"),
+        ("Transactions lost / duplicated / phantom", _triple(s, "lost", "duplicated", "phantom")),
+        ("1.6 transactionId answered ≠ stored row", s["wrong_transaction_ids"]),
+        ("Stops missing or wrong", s["stops_missing"]),
+        ("Readings lost / duplicated", f"{s['lost_readings']} / {s['duplicated_readings']}"),
+        ("CALLERRORs to transaction messages", s["call_errors"]),
+        ("Server ERROR log lines / undrained queues", f"{s['server_errors']} / {s['undrained_iterations']}"),
+        ("Server start, median / max (same database)", f"{_f(s['restart_s_median'])} s / {_f(s['restart_s_max'])} s"),
+    ]
+    lines = [
+        "### kill -9 in a busy fleet",
+        "",
+        f"{plan['stations']} raw stations (half 1.6, half 2.0.1), transactions back to back (an event every "
+        f"~{plan['interval'] * 1000:.0f} ms per station, {plan['meters_per_tx']} readings per transaction), "
+        f"SIGKILL {plan['busy_s'][0]:g}–{plan['busy_s'][1]:g} s after the fleet is back (half of the kills wait "
+        f"for a CALL in flight), down {plan['down_s'][0]:g}–{plan['down_s'][1]:g} s, restarted on the same "
+        "SQLite file (WAL, `synchronous=normal`). The database is read at each kill and after a clean stop.",
+        "",
+        "| | |",
+        "|---|---:|",
+        *(f"| {name} | {_f(value)} |" for name, value in rows),
+        "",
+        f"**Violations: {s['violations']}.**",
+    ]
+    if s["details"]:
+        lines += ["", "First problems found:", *(f"- `{d}`" for d in s["details"][:10])]
+    return lines
+
+
+def _triple(s: dict[str, Any], a: str, b: str, c: str) -> str:
+    return f"{s[f'{a}_transactions']} / {s[f'{b}_transactions']} / {s[f'{c}_transactions']}"
+
+
+def _storm(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    lines = [
+        "### Reconnect storm",
+        "",
+        f"{s['stations']} stations connected and booted (half 1.6 retrying every {s['fixed_retry_s']:g} s in "
+        f"lockstep, half 2.0.1 with exponential back-off and random jitter), then the server is SIGKILLed and "
+        "restarted at once. Back = BootNotification Accepted and a Heartbeat answered on the new connection; "
+        "times from the moment the restarted listener accepts TCP.",
+        "",
+        "| | all | 1.6, no jitter | 2.0.1, jittered back-off |",
+        "|---|---:|---:|---:|",
+    ]
+    groups = (s["all"], s["v16"], s["v201"])
+    for label, key, unit in (
+        ("Back", "back", ""),
+        ("Reconnect p50", "p50_s", " s"),
+        ("Reconnect p99", "p99_s", " s"),
+        ("All back after", "max_s", " s"),
+        ("Failed attempts (refused, timeouts, resets)", "failed_attempts", ""),
+    ):
+        cells = [_f(g.get(key), 2) + unit for g in groups]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    lines += [
+        "",
+        f"Server restart to listener ready: {_f(s['listener_s'])} s; initial connect of the fleet: "
+        f"{_f(s['initial_connect_s'])} s. RSS after the storm {_f(s['rss_after_mb'])} MB vs "
+        f"{_f(s['rss_before_mb'])} MB before the kill. Errors in the server log: {s['server_errors']}.",
+    ]
+    return lines
+
+
+def _soak(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    lines = [
+        "### Soak",
+        "",
+        f"{_f(s['target'])} connections requested, **{_f(s['connected'])} connected** "
+        f"({s['stop_reason']}). Each booted, then sent a Heartbeat every {s['heartbeat_s']:g} s, and "
+        f"{s['transaction_share'] * 100:.0f} % of them MeterValues every {s['meter_s']:g} s: "
+        f"{_f(s['offered_rate'])} msg/s offered for {s['duration_s'] / 60:.1f} min after a "
+        f"{s['warmup_s']:g} s warm-up.",
+        "",
+        "| | |",
+        "|---|---:|",
+        f"| Messages answered / errors | {_f(s['answered'])} / {_f(s['errors'])} |",
+        f"| Latency p50 / p99 / max | {_f(s['p50_ms'])} / {_f(s['p99_ms'])} / {_f(s['max_ms'])} ms |",
+        f"| Server RSS idle (no connections) | {_f(s['rss_idle_mb'])} MB |",
+        f"| Server RSS after warm-up → end | {_f(s['rss_warm_mb'])} → {_f(s['rss_end_mb'])} MB |",
+        f"| RSS growth after warm-up (bound {_f(s['growth_bound_pct'])} %) | {_f(s['growth_pct'])} % |",
+        f"| RSS per connection (vs the idle server, same run) | {_f(s['kb_per_connection'])} kB |",
+        f"| Server CPU during the soak | {_f(s['cpu_pct'])} % of one core |",
+        f"| Open fds at peak / after all closed (idle: {_f(s['fds_idle'])}) | {_f(s['fds_peak'])} / "
+        f"{_f(s['fds_after'])} |",
+    ]
+    return lines
+
+
+def _churn(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    return [
+        "### Churn",
+        "",
+        f"{_f(s['cycles'])} connect → boot → heartbeat → disconnect cycles, {_f(s['concurrency'])} at a time, "
+        f"{_f(s['dirty'])} of them dirty (TCP reset, no close frame). Measured after the churn, against the "
+        "same server before it:",
+        "",
+        "| | before | after |",
+        "|---|---:|---:|",
+        f"| Sessions in the registry | {s['before']['sessions']} | {s['after']['sessions']} |",
+        f"| asyncio tasks | {s['before']['tasks']} | {s['after']['tasks']} |",
+        f"| Open fds | {s['before']['fds']} | {s['after']['fds']} |",
+        f"| RSS | {_f(s['before']['rss_mb'])} MB | {_f(s['after']['rss_mb'])} MB ({_f(s['rss_growth_pct'])} %) |",
+        "",
+        f"Cycles that failed: {s['failed']}. Server ERROR log lines: {s['server_errors']}.",
+    ]
+
+
+def _halfopen(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    lines = [
+        "### Half-open connections",
+        "",
+        f"Server keepalive: ping every {s['ping_interval']:g} s, {s['ping_timeout']:g} s to answer. A station "
+        "boots, then its peer vanishes without FIN:",
+        "",
+        "| How the peer vanished | freed after (session gone) | fd released | station reconnects |",
+        "|---|---:|---:|---|",
+    ]
+    for case in s["cases"]:
+        lines.append(
+            f"| {case['how']} | {_f(case.get('freed_s'))} s | {'yes' if case.get('fd_released') else 'no'} | "
+            f"{'yes' if case.get('reconnected') else 'no'} |"
+        )
+    lines += ["", f"Expected bound: ping interval + ping timeout = {s['ping_interval'] + s['ping_timeout']:g} s."]
+    return lines
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "kill": _kill,
+    "storm": _storm,
+    "soak": _soak,
+    "churn": _churn,
+    "halfopen": _halfopen,
+}
+
+
+def render(parts: dict[str, dict[str, Any]], notes: list[str]) -> str:
+    lines = [
+        BEGIN_MARK,
+        "## Faults and durability",
+        "",
+        "Generated by `benchmarks/run_resilience.py` (how it works: `docs/security.md`, *Faults and durability*). "
+        "Every run starts `python -m csms serve` as its own process on a SQLite file and drives it over loopback "
+        "with raw OCPP-J clients in the harness process.",
+    ]
+    for name in PARTS:
+        lines.append("")
+        data = parts.get(name)
+        if data is None:
+            lines.append(f"### {name}: not run yet (`run_resilience.py {name}`)")
+            continue
+        lines += RENDERERS[name](data)
+        lines += ["", _header(data)]
+    if notes:
+        lines += ["", "### Left out", "", *(f"- {note}" for note in notes)]
+    lines.append(END_MARK)
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN_MARK in text and END_MARK in text:
+        head, _, rest = text.partition(BEGIN_MARK)
+        _, _, tail = rest.partition(END_MARK)
+        path.write_text(head + section.rstrip("\n") + tail)
+    else:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+
+
+def load_parts(results_dir: Path, quick: bool) -> dict[str, dict[str, Any]]:
+    parts: dict[str, dict[str, Any]] = {}
+    for name in PARTS:
+        path = results_dir / f"resilience-{name}{'-quick' if quick else ''}.json"
+        if path.exists():
+            parts[name] = json.loads(path.read_text())
+    return parts

@@ -1,0 +1,186 @@
+"""``python -m csms serve`` as a subprocess on a file database: start, SIGKILL, restart, stop, observe."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+__all__ = ["CsmsProcess", "ServerOptions", "free_port"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    ping_interval: float = 60.0
+    ping_timeout: float = 60.0
+    heartbeat_interval: int = 300
+    synchronous: str = "normal"
+
+
+class CsmsProcess:
+    """One server configuration (ports, database file, log) that can be started, killed and restarted."""
+
+    def __init__(self, workdir: Path, options: ServerOptions = ServerOptions()) -> None:
+        self.workdir = workdir
+        self.options = options
+        self.ocpp_port, self.api_port = free_port(), free_port()
+        self.db_path = workdir / "csms.db"
+        self.log_path = workdir / "server.log"
+        self.config = workdir / "csms.toml"
+        self.config.write_text(
+            "\n".join(
+                [
+                    "[ocpp]",
+                    'host = "127.0.0.1"',
+                    f"port = {self.ocpp_port}",
+                    f"heartbeat_interval = {options.heartbeat_interval}",
+                    f"ping_interval = {options.ping_interval:g}",
+                    f"ping_timeout = {options.ping_timeout:g}",
+                    "[api]",
+                    'host = "127.0.0.1"',
+                    f"port = {self.api_port}",
+                    "[database]",
+                    f'url = "sqlite+aiosqlite:///{self.db_path}"',
+                    f'synchronous = "{options.synchronous}"',
+                    "[stations]",
+                    "auto_register = true",
+                    "allow_unknown_tokens = true",
+                    "[log]",
+                    'level = "warning"',
+                    'format = "json"',
+                    "",
+                ]
+            )
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 60.0) -> float:
+        """Start the server (on the same database and ports as before); seconds until /healthz answers."""
+        assert not self.alive()
+        began = time.monotonic()
+        env = dict(os.environ)
+        env.pop("PYTHONASYNCIODEBUG", None)  # never measure asyncio's debug mode
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "csms", "serve", "--config", str(self.config)],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.starts += 1
+        while time.monotonic() - began < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"csms exited during start-up:\n{self.log_tail()}")
+            with contextlib.suppress(OSError, ValueError):
+                if self.health(timeout=1.0) is not None:
+                    return time.monotonic() - began
+            time.sleep(0.05)
+        raise RuntimeError(f"csms not ready within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def health(self, timeout: float = 2.0) -> dict[str, Any] | None:
+        """The /healthz body, or None when the API does not answer."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://127.0.0.1:{self.api_port}/healthz", timeout=timeout) as response:
+                body: dict[str, Any] = json.loads(response.read())
+                return body
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def metrics(self, timeout: float = 5.0) -> dict[str, float]:
+        """Unlabelled samples of /metrics (``csms_stations_connected``, ``csms_asyncio_tasks``, ...)."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.api_port}/metrics", timeout=timeout) as response:
+            text = response.read().decode()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                name, _, value = line.partition(" ")
+                values[name] = float(value)
+        return values
+
+    def resources(self) -> dict[str, int]:
+        """RSS and open file descriptors of the server process."""
+        process = psutil.Process(self.pid)
+        return {"rss_bytes": int(process.memory_info().rss), "open_fds": process.num_fds()}
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, nothing is flushed that was not already in the OS."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._close_log()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGINT (clean shutdown); SIGKILL only if it does not finish in ``timeout``. The exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._close_log()
+        return self.proc.returncode
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def error_lines(self) -> list[str]:
+        """Log lines at level error or above, and tracebacks (the server logs JSON)."""
+        found: list[str] = []
+        with contextlib.suppress(OSError):
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                try:
+                    level = str(json.loads(line).get("level", ""))
+                except ValueError:
+                    level = ""
+                # structlog lines are JSON; library loggers (websockets, uvicorn) print "LEVEL name: message".
+                if level in ("error", "critical") or line.startswith(("ERROR ", "CRITICAL ")) or "Traceback" in line:
+                    found.append(line[:500])
+        return found

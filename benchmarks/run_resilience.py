@@ -1,0 +1,114 @@
+"""Faults and durability runs against a real ``csms serve`` process; results go to BENCHMARKS.md.
+
+``python -m benchmarks.run_resilience kill``      kill -9 iterations in a busy 1.6/2.0.1 fleet, database judged
+``python -m benchmarks.run_resilience storm``     2,000 stations reconnecting at once after a kill -9 + restart
+``python -m benchmarks.run_resilience soak``      10,000 connections (or the most this machine allows), RSS trend
+``python -m benchmarks.run_resilience churn``     connect/disconnect cycles, half dirty: sessions, tasks, fds
+``python -m benchmarks.run_resilience halfopen``  a peer that vanishes without FIN: time until it is freed
+``python -m benchmarks.run_resilience all``       every part in turn
+
+``--quick`` runs a small, short version of a part (the suite's tests use it) and writes its report to
+``benchmarks/results/BENCHMARKS-resilience-quick.md`` unless ``--output`` says otherwise; a full run rewrites the
+section between ``<!-- resilience:begin -->`` and ``<!-- resilience:end -->`` of BENCHMARKS.md. Each part's raw
+result is kept in ``benchmarks/results/resilience-<part>[-quick].json`` (gitignored) and the section is rendered
+from the latest result of every part. Everything runs on 127.0.0.1; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import raise_fd_limit
+from benchmarks.resilience import report
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+
+LEFT_OUT = [
+    "PostgreSQL: only SQLite (WAL, `synchronous=normal`, which survives a killed process but not a power cut; "
+    '`database.synchronous = "full"` does) was killed.',
+    "Power loss and OS crashes (only the process is killed), disk-full and I/O errors.",
+    "A storm with Basic-auth password hashing at production cost (the storm boots without security profiles).",
+    "BootNotification Pending with an interval as a shedding valve during a storm (not implemented).",
+    "Hour-long soaks: the soak is bounded to minutes on a shared machine; a slow leak below the bound would not show.",
+]
+
+
+Progress = Callable[[str], None]
+
+
+async def _kill(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.kill import QUICK_KILL, KillPlan, run_kill, summarise_kill
+
+    plan = QUICK_KILL if quick else KillPlan()
+    if args.iterations is not None:
+        plan = replace(plan, iterations=args.iterations)
+    results = await run_kill(plan, workdir, progress)
+    return {"plan": asdict(plan), "summary": summarise_kill(results), "iterations": [asdict(r) for r in results]}
+
+
+Part = Callable[[bool, argparse.Namespace, Path, Progress], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def parts() -> dict[str, Part]:
+    return {"kill": _kill}
+
+
+def violations(name: str, data: dict[str, Any]) -> int:
+    """Failures a part found (0 means the part passed what it checks)."""
+    summary = data["summary"]
+    return int(summary.get("violations", 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=[*report.PARTS, "all"])
+    parser.add_argument("--quick", action="store_true", help="small and short: a smoke run, not a measurement")
+    parser.add_argument("--iterations", type=int, default=None, help="kill: iterations")
+    parser.add_argument("--stations", type=int, default=None, help="storm/soak: stations")
+    parser.add_argument("--output", type=Path, default=None, help="report file (default: see above)")
+    parser.add_argument("--results", type=Path, default=None, help="directory for the JSON results")
+    args = parser.parse_args(argv)
+    raise_fd_limit()
+    results_dir: Path = args.results or RESULTS_DIR
+    results_dir.mkdir(parents=True, exist_ok=True)
+    output = args.output or (RESULTS_DIR / "BENCHMARKS-resilience-quick.md" if args.quick else ROOT / "BENCHMARKS.md")
+    began = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(f"[run_resilience {time.monotonic() - began:7.1f} s] {message}", flush=True)
+
+    available = parts()
+    names = [n for n in report.PARTS if n in available] if args.part == "all" else [args.part]
+    failed = 0
+    command = " ".join([".venv/bin/python -m benchmarks.run_resilience", *(argv if argv is not None else sys.argv[1:])])
+    for name in names:
+        if name not in available:
+            progress(f"{name}: not implemented")
+            failed += 1
+            continue
+        started, machine = time.monotonic(), report.machine()
+        with tempfile.TemporaryDirectory(prefix=f"csms-{name}-") as workdir:
+            data = asyncio.run(available[name](args.quick, args, Path(workdir), progress))
+        data |= {"machine": machine, "command": command, "seconds": time.monotonic() - started, "quick": args.quick}
+        path = results_dir / f"resilience-{name}{'-quick' if args.quick else ''}.json"
+        path.write_text(json.dumps(data, indent=2, default=str))
+        found = violations(name, data)
+        failed += found
+        progress(f"{name}: {found} violations; wrote {path}")
+    report.write_section(output, report.render(report.load_parts(results_dir, args.quick), LEFT_OUT))
+    progress(f"wrote {output}")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

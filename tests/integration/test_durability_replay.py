@@ -1,0 +1,126 @@
+"""Messages a charger resends after the server restarted (its reply was lost) are applied once.
+
+A server killed after committing a message but before its reply reached the charger comes back with an empty
+memory; the charger then resends that message. These tests stop one server, start a new one on the same
+database file and resend, then read what is stored through the HTTP API. (The kill -9 runs themselves are in
+``test_durability.py``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from csms.runtime.app import CentralSystem
+from tests.conftest import make_settings
+from tests.http_api import admin_client
+from tests.ocpp_client import RawClient
+
+BOOT_16 = {"chargePointVendor": "Acme", "chargePointModel": "AC22"}
+BOOT_201 = {"chargingStation": {"vendorName": "Acme", "model": "DC50"}, "reason": "PowerUp"}
+ENERGY = "Energy.Active.Import.Register"
+
+
+@asynccontextmanager
+async def server(tmp_path: Path) -> AsyncIterator[CentralSystem]:
+    """A central system on ``tmp_path``'s database file; a second one started later sees the same data."""
+    system = CentralSystem(make_settings(tmp_path))
+    await system.start()
+    try:
+        yield system
+    finally:
+        await system.stop()
+
+
+@asynccontextmanager
+async def station(system: CentralSystem, identity: str, version: str) -> AsyncIterator[RawClient]:
+    client = await RawClient.open(f"ws://127.0.0.1:{system.ocpp_port}/ocpp/{identity}", f"ocpp{version}")
+    try:
+        boot = await client.result("BootNotification", BOOT_16 if version == "1.6" else BOOT_201)
+        assert boot["status"] == "Accepted"
+        yield client
+    finally:
+        await client.close()
+
+
+async def stored_readings(system: CentralSystem, transaction_id: int) -> list[dict[str, Any]]:
+    async with admin_client(system.api_port) as api:
+        response = await api.get(f"/transactions/{transaction_id}/meter-values")
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+
+def meter_values_16(transaction_id: int, at: str, wh: int) -> dict[str, Any]:
+    sampled = [{"value": str(wh), "measurand": ENERGY, "unit": "Wh", "context": "Sample.Periodic"}]
+    meter_value = [{"timestamp": at, "sampledValue": sampled}]
+    return {"connectorId": 1, "transactionId": transaction_id, "meterValue": meter_value}
+
+
+async def test_v16_meter_values_resent_after_a_restart_are_stored_once(tmp_path: Path) -> None:
+    """A 1.6 MeterValues committed before a restart and resent after it adds no second row."""
+    start = {"connectorId": 1, "idTag": "TAG1", "meterStart": 1000, "timestamp": "2026-01-05T10:00:00.000Z"}
+    reading = meter_values_16(0, "2026-01-05T10:01:00.000Z", 1100)
+    async with server(tmp_path) as first, station(first, "CP-RESEND-16", "1.6") as charger:
+        transaction_id = (await charger.result("StartTransaction", start))["transactionId"]
+        reading["transactionId"] = transaction_id
+        assert await charger.result("MeterValues", reading) == {}
+    async with server(tmp_path) as second, station(second, "CP-RESEND-16", "1.6") as charger:
+        assert await charger.result("MeterValues", reading) == {}
+        # Not a resend: a new reading at the next instant is stored.
+        later = meter_values_16(transaction_id, "2026-01-05T10:02:00.000Z", 1200)
+        assert await charger.result("MeterValues", later) == {}
+        rows = await stored_readings(second, transaction_id)
+    assert [(row["timestamp"][:19], row["value"]) for row in rows] == [
+        ("2026-01-05T10:01:00", 1100.0),
+        ("2026-01-05T10:02:00", 1200.0),
+    ]
+
+
+async def test_v16_start_resent_after_a_restart_gets_the_same_transaction_id(tmp_path: Path) -> None:
+    """A 1.6 StartTransaction committed before a restart and resent after it is answered with the same id."""
+    start = {"connectorId": 1, "idTag": "TAG2", "meterStart": 500, "timestamp": "2026-01-05T11:00:00.000Z"}
+    async with server(tmp_path) as first, station(first, "CP-RESTART-16", "1.6") as charger:
+        first_id = (await charger.result("StartTransaction", start))["transactionId"]
+    async with server(tmp_path) as second, station(second, "CP-RESTART-16", "1.6") as charger:
+        assert (await charger.result("StartTransaction", start))["transactionId"] == first_id
+        async with admin_client(second.api_port) as api:
+            listed = (await api.get("/transactions", params={"station_id": "CP-RESTART-16"})).json()["items"]
+    assert [item["id"] for item in listed] == [first_id]
+
+
+async def test_v201_events_resent_after_a_restart_are_applied_once(tmp_path: Path) -> None:
+    """2.0.1 Started/Updated events resent after a restart (same transactionId and seqNo) store nothing twice."""
+
+    def event(event_type: str, seq_no: int, at: str, wh: int | None = None) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "eventType": event_type,
+            "timestamp": at,
+            "triggerReason": "Authorized" if event_type == "Started" else "MeterValuePeriodic",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "TX-RESEND-1"},
+        }
+        if event_type == "Started":
+            payload |= {"idToken": {"idToken": "TAG3", "type": "ISO14443"}, "evse": {"id": 1, "connectorId": 1}}
+        if wh is not None:
+            sampled = [{"value": wh, "measurand": ENERGY, "context": "Sample.Periodic"}]
+            payload["meterValue"] = [{"timestamp": at, "sampledValue": sampled}]
+        return payload
+
+    sent: list[dict[str, Any]] = [
+        event("Started", 0, "2026-01-05T12:00:00.000Z"),
+        event("Updated", 1, "2026-01-05T12:01:00.000Z", 2100),
+    ]
+    async with server(tmp_path) as first, station(first, "CP-RESEND-201", "2.0.1") as charger:
+        for payload in sent:
+            await charger.result("TransactionEvent", payload)
+    async with server(tmp_path) as second, station(second, "CP-RESEND-201", "2.0.1") as charger:
+        for payload in sent:
+            await charger.result("TransactionEvent", payload)
+        async with admin_client(second.api_port) as api:
+            listed = (await api.get("/transactions", params={"station_id": "CP-RESEND-201"})).json()["items"]
+        assert len(listed) == 1 and listed[0]["started_at"].startswith("2026-01-05T12:00:00")
+        rows = await stored_readings(second, listed[0]["id"])
+    assert [(row["timestamp"][:19], row["value"]) for row in rows] == [("2026-01-05T12:01:00", 2100.0)]
