@@ -59,8 +59,24 @@ async def _kill(quick: bool, args: argparse.Namespace, workdir: Path, progress: 
 Part = Callable[[bool, argparse.Namespace, Path, Progress], Coroutine[Any, Any, dict[str, Any]]]
 
 
+async def _storm(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.storm import QUICK_STORM, StormPlan, run_storm
+
+    plan = QUICK_STORM if quick else StormPlan()
+    if args.stations is not None:
+        plan = replace(plan, stations=args.stations)
+    return {"plan": asdict(plan), "summary": await run_storm(plan, workdir, progress)}
+
+
+async def _halfopen(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.halfopen import QUICK_HALFOPEN, HalfOpenPlan, run_halfopen
+
+    plan = QUICK_HALFOPEN if quick else HalfOpenPlan()
+    return {"plan": asdict(plan), "summary": await run_halfopen(plan, workdir, progress)}
+
+
 def parts() -> dict[str, Part]:
-    return {"kill": _kill}
+    return {"kill": _kill, "storm": _storm, "halfopen": _halfopen}
 
 
 def violations(name: str, data: dict[str, Any]) -> int:

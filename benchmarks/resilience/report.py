@@ -122,6 +122,8 @@ def _storm(data: dict[str, Any]) -> list[str]:
         ("Reconnect p50", "p50_s", " s"),
         ("Reconnect p99", "p99_s", " s"),
         ("All back after", "max_s", " s"),
+        ("Successful attempt (connect + boot + heartbeat) p50", "serve_p50_s", " s"),
+        ("Successful attempt p99", "serve_p99_s", " s"),
         ("Failed attempts (refused, timeouts, resets)", "failed_attempts", ""),
     ):
         cells = [_f(g.get(key), 2) + unit for g in groups]
@@ -186,18 +188,20 @@ def _halfopen(data: dict[str, Any]) -> list[str]:
     lines = [
         "### Half-open connections",
         "",
-        f"Server keepalive: ping every {s['ping_interval']:g} s, {s['ping_timeout']:g} s to answer. A station "
-        "boots, then its peer vanishes without FIN:",
+        f"Server keepalive: ping every {s['ping_interval']:g} s, {s['ping_timeout']:g} s to answer, then "
+        f"{s['close_timeout']:g} s for the closing handshake (`ocpp.ping_interval`, `ping_timeout`, "
+        "`close_timeout`). A station boots, then its peer vanishes without FIN:",
         "",
-        "| How the peer vanished | freed after (session gone) | fd released | station reconnects |",
+        "| How the peer vanished | freed after (session gone) | socket released after | station served again |",
         "|---|---:|---:|---|",
     ]
     for case in s["cases"]:
         lines.append(
-            f"| {case['how']} | {_f(case.get('freed_s'))} s | {'yes' if case.get('fd_released') else 'no'} | "
+            f"| {case['how']} | {_f(case.get('freed_s'))} s | "
+            f"{_f(case.get('fd_released_s')) + ' s' if case.get('fd_released') else 'never'} | "
             f"{'yes' if case.get('reconnected') else 'no'} |"
         )
-    lines += ["", f"Expected bound: ping interval + ping timeout = {s['ping_interval'] + s['ping_timeout']:g} s."]
+    lines += ["", f"Expected bound: ping interval + ping timeout + close timeout = {s['bound_s']:g} s."]
     return lines
 
 

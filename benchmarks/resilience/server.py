@@ -18,9 +18,11 @@ from typing import IO, Any
 
 import psutil
 
-__all__ = ["CsmsProcess", "ServerOptions", "free_port"]
+__all__ = ["ADMIN_TOKEN", "CsmsProcess", "ServerOptions", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
+# The API token of the servers these runs start (loopback only, throwaway databases).
+ADMIN_TOKEN = "resilience-admin-token-0123456789"
 
 
 def free_port() -> int:
@@ -34,6 +36,7 @@ def free_port() -> int:
 class ServerOptions:
     ping_interval: float = 60.0
     ping_timeout: float = 60.0
+    close_timeout: float = 10.0
     heartbeat_interval: int = 300
     synchronous: str = "normal"
 
@@ -57,9 +60,11 @@ class CsmsProcess:
                     f"heartbeat_interval = {options.heartbeat_interval}",
                     f"ping_interval = {options.ping_interval:g}",
                     f"ping_timeout = {options.ping_timeout:g}",
+                    f"close_timeout = {options.close_timeout:g}",
                     "[api]",
                     'host = "127.0.0.1"',
                     f"port = {self.api_port}",
+                    f'admin_token = "{ADMIN_TOKEN}"',
                     "[database]",
                     f'url = "sqlite+aiosqlite:///{self.db_path}"',
                     f'synchronous = "{options.synchronous}"',

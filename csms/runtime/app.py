@@ -85,6 +85,7 @@ class CentralSystem:
         self.clock = clock
         self.metrics = Metrics()
         self.registry = SessionRegistry()
+        self.metrics.sessions.set_function(lambda: len(self.registry))
         database = settings.database
         self.engine = create_engine(database.url, database.synchronous)
         # Without fsync on commit, committing on the loop's thread is cheapest; WAL checkpoints (which do

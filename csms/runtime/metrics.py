@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 __all__ = ["Metrics"]
@@ -11,6 +13,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.connected = Gauge("csms_stations_connected", "Charger connections open now", registry=self.registry)
+        # Leak checks after churn (benchmarks/run_resilience.py churn): both must come back to their idle values.
+        self.sessions = Gauge("csms_sessions_registered", "Station sessions in the registry", registry=self.registry)
+        self.tasks = Gauge("csms_asyncio_tasks", "asyncio tasks alive in the event loop", registry=self.registry)
+        self.tasks.set_function(_task_count)
         self.refused = Counter(
             "csms_connections_refused",
             "Handshakes refused (bad identity, no subprotocol)",
@@ -25,3 +31,10 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _task_count() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # rendered outside the event loop (no loop running in this thread)
+        return float("nan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -20,6 +21,8 @@ CLOSE_REPLACED = 4000
 class SessionRegistry:
     def __init__(self) -> None:
         self._sessions: dict[str, StationSession] = {}
+        # Closes of replaced sessions still running (the reference keeps each task alive until it ends).
+        self._closing: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[str, bool], None]] = []
 
     def listen(self, listener: Callable[[str, bool], None]) -> None:
@@ -50,7 +53,11 @@ class SessionRegistry:
                 old_session=old.number,
                 new_session=session.number,
             )
-            await old.close(CLOSE_REPLACED, "replaced by a new connection")
+            # Closing waits up to websockets' close timeout (10 s) for the old peer's close frame, which a half-open
+            # peer (the usual reason a charger reconnects) never sends: the new session must not wait for that.
+            closing = asyncio.create_task(old.close(CLOSE_REPLACED, "replaced by a new connection"))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     def detach(self, session: StationSession) -> None:
         # Only the current session may remove itself: a replaced one must not unregister its successor.
