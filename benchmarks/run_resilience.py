@@ -5,7 +5,7 @@
 ``python -m benchmarks.run_resilience soak``      10,000 connections (or the most this machine allows), RSS trend
 ``python -m benchmarks.run_resilience churn``     connect/disconnect cycles, half dirty: sessions, tasks, fds
 ``python -m benchmarks.run_resilience halfopen``  a peer that vanishes without FIN: time until it is freed
-``python -m benchmarks.run_resilience all``       every part in turn
+``python -m benchmarks.run_resilience all``       every part in turn (several parts may be named: ``storm soak``)
 
 ``--quick`` runs a small, short version of a part (the suite's tests use it) and writes its report to
 ``benchmarks/results/BENCHMARKS-resilience-quick.md`` unless ``--output`` says otherwise; a full run rewrites the
@@ -75,8 +75,28 @@ async def _halfopen(quick: bool, args: argparse.Namespace, workdir: Path, progre
     return {"plan": asdict(plan), "summary": await run_halfopen(plan, workdir, progress)}
 
 
+async def _soak(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.soak import QUICK_SOAK, SoakPlan, run_soak
+
+    plan = QUICK_SOAK if quick else SoakPlan()
+    if args.stations is not None:
+        plan = replace(plan, connections=args.stations)
+    if args.minutes is not None:
+        plan = replace(plan, duration_s=args.minutes * 60)
+    return {"plan": asdict(plan), "summary": await run_soak(plan, workdir, progress)}
+
+
+async def _churn(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.soak import QUICK_CHURN, ChurnPlan, run_churn
+
+    plan = QUICK_CHURN if quick else ChurnPlan()
+    if args.cycles is not None:
+        plan = replace(plan, cycles=args.cycles)
+    return {"plan": asdict(plan), "summary": await run_churn(plan, workdir, progress)}
+
+
 def parts() -> dict[str, Part]:
-    return {"kill": _kill, "storm": _storm, "halfopen": _halfopen}
+    return {"kill": _kill, "storm": _storm, "soak": _soak, "churn": _churn, "halfopen": _halfopen}
 
 
 def violations(name: str, data: dict[str, Any]) -> int:
@@ -87,10 +107,14 @@ def violations(name: str, data: dict[str, Any]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=[*report.PARTS, "all"])
+    parser.add_argument(
+        "parts", nargs="+", choices=[*report.PARTS, "all"], metavar="part", help=", ".join(report.PARTS)
+    )
     parser.add_argument("--quick", action="store_true", help="small and short: a smoke run, not a measurement")
     parser.add_argument("--iterations", type=int, default=None, help="kill: iterations")
     parser.add_argument("--stations", type=int, default=None, help="storm/soak: stations")
+    parser.add_argument("--minutes", type=float, default=None, help="soak: minutes measured after the warm-up")
+    parser.add_argument("--cycles", type=int, default=None, help="churn: connect/disconnect cycles")
     parser.add_argument("--output", type=Path, default=None, help="report file (default: see above)")
     parser.add_argument("--results", type=Path, default=None, help="directory for the JSON results")
     args = parser.parse_args(argv)
@@ -104,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run_resilience {time.monotonic() - began:7.1f} s] {message}", flush=True)
 
     available = parts()
-    names = [n for n in report.PARTS if n in available] if args.part == "all" else [args.part]
+    names = [n for n in report.PARTS if n in available] if "all" in args.parts else args.parts
     failed = 0
     command = " ".join([".venv/bin/python -m benchmarks.run_resilience", *(argv if argv is not None else sys.argv[1:])])
     for name in names:
