@@ -26,16 +26,16 @@ from typing import Any
 
 from benchmarks.resilience.oracle import check_final, read_db
 from benchmarks.resilience.server import CsmsProcess
-from benchmarks.resilience.station import DurableStation, Version
+from benchmarks.resilience.station import DurableStation, Message, Version
 
 __all__ = ["KillPlan", "IterationResult", "run_kill", "summarise_kill"]
 
 
 @dataclass(frozen=True)
 class KillPlan:
-    iterations: int = 30
-    stations: int = 20  # half 1.6, half 2.0.1
-    kills_per_iteration: int = 3
+    iterations: int = 12
+    stations: int = 40  # half 1.6, half 2.0.1
+    kills_per_iteration: int = 4
     busy_s: tuple[float, float] = (0.0, 2.0)  # fleet reconnected -> kill
     down_s: tuple[float, float] = (0.2, 2.0)  # how long the server stays dead
     tail_s: float = 1.0  # after the last restart, before the stations finish their transactions
@@ -61,6 +61,10 @@ class KillPoint:
     committed: int = 0  # ... whose effect was committed (killed after commit, before the reply was read)
     answered: int = 0  # CALLs answered before the kill (after reply)
     answered_missing: int = 0  # ... whose effect was NOT in the database: a durability violation
+    # Of the committed ones, known once the fleet has drained: resent (and answered again, idempotently) or
+    # answered by the reply that was already on its way when the server died.
+    committed_resent: int = 0
+    committed_reply_read: int = 0
     details: list[str] = field(default_factory=list)
 
 
@@ -111,7 +115,9 @@ async def _some_call_in_flight(stations: list[DurableStation], timeout: float) -
         await asyncio.sleep(0)  # yield to the stations; checked again right after every event they handle
 
 
-def _kill_point(server: CsmsProcess, stations: list[DurableStation]) -> KillPoint:
+def _kill_point(
+    server: CsmsProcess, stations: list[DurableStation], committed_flights: list[tuple[Message, int]]
+) -> KillPoint:
     """SIGKILL, then (before any station can react) what was in flight and what the disk holds."""
     server.kill()
     point = KillPoint()
@@ -122,6 +128,7 @@ def _kill_point(server: CsmsProcess, stations: list[DurableStation]) -> KillPoin
         point.in_flight += 1
         if view.has_effect(station, message):
             point.committed += 1
+            committed_flights.append((message, message.sends))
         else:
             point.uncommitted += 1
     for station in stations:
@@ -148,6 +155,7 @@ async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Cal
     deadline = time.monotonic() + plan.drain_timeout + plan.kills_per_iteration * 10
     draining = [asyncio.create_task(s.drain(p, deadline)) for s, p in zip(stations, producing, strict=True)]
     try:
+        flights: list[list[tuple[Message, int]]] = []
         for _ in range(plan.kills_per_iteration):
             # The kill lands a random while after the whole fleet is back: while it replays its queues (every
             # station has a CALL in flight) or later, in the steady trickle.
@@ -155,13 +163,17 @@ async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Cal
             await asyncio.sleep(rng.uniform(*plan.busy_s))
             if rng.random() < plan.in_flight_share:
                 await _some_call_in_flight(stations, timeout=2.0)
-            result.kills.append(_kill_point(server, stations))
+            flights.append([])
+            result.kills.append(_kill_point(server, stations, flights[-1]))
             await asyncio.sleep(rng.uniform(*plan.down_s))
             result.restart_s.append(await asyncio.to_thread(server.start))
         await asyncio.sleep(plan.tail_s)
         stop.set()
         drained = await asyncio.gather(*draining)
         result.drained = all(drained)
+        for point, committed in zip(result.kills, flights, strict=True):
+            point.committed_resent = sum(m.sends > sends for m, sends in committed)
+            point.committed_reply_read = sum(m.sends == sends and m.result is not None for m, sends in committed)
     finally:
         stop.set()
         for task in [*producing, *draining]:
@@ -214,6 +226,8 @@ def summarise_kill(results: list[IterationResult]) -> dict[str, Any]:
         "in_flight": sum(k.in_flight for k in kills),
         "killed_before_commit": sum(k.uncommitted for k in kills),
         "killed_after_commit_before_reply": sum(k.committed for k in kills),
+        "committed_then_resent": sum(k.committed_resent for k in kills),
+        "committed_reply_read_after_kill": sum(k.committed_reply_read for k in kills),
         "answered_before_kill_checked": sum(k.answered for k in kills),
         "answered_lost": sum(k.answered_missing for k in kills),
         "kills_with_commit_before_reply": sum(1 for k in kills if k.committed),

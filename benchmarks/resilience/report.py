@@ -65,6 +65,8 @@ def _kill(data: dict[str, Any]) -> list[str]:
         ("CALLs in flight at a kill", s["in_flight"]),
         ("… killed before their commit (during receive)", s["killed_before_commit"]),
         ("… killed after commit, before the reply was read", s["killed_after_commit_before_reply"]),
+        ("… … then resent and answered again (same result, applied once)", s.get("committed_then_resent")),
+        ("… … answered by the reply already on its way", s.get("committed_reply_read_after_kill")),
         ("Answered CALLs checked on disk at a kill (after reply)", s["answered_before_kill_checked"]),
         ("… of which missing on disk", s["answered_lost"]),
         ("Messages answered in total / queued offline and replayed late", f"{s['messages']} / {s['offline_messages']}"),

@@ -38,7 +38,7 @@ class SoakPlan:
     meter_s: float = 10.0
     transaction_share: float = 0.25
     warmup_s: float = 60.0
-    duration_s: float = 300.0
+    duration_s: float = 240.0
     sample_s: float = 5.0
     connect_concurrency: int = 50
     growth_bound_pct: float = 10.0

@@ -46,5 +46,7 @@ async def test_kill_nine_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     # The run exercised what it claims: kills hit CALLs in flight, queues built up offline and were replayed.
     assert summary["kills"] == plan.kills_per_iteration and summary["in_flight"] > 0
     assert summary["answered_before_kill_checked"] > 0
-    assert summary["offline_messages"] > 0 and summary["resent"] > 0
+    # (Whether a CALL killed after its commit is resent or its reply still read depends on timing; the resend
+    # itself is checked deterministically in test_durability_replay.py.)
+    assert summary["offline_messages"] > 0 and summary["max_late_s"] > 0
     assert summary["transactions"] > 2 * plan.stations and summary["readings"] > summary["transactions"]
