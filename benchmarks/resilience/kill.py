@@ -39,9 +39,9 @@ class KillPlan:
     busy_s: tuple[float, float] = (0.0, 2.0)  # fleet reconnected -> kill
     down_s: tuple[float, float] = (0.2, 2.0)  # how long the server stays dead
     tail_s: float = 1.0  # after the last restart, before the stations finish their transactions
-    interval: float = 0.03  # seconds between a station's events
+    interval: float = 0.05  # seconds between a station's events
     meters_per_tx: int = 5
-    max_transactions: int = 1_000_000  # per station: bounds the work whatever the restarts cost
+    max_transactions: int = 25  # per station: bounds the work whatever the restarts cost
     # Share of kills that wait (after the random delay) until some station has a CALL in flight, so the
     # "during receive" and "after commit, before reply" points are hit often, not only by luck.
     in_flight_share: float = 0.5
@@ -49,7 +49,9 @@ class KillPlan:
     seed: int = 1
 
 
-QUICK_KILL = KillPlan(iterations=2, stations=10, kills_per_iteration=2, busy_s=(0.0, 1.0), down_s=(0.2, 1.0))
+QUICK_KILL = KillPlan(
+    iterations=2, stations=10, kills_per_iteration=2, busy_s=(0.0, 1.0), down_s=(0.2, 1.0), max_transactions=10
+)
 
 
 @dataclass
@@ -245,6 +247,7 @@ def summarise_kill(results: list[IterationResult]) -> dict[str, Any]:
         "duplicated_readings": sum(f["duplicated_readings"] for f in finals),
         "phantom_transactions": sum(f["phantom_transactions"] for f in finals),
         "unanswered_messages": sum(f["unanswered_messages"] for f in finals),
+        "undelivered_transactions": sum(f["undelivered_transactions"] for f in finals),
         "call_errors": sum(f["call_errors"] for f in finals),
         "server_errors": sum(len(r.server_errors) for r in results),
         "undrained_iterations": sum(not r.drained for r in results),

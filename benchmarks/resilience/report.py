@@ -78,7 +78,11 @@ def _kill(data: dict[str, Any]) -> list[str]:
         ("Stops missing or wrong", s["stops_missing"]),
         ("Readings lost / duplicated", f"{s['lost_readings']} / {s['duplicated_readings']}"),
         ("CALLERRORs to transaction messages", s["call_errors"]),
-        ("Server ERROR log lines / undrained queues", f"{s['server_errors']} / {s['undrained_iterations']}"),
+        ("Server ERROR log lines", s["server_errors"]),
+        (
+            "Iterations whose queues did not drain in time / messages left unsent",
+            f"{s['undrained_iterations']} / {s['unanswered_messages']}",
+        ),
         ("Server start, median / max (same database)", f"{_f(s['restart_s_median'])} s / {_f(s['restart_s_max'])} s"),
     ]
     lines = [
