@@ -108,4 +108,4 @@ async def test_churn_with_dirty_disconnects_leaks_no_session_task_or_socket(csms
     for start in range(0, 60, 20):
         await asyncio.gather(*(cycle(n) for n in range(start, start + 20)))
     assert await eventually(lambda: len(csms.registry) == 0)
-    assert await eventually(lambda: len(asyncio.all_tasks()) <= tasks and psutil.Process().num_fds() <= fds)
+    assert await eventually(lambda: len(asyncio.all_tasks()) <= tasks and psutil.Process().num_fds() <= fds, 60)
