@@ -71,8 +71,11 @@ class OcppSettings(_Section):
 class ApiSettings(_Section):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
-    # When set, every /api/v1 request must carry ``Authorization: Bearer <token>``.
-    admin_token: SecretStr | None = None
+    # Every /api/v1 request carries ``Authorization: Bearer <API key>`` (keys: accounts with roles, docs/api.md).
+    # admin_token is an optional static admin credential (e.g. from a secret store); without it, the first start
+    # writes an admin API key to bootstrap_key_file (mode 0600) so the operator can create accounts and keys.
+    admin_token: SecretStr | None = Field(default=None, min_length=16)
+    bootstrap_key_file: Path = Path("data/admin-api-key")
 
 
 class DatabaseSettings(_Section):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import Response
 
 from csms.api import (
+    accounts,
     analytics,
     availability,
     bookings,
@@ -48,6 +49,7 @@ def create_app(context: ApiContext) -> FastAPI:
         return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(current_principal)])
+    v1.include_router(accounts.router)
     v1.include_router(resources.router)
     v1.include_router(commands.router)
     v1.include_router(grid.router)

@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from csms.api.auth import CurrentPrincipal, require_site
 from csms.api.connectors import spec_body
-from csms.api.resources import Context, Limit, Offset
+from csms.api.paging import Context, Limit, Offset, page
 from csms.domain.accounts import Principal, Role
 from csms.domain.bookings import Booking, BookingRules, BookingStatus
 from csms.domain.connectors import ConnectorType
@@ -154,7 +154,7 @@ async def list_bookings(
         site_ids = set(principal.site_ids) if site_ids is None else site_ids & set(principal.site_ids)
     where = BookingFilter(account_id, site_ids, status, station_id)
     items = [booking_body(b) for b in await _service(ctx).find(where, limit, offset)]
-    return {"items": items, "limit": limit, "offset": offset}
+    return page(items, limit, offset)
 
 
 @router.get("/bookings/{booking_id}")

@@ -12,11 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from csms.api.auth import CurrentPrincipal, require_station
 from csms.api.context import ApiContext, api_context
 from csms.domain import commands as c
+from csms.domain.accounts import Principal, Role
 from csms.domain.security import is_password_command
 from csms.domain.stations import StationId
-from csms.errors import InvalidRequest
+from csms.errors import Forbidden, InvalidRequest, NotFound
 
 __all__ = ["COMMAND_ROUTES", "router"]
 
@@ -71,12 +73,36 @@ def _refuse_password_changes(command: object) -> None:
         raise InvalidRequest(f"{_PASSWORD_ROUTE}, not set-variables: it also updates the stored hash")
 
 
+async def _authorise(ctx: ApiContext, principal: Principal, station_id: str, command: object) -> None:
+    """Operators command their sites' stations. A driver's app may start a session with the driver's own token
+    and stop the driver's own session, at any site (as the driver could at the charger); nothing else."""
+    if principal.role is not Role.DRIVER:
+        require_station(ctx, principal, station_id)
+        return
+    if isinstance(command, c.RemoteStart):
+        record = await ctx.storage.get_token(command.id_token)
+        if record is None or record.owner != principal.account_id:
+            raise NotFound("id token", command.id_token)
+        if record.status.value != "Accepted":
+            raise InvalidRequest(f"id token {command.id_token} is {record.status.value}: it cannot start a session")
+        return
+    if isinstance(command, c.RemoteStop):
+        transaction = await ctx.storage.find_transaction(station_id, command.transaction_id)
+        record = await ctx.storage.get_token(transaction.id_token) if transaction and transaction.id_token else None
+        if record is None or record.owner != principal.account_id:
+            raise NotFound("transaction", command.transaction_id)
+        return
+    raise Forbidden("drivers may only start a session with their own token and stop their own session")
+
+
 def _add_route(name: str, command_type: type[Any]) -> None:
     async def run_command(
         station_id: str,
         body: command_type,  # type: ignore[valid-type]
         ctx: Annotated[ApiContext, Depends(api_context)],
+        principal: CurrentPrincipal,
     ) -> dict[str, Any]:
+        await _authorise(ctx, principal, station_id, body)
         _reject_naive_times(body)
         _refuse_password_changes(body)
         result = await ctx.commands.execute(StationId(station_id), body, ctx.clock())

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from csms.api.auth import CurrentPrincipal, require_admin, require_site
-from csms.api.resources import Context, Limit, Offset
+from csms.api.paging import Context, Limit, Offset, page
 from csms.domain.accounts import Principal, Role
 from csms.domain.connectors import ConnectorSpec, ConnectorType
 from csms.errors import NotFound
@@ -60,7 +60,7 @@ async def list_connector_specs(
     if connector_type is not None:
         specs = [s for s in specs if s.connector_type is connector_type]
     items = [spec_body(ctx, s) for s in specs[offset : offset + limit]]
-    return {"items": items, "limit": limit, "offset": offset}
+    return page(items, limit, offset)
 
 
 @router.get("/stations/{station_id}/connectors/{evse_id}/{connector_id}/spec")

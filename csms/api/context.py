@@ -13,6 +13,7 @@ from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.runtime.session_rules import SessionRulesLoop
 from csms.runtime.smart_charging import SmartChargingLoop
+from csms.service.accounts import AccountService
 from csms.service.bookings import BookingService
 from csms.service.charger import ChargerService
 from csms.service.commands import CommandService
@@ -32,6 +33,7 @@ __all__ = ["ApiContext", "api_context"]
 @dataclass(frozen=True, slots=True)
 class ApiContext:
     settings: ApiSettings
+    accounts: AccountService
     storage: SqlStorage
     chargers: ChargerService
     commands: CommandService

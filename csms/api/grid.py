@@ -12,9 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from csms.api.resources import Context, Limit, Offset, RowId
+from csms.api.auth import CurrentPrincipal, require_admin, require_staff
+from csms.api.paging import Context, Limit, Offset, RowId, page
+from csms.domain.accounts import Principal
 from csms.domain.grid import ALL_PHASES, GridError, GridNode, StationWiring, grid_phases
 from csms.domain.grid_setup import ALL_WEEKDAYS, DailyTimes, GridSetup, WindowSpec, time_zone
+from csms.errors import NotFound
 
 __all__ = ["router"]
 
@@ -173,20 +176,27 @@ class WiringBody(_Body):
 
 @router.get("/grid-nodes")
 async def list_grid_nodes(
-    ctx: Context, parent_id: str | None = None, limit: Limit = 100, offset: Offset = 0
+    ctx: Context, principal: CurrentPrincipal, parent_id: str | None = None, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
-    """Every node (sorted by id), optionally only the children of ``parent_id``."""
+    """Every node (sorted by id) of the caller's sites, optionally only the children of ``parent_id``."""
+    require_staff(principal)
     setup = ctx.grid.setup
-    nodes = sorted(setup.nodes.values(), key=lambda n: n.id)
+    nodes = sorted((n for n in setup.nodes.values() if _manages_node(ctx, principal, n.id)), key=lambda n: n.id)
     if parent_id is not None:
         nodes = [n for n in nodes if n.parent_id == parent_id]
     index = _Index(setup)
-    return _page([index.node_body(n) for n in nodes[offset : offset + limit]], limit, offset)
+    return page([index.node_body(n) for n in nodes[offset : offset + limit]], limit, offset)
 
 
 @router.post("/grid-nodes", status_code=201)
-async def create_grid_node(body: NodeCreate, ctx: Context, response: Response) -> dict[str, Any]:
-    """Add a node; without ``parent_id`` it is a site."""
+async def create_grid_node(
+    body: NodeCreate, ctx: Context, principal: CurrentPrincipal, response: Response
+) -> dict[str, Any]:
+    """Add a node; without ``parent_id`` it is a site (admins only; operators add nodes under their sites)."""
+    if body.parent_id is None:
+        require_admin(principal)
+    elif not principal.is_admin:  # an admin's unknown parent is the service's 422, naming the rule
+        _require_node(ctx, principal, body.parent_id)
     node = GridNode(body.id, body.parent_id, body.max_current_a, body.max_power_w, tuple(body.phases), body.voltage_v)
     await ctx.grid.create_node(node, ctx.clock())
     response.headers["Location"] = f"/api/v1/grid-nodes/{node.id}"
@@ -194,14 +204,17 @@ async def create_grid_node(body: NodeCreate, ctx: Context, response: Response) -
 
 
 @router.get("/grid-nodes/{node_id}")
-async def get_grid_node(node_id: NodePath, ctx: Context) -> dict[str, Any]:
+async def get_grid_node(node_id: NodePath, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """A node with its children, wired stations, limit windows and the limits in force now."""
-    ctx.grid.node(node_id)
+    _require_node(ctx, principal, node_id)
     return _node_detail(ctx, node_id)
 
 
 @router.patch("/grid-nodes/{node_id}")
-async def update_grid_node(node_id: NodePath, body: NodeUpdate, ctx: Context) -> dict[str, Any]:
+async def update_grid_node(
+    node_id: NodePath, body: NodeUpdate, ctx: Context, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    _require_node(ctx, principal, node_id)
     changes = body.model_dump(include=body.model_fields_set)
     if "phases" in changes:
         changes["phases"] = tuple(changes["phases"])
@@ -210,46 +223,67 @@ async def update_grid_node(node_id: NodePath, body: NodeUpdate, ctx: Context) ->
 
 
 @router.delete("/grid-nodes/{node_id}", status_code=204)
-async def delete_grid_node(node_id: NodePath, ctx: Context) -> Response:
-    """Delete a node with its limit windows; refused (409) while it has children or wired stations."""
+async def delete_grid_node(node_id: NodePath, ctx: Context, principal: CurrentPrincipal) -> Response:
+    """Delete a node with its limit windows; refused (409) while it has children or wired stations.
+
+    Deleting a site is for admins; operators delete nodes under their sites."""
+    if _require_node(ctx, principal, node_id).parent_id is None:
+        require_admin(principal)
     await ctx.grid.delete_node(node_id)
     return Response(status_code=204)
 
 
 @router.get("/sites")
-async def list_sites(ctx: Context, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    """Root nodes, each with its whole subtree nested in ``children``."""
+async def list_sites(
+    ctx: Context, principal: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    """The caller's sites (root nodes), each with its whole subtree nested in ``children``."""
+    require_staff(principal)
     setup = ctx.grid.setup
-    roots = sorted((n for n in setup.nodes.values() if n.parent_id is None), key=lambda n: n.id)
+    roots = sorted(
+        (n for n in setup.nodes.values() if n.parent_id is None and principal.may_manage_site(n.id)),
+        key=lambda n: n.id,
+    )
     index = _Index(setup)
-    return _page([index.tree_body(n) for n in roots[offset : offset + limit]], limit, offset)
+    return page([index.tree_body(n) for n in roots[offset : offset + limit]], limit, offset)
 
 
 # -- limit windows ------------------------------------------------------------------------------------------
 
 
 @router.get("/grid-nodes/{node_id}/limit-windows")
-async def list_limit_windows(node_id: NodePath, ctx: Context, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    ctx.grid.node(node_id)
+async def list_limit_windows(
+    node_id: NodePath, ctx: Context, principal: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    _require_node(ctx, principal, node_id)
     windows = ctx.grid.setup.windows_of(node_id)
-    return _page([_window_body(w) for w in windows[offset : offset + limit]], limit, offset)
+    return page([_window_body(w) for w in windows[offset : offset + limit]], limit, offset)
 
 
 @router.post("/grid-nodes/{node_id}/limit-windows", status_code=201)
-async def add_limit_window(node_id: NodePath, body: WindowCreate, ctx: Context, response: Response) -> dict[str, Any]:
+async def add_limit_window(
+    node_id: NodePath, body: WindowCreate, ctx: Context, principal: CurrentPrincipal, response: Response
+) -> dict[str, Any]:
     """Lower the node's limit for a while, once or every day; the lowest limit in force wins."""
+    _require_node(ctx, principal, node_id)
     window = await ctx.grid.add_window(body.spec(node_id), ctx.clock())
     response.headers["Location"] = f"/api/v1/grid-nodes/{node_id}/limit-windows/{window.id}"
     return _window_body(window)
 
 
 @router.get("/grid-nodes/{node_id}/limit-windows/{window_id}")
-async def get_limit_window(node_id: NodePath, window_id: RowId, ctx: Context) -> dict[str, Any]:
+async def get_limit_window(
+    node_id: NodePath, window_id: RowId, ctx: Context, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    _require_node(ctx, principal, node_id)
     return _window_body(ctx.grid.window(node_id, window_id))
 
 
 @router.delete("/grid-nodes/{node_id}/limit-windows/{window_id}", status_code=204)
-async def remove_limit_window(node_id: NodePath, window_id: RowId, ctx: Context) -> Response:
+async def remove_limit_window(
+    node_id: NodePath, window_id: RowId, ctx: Context, principal: CurrentPrincipal
+) -> Response:
+    _require_node(ctx, principal, node_id)
     await ctx.grid.remove_window(node_id, window_id)
     return Response(status_code=204)
 
@@ -258,8 +292,11 @@ async def remove_limit_window(node_id: NodePath, window_id: RowId, ctx: Context)
 
 
 @router.put("/grid-nodes/{node_id}/unmanaged-load")
-async def put_unmanaged_load(node_id: NodePath, body: UnmanagedLoadBody, ctx: Context) -> dict[str, Any]:
+async def put_unmanaged_load(
+    node_id: NodePath, body: UnmanagedLoadBody, ctx: Context, principal: CurrentPrincipal
+) -> dict[str, Any]:
     """Report the load on this node that we do not control (e.g. the building), in A per phase."""
+    _require_node(ctx, principal, node_id)
     l1, l2, l3 = body.unmanaged_a
     load = await ctx.grid.set_unmanaged_load(node_id, (l1, l2, l3), ctx.clock())
     return {"node_id": node_id, "unmanaged_a": list(load.amps), "unmanaged_at": load.at}
@@ -270,37 +307,72 @@ async def put_unmanaged_load(node_id: NodePath, body: UnmanagedLoadBody, ctx: Co
 
 @router.get("/station-wirings")
 async def list_station_wirings(
-    ctx: Context, node_id: str | None = None, limit: Limit = 100, offset: Offset = 0
+    ctx: Context, principal: CurrentPrincipal, node_id: str | None = None, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
-    wirings = sorted(ctx.grid.setup.wirings.values(), key=lambda w: w.station_id)
+    require_staff(principal)
+    wirings = sorted(
+        (w for w in ctx.grid.setup.wirings.values() if _manages_node(ctx, principal, w.node_id)),
+        key=lambda w: w.station_id,
+    )
     if node_id is not None:
         wirings = [w for w in wirings if w.node_id == node_id]
-    return _page([_wiring_body(w) for w in wirings[offset : offset + limit]], limit, offset)
+    return page([_wiring_body(w) for w in wirings[offset : offset + limit]], limit, offset)
 
 
 @router.get("/stations/{station_id}/wiring")
-async def get_station_wiring(station_id: StationPath, ctx: Context) -> dict[str, Any]:
+async def get_station_wiring(station_id: StationPath, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
+    _require_wired_here(ctx, principal, station_id)
     return _wiring_body(ctx.grid.wiring(station_id))
 
 
 @router.put("/stations/{station_id}/wiring")
-async def put_station_wiring(station_id: StationPath, body: WiringBody, ctx: Context) -> dict[str, Any]:
-    """Say under which node a station hangs and how its phases are connected (it need not have connected yet)."""
+async def put_station_wiring(
+    station_id: StationPath, body: WiringBody, ctx: Context, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Say under which node a station hangs and how its phases are connected (it need not have connected yet).
+
+    Operators wire stations under their sites, and rewire only stations already there (or not wired at all)."""
+    if not principal.is_admin:  # an admin's unknown node is the service's 422, naming the rule
+        if station_id in ctx.grid.setup.wirings:
+            _require_wired_here(ctx, principal, station_id)
+        _require_node(ctx, principal, body.node_id)
     wiring = StationWiring(station_id, body.node_id, tuple(body.rotation), body.phases, body.max_current_a)
     return _wiring_body(await ctx.grid.set_wiring(wiring, ctx.clock()))
 
 
 @router.delete("/stations/{station_id}/wiring", status_code=204)
-async def delete_station_wiring(station_id: StationPath, ctx: Context) -> Response:
+async def delete_station_wiring(station_id: StationPath, ctx: Context, principal: CurrentPrincipal) -> Response:
+    _require_wired_here(ctx, principal, station_id)
     await ctx.grid.delete_wiring(station_id)
     return Response(status_code=204)
 
 
+# -- who may ------------------------------------------------------------------------------------------------
+
+
+def _manages_node(ctx: Context, principal: Principal, node_id: str) -> bool:
+    site_id = ctx.grid.setup.site_of_node(node_id)
+    return site_id is not None and principal.may_manage_site(site_id)
+
+
+def _require_node(ctx: Context, principal: Principal, node_id: str) -> GridNode:
+    """The node, when it is under one of the caller's sites (drivers: 403; another operator's node: 404)."""
+    require_staff(principal)
+    node = ctx.grid.node(node_id)
+    if not _manages_node(ctx, principal, node_id):
+        raise NotFound("grid node", node_id)
+    return node
+
+
+def _require_wired_here(ctx: Context, principal: Principal, station_id: str) -> None:
+    """The station's wiring exists and is under one of the caller's sites (else the same 404)."""
+    require_staff(principal)
+    wiring = ctx.grid.wiring(station_id)
+    if not _manages_node(ctx, principal, wiring.node_id):
+        raise NotFound("wiring of station", station_id)
+
+
 # -- bodies -------------------------------------------------------------------------------------------------
-
-
-def _page(items: list[dict[str, Any]], limit: int, offset: int) -> dict[str, Any]:
-    return {"items": items, "limit": limit, "offset": offset}
 
 
 class _Index:

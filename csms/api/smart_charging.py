@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from csms.api.auth import CurrentPrincipal
+from csms.api.auth import CurrentPrincipal, require_staff, visible_station_ids
 from csms.api.context import ApiContext, api_context
+from csms.domain.accounts import Principal, Role
 from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.grid import GridConfig, Priority
-from csms.errors import Conflict, NotFound
+from csms.errors import Conflict, Forbidden, NotFound
 from csms.scheduler.model import Plan
 from csms.service.smart_charging import EvseSession, SmartChargingService
 
@@ -44,8 +45,9 @@ def _service(ctx: ApiContext) -> SmartChargingService:
 
 
 @router.get("/sites/{site_id}/plan")
-async def get_site_plan(site_id: str, ctx: Context) -> dict[str, Any]:
+async def get_site_plan(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """The latest plan for the site: per node planned load against its limits over time, per session limits."""
+    _require_site_of(ctx, principal, site_id)
     service = _service(ctx)
     config = ctx.grid.config(ctx.clock())
     under = _nodes_under(config, site_id)
@@ -77,8 +79,9 @@ async def get_site_plan(site_id: str, ctx: Context) -> dict[str, Any]:
 
 
 @router.get("/sites/{site_id}/load")
-async def get_site_load(site_id: str, ctx: Context) -> dict[str, Any]:
+async def get_site_load(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """Live: measured current per phase of every node under the site (sessions plus unmanaged load) vs limit."""
+    _require_site_of(ctx, principal, site_id)
     service = _service(ctx)
     now = ctx.clock()
     config = ctx.grid.config(now)
@@ -103,20 +106,27 @@ async def get_site_load(site_id: str, ctx: Context) -> dict[str, Any]:
 
 
 @router.get("/charging-sessions")
-async def list_charging_sessions(ctx: Context) -> dict[str, Any]:
-    """Every session smart charging tracks: what it was offered, planned, drawn and asked for."""
+async def list_charging_sessions(ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Sessions smart charging tracks (the caller's sites', or a driver's own): offered, planned, drawn, asked for."""
     service = _service(ctx)
     result = service.latest_plan
-    items = [_session_view(s, result) for s in service.sessions()]
+    sessions = service.sessions()
+    if principal.role is Role.DRIVER:
+        mine = await _own_transactions(ctx, principal)
+        sessions = [s for s in sessions if s.transaction_id in mine]
+    else:
+        stations = visible_station_ids(ctx, principal)
+        sessions = [s for s in sessions if stations is None or s.station_id in stations]
+    items = [_session_view(s, result) for s in sessions]
     return {"items": items, "total": len(items)}
 
 
 @router.get("/charging-sessions/{station_id}/{evse_id}")
-async def get_charging_session(station_id: StationPath, evse_id: EvsePath, ctx: Context) -> dict[str, Any]:
+async def get_charging_session(
+    station_id: StationPath, evse_id: EvsePath, ctx: Context, principal: CurrentPrincipal
+) -> dict[str, Any]:
     service = _service(ctx)
-    session = service.session(station_id, evse_id)
-    if session is None:
-        raise NotFound("charging session", f"{station_id}/{evse_id}")
+    session = await _visible_session(ctx, principal, service, station_id, evse_id)
     return _session_view(session, service.latest_plan)
 
 
@@ -124,12 +134,14 @@ async def get_charging_session(station_id: StationPath, evse_id: EvsePath, ctx: 
 async def update_charging_session(
     station_id: StationPath, evse_id: EvsePath, body: NeedsBody, ctx: Context, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Set a session's energy wanted, departure, car limit or priority; the site is re-planned."""
+    """Set a session's energy wanted, departure, car limit or priority; the site is re-planned.
+
+    A driver may tell its own session's needs (energy, departure, car limit); priorities are set by operators."""
     service = _service(ctx)
-    session = service.session(station_id, evse_id)
-    if session is None:
-        raise NotFound("charging session", f"{station_id}/{evse_id}")
+    session = await _visible_session(ctx, principal, service, station_id, evse_id)
     given = body.model_fields_set
+    if principal.role is Role.DRIVER and given & {"priority", "reason"}:
+        raise Forbidden("a driver cannot set a session's priority: ask the operator")
     old = session.needs
     needs = ChargingNeeds(
         energy_wh=body.energy_wh if "energy_wh" in given else old.energy_wh,
@@ -144,8 +156,9 @@ async def update_charging_session(
 
 
 @router.post("/smart-charging/replan")
-async def replan_now(ctx: Context) -> dict[str, Any]:
+async def replan_now(ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """Re-plan now and wait for the limits to be sent; returns when it is done."""
+    require_staff(principal)
     _service(ctx)
     loop = ctx.smart_charging_loop
     if loop is None:
@@ -154,6 +167,35 @@ async def replan_now(ctx: Context) -> dict[str, Any]:
     await loop.settled()
     result = ctx.smart_charging.latest_plan if ctx.smart_charging else None
     return {"created_at": result.created_at if result else None, "sessions": len(result.sessions) if result else 0}
+
+
+def _require_site_of(ctx: ApiContext, principal: Principal, node_id: str) -> None:
+    """The node (a site, usually) is under one of the caller's sites: drivers 403, another operator's 404."""
+    require_staff(principal)
+    site_id = ctx.grid.setup.site_of_node(node_id)
+    if site_id is None or not principal.may_manage_site(site_id):
+        raise NotFound("grid node", node_id)
+
+
+async def _own_transactions(ctx: ApiContext, principal: Principal) -> set[int]:
+    """The driver's sessions in progress (sessions of its id tokens)."""
+    found = await ctx.storage.list_transactions(1000, 0, active=True, owner=principal.account_id)
+    return {t.id for t in found}
+
+
+async def _visible_session(
+    ctx: ApiContext, principal: Principal, service: SmartChargingService, station_id: str, evse_id: int
+) -> EvseSession:
+    session = service.session(station_id, evse_id)
+    if session is not None:
+        if principal.role is Role.DRIVER:
+            visible = session.transaction_id in await _own_transactions(ctx, principal)
+        else:
+            stations = visible_station_ids(ctx, principal)
+            visible = stations is None or station_id in stations
+        if visible:
+            return session
+    raise NotFound("charging session", f"{station_id}/{evse_id}")
 
 
 def _nodes_under(config: GridConfig, site_id: str) -> set[str]:

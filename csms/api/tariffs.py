@@ -21,7 +21,7 @@ from csms.domain.accounts import Principal
 from csms.domain.pricing import PriceQuote, QuoteRequest
 from csms.domain.session_rules import LimitAction, SessionRules
 from csms.domain.tariffs import Overstay, Prices, Tariff, Tier, TimeBasis, TimeWindow
-from csms.errors import Forbidden, InvalidRequest
+from csms.errors import InvalidRequest, NotFound
 from csms.service.session_rules import SessionCost, SessionRulesService
 from csms.service.tariffs import TariffService
 from csms.storage.tariffs import tier_to_json
@@ -309,10 +309,10 @@ def cost_json(cost: SessionCost) -> dict[str, Any]:
 
 
 async def cost_body(ctx: ApiContext, transaction_id: int, principal: Principal, now: datetime) -> dict[str, Any]:
-    """Raises NotFound (no priced session) or Forbidden (not the caller's to see)."""
+    """Raises NotFound: no priced session, or not the caller's to see (the same answer, so ids do not leak)."""
     cost = await _rules(ctx).cost(transaction_id, now)
     if not may_see_cost(principal, cost.session.site_id, cost.session.account_id):
-        raise Forbidden(f"the cost of transaction {transaction_id} is not yours to see")
+        raise NotFound("cost of transaction", transaction_id)
     return cost_json(cost)
 
 

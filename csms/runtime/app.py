@@ -28,6 +28,7 @@ from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.runtime.session_rules import SessionRulesLoop
 from csms.runtime.smart_charging import SmartChargingLoop
+from csms.service.accounts import AccountService
 from csms.service.analytics import AnalyticsService
 from csms.service.availability import AvailabilityService
 from csms.service.bookings import BookingService, SessionSource
@@ -124,6 +125,8 @@ class CentralSystem:
         self._api_task: asyncio.Task[None] | None = None
         self.ocpp: OcppServer | None = None
         self.security: StationSecurityService | None = None
+        # Who may call the HTTP API (accounts, roles, hashed API keys).
+        self.accounts = AccountService(self.storage, clock)
 
     @property
     def ocpp_port(self) -> int:
@@ -226,8 +229,12 @@ class CentralSystem:
             self.settings.security,
         )
         await self.ocpp.start()
+        await self.accounts.load()
+        if self.settings.api.admin_token is None:
+            await self.accounts.bootstrap(self.settings.api.bootstrap_key_file)
         context = ApiContext(
             settings=self.settings.api,
+            accounts=self.accounts,
             storage=self.storage,
             chargers=chargers,
             commands=commands,

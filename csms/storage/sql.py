@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -184,9 +184,11 @@ class SqlStorage:
         query = select(transactions).where(transactions.c.state == TransactionState.ACTIVE.value)
         return [_transaction(row) for row in await self._all(query)]
 
-    async def list_stations(self, limit: int, offset: int) -> list[Station]:
-        rows = await self._all(select(stations).order_by(stations.c.id).limit(limit).offset(offset))
-        return [_station(row) for row in rows]
+    async def list_stations(self, limit: int, offset: int, station_ids: Collection[str] | None = None) -> list[Station]:
+        query = select(stations).order_by(stations.c.id).limit(limit).offset(offset)
+        if station_ids is not None:
+            query = query.where(stations.c.id.in_(sorted(station_ids)))
+        return [_station(row) for row in await self._all(query)]
 
     async def list_connectors(self, station_id: str) -> list[ConnectorState]:
         query = (
@@ -200,9 +202,11 @@ class SqlStorage:
         row = await self._one(select(id_tokens).where(id_tokens.c.token == token))
         return _token(row) if row else None
 
-    async def list_tokens(self, limit: int, offset: int) -> list[IdTokenRecord]:
-        rows = await self._all(select(id_tokens).order_by(id_tokens.c.token).limit(limit).offset(offset))
-        return [_token(row) for row in rows]
+    async def list_tokens(self, limit: int, offset: int, owner: str | None = None) -> list[IdTokenRecord]:
+        query = select(id_tokens).order_by(id_tokens.c.token).limit(limit).offset(offset)
+        if owner is not None:
+            query = query.where(id_tokens.c.owner == owner)
+        return [_token(row) for row in await self._all(query)]
 
     async def max_transaction_id(self) -> int:
         row = await self._one(select(func.max(transactions.c.id)))
@@ -220,11 +224,23 @@ class SqlStorage:
         return _transaction(row) if row else None
 
     async def list_transactions(
-        self, limit: int, offset: int, station_id: str | None = None, active: bool | None = None
+        self,
+        limit: int,
+        offset: int,
+        station_id: str | None = None,
+        active: bool | None = None,
+        station_ids: Collection[str] | None = None,
+        owner: str | None = None,
     ) -> list[Transaction]:
+        """Newest first; ``station_ids`` limits to those stations, ``owner`` to sessions of the account's tokens."""
         query = select(transactions).order_by(transactions.c.id.desc()).limit(limit).offset(offset)
         if station_id is not None:
             query = query.where(transactions.c.station_id == station_id)
+        if station_ids is not None:
+            query = query.where(transactions.c.station_id.in_(sorted(station_ids)))
+        if owner is not None:
+            owned = select(id_tokens.c.token).where(id_tokens.c.owner == owner)
+            query = query.where(transactions.c.id_token.in_(owned.scalar_subquery()))
         if active is not None:
             state = TransactionState.ACTIVE if active else TransactionState.ENDED
             query = query.where(transactions.c.state == state.value)

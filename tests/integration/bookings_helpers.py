@@ -13,7 +13,7 @@ from typing import Any
 from csms.runtime.app import CentralSystem
 from csms.service.events import Event, Subscription
 from tests.conftest import make_settings
-from tests.http_api import admin_client
+from tests.http_api import admin_client, driver_account
 from tests.ocpp_client import RawClient
 
 __all__ = [
@@ -111,6 +111,9 @@ class Api:
                 await self.call("PUT", f"/stations/{station}/connectors/{evse}/1/spec", json=body)
 
     async def driver_token(self, token: str, account: str) -> None:
+        """The token, owned by the driver account (created on first use)."""
+        response = await self.http.post("/accounts", json=driver_account(account))
+        assert response.status_code in (201, 409), response.text
         await self.call("PUT", f"/id-tokens/{token}", json={"owner": account})
 
     async def book(self, status: int = 201, **body: Any) -> Any:

@@ -23,7 +23,7 @@ from csms.storage.availability import AnalyticsReader
 from csms.storage.tables_bookings import bookings
 from csms.storage.writer import Write
 from tests.conftest import make_settings
-from tests.http_api import ADMIN_HEADERS, CLI_ENV
+from tests.http_api import ADMIN_HEADERS, CLI_ENV, driver_account
 from tests.integration.live_helpers import api, charger_16, iso, status_16
 from tests.ocpp_client import RawClient
 
@@ -79,6 +79,9 @@ async def a_day_of_charging(system: CentralSystem) -> None:
     for station, site in (("cp1", "site-a"), ("cp2", "site-a"), ("cp3", "site-b")):
         response = await api(system, "PUT", f"/stations/{station}/wiring", json={"node_id": site})
         assert response.status_code == 200, response.text
+    for account in ("alice", "bob"):
+        response = await api(system, "POST", "/accounts", json=driver_account(account))
+        assert response.status_code == 201, response.text
     for token, owner in (("TAG-A", "alice"), ("TAG-B", "bob"), ("TAG-C", None)):
         response = await api(system, "PUT", f"/id-tokens/{token}", json={"status": "Accepted", "owner": owner})
         assert response.status_code == 200, response.text

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.http_api import driver_account
 from tests.money_helpers import T0, Clock, api, charger, make_site, ok, settled, start_16, status_16, stop_16
 
 SETTINGS = {"tariffs": {"tick_seconds": 0.05, "stop_retry_seconds": 60}}
@@ -22,6 +23,7 @@ async def test_time_limit_is_the_expected_free_time_and_an_overstay_counts_in_th
         async with api(system) as http:
             rules = {"max_charging_minutes": 60, "warning_minutes": 5, "at_limit": "overstay"}
             await ok(await http.put("/sites/site/session-rules", json=rules))
+            await ok(await http.post("/accounts", json=driver_account("driver-7")), 201)
             await ok(await http.put("/id-tokens/TAG-1", json={"owner": "driver-7"}))
         client = await charger(system, "CP-1")
         transaction_id = await start_16(client, clock.at(0))

@@ -15,6 +15,7 @@ from csms.storage.tables_bookings import bookings
 from csms.storage.writer import Write
 from simulator import SimClock, SimStation
 from tests.conftest import make_settings
+from tests.http_api import driver_account
 from tests.integration.live_helpers import api, charger_16, iso, settles_to, status_16
 from tests.ocpp_client import RawClient
 
@@ -48,6 +49,8 @@ async def get(system: CentralSystem, path: str, **params: Any) -> dict[str, Any]
 
 async def busy_station(system: CentralSystem) -> tuple[RawClient, int]:
     """cp1 with connector 1 charging for TAG1 (owned by driver-1) and connector 2 faulted."""
+    response = await api(system, "POST", "/accounts", json=driver_account("driver-1"))
+    assert response.status_code == 201, response.text
     response = await api(system, "PUT", "/id-tokens/TAG1", json={"status": "Accepted", "owner": "driver-1"})
     assert response.status_code == 200, response.text
     client = await charger_16(system, "cp1")

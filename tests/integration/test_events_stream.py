@@ -13,7 +13,7 @@ import pytest
 from csms.runtime.app import CentralSystem
 from simulator import SimClock, SimStation
 from tests.conftest import make_settings
-from tests.http_api import ADMIN_HEADERS
+from tests.http_api import ADMIN_HEADERS, driver_account
 from tests.integration.live_helpers import api, charger_16, iso, open_stream, status_16
 
 LIVE = {"heartbeat_seconds": 0.2, "replay_events": 5}
@@ -41,6 +41,8 @@ async def wire(system: CentralSystem, site: str, *stations: str) -> None:
 async def test_admin_stream_carries_connection_status_and_session_events(system: CentralSystem) -> None:
     """An admin's stream gets station.connected, connector.status, session.started/stopped with site and account."""
     await wire(system, "site-a", "cp1")
+    response = await api(system, "POST", "/accounts", json=driver_account("driver-1"))
+    assert response.status_code == 201, response.text
     response = await api(system, "PUT", "/id-tokens/TAG1", json={"status": "Accepted", "owner": "driver-1"})
     assert response.status_code == 200, response.text
     async with open_stream(system) as stream:

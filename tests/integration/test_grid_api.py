@@ -279,12 +279,12 @@ async def test_wiring_rules_give_the_right_status_naming_the_rule(
 
 async def test_grid_endpoints_require_the_admin_token(tmp_path: Path) -> None:
     """With api.admin_token set, grid endpoints refuse requests without the bearer token."""
-    system = CentralSystem(make_settings(tmp_path, api={"admin_token": "s3cret"}))
+    system = CentralSystem(make_settings(tmp_path, api={"admin_token": "s3cret-grid-admin-token"}))
     await system.start()
     try:
         async with api(system) as http:
             assert (await http.post("/grid-nodes", json={"id": "site"})).status_code == 401
-            headers = {"Authorization": "Bearer s3cret"}
+            headers = {"Authorization": "Bearer s3cret-grid-admin-token"}
             assert (await http.post("/grid-nodes", json={"id": "site"}, headers=headers)).status_code == 201
     finally:
         await system.stop()

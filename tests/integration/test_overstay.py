@@ -8,6 +8,7 @@ import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.http_api import driver_account
 from tests.money_helpers import (
     T0,
     Clock,
@@ -40,6 +41,7 @@ async def test_time_limit_warns_driver_and_site_then_stops_the_session(tmp_path:
         async with api(system) as http:
             rules = {"max_charging_minutes": 30, "warning_minutes": 10, "at_limit": "stop"}
             assert await ok(await http.put("/sites/site/session-rules", json=rules)) == {"site_id": "site", **rules}
+            await ok(await http.post("/accounts", json=driver_account("driver-7")), 201)
             await ok(await http.put("/id-tokens/TAG-1", json={"owner": "driver-7"}))
         events = system.events.subscribe()
         client = await charger(system, "CP-1")
