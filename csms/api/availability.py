@@ -44,6 +44,28 @@ def zone(name: str) -> Any:
         raise InvalidRequest(str(exc)) from None
 
 
+@router.get("/availability")
+async def availability_overview(ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Every site the caller may charge at (drivers: all) or manages (operators): connectors and how many are free."""
+    live = live_services(ctx)
+    sites = sorted(n.id for n in ctx.grid.setup.nodes.values() if n.parent_id is None)
+    if principal.role is Role.OPERATOR:
+        sites = [site for site in sites if principal.may_manage_site(site)]
+    items = []
+    for site in sites:
+        views = await live.availability.stations(live.availability.require_site(site))
+        connectors = [c for s in views for c in s.connectors]
+        items.append(
+            {
+                "site_id": site,
+                "stations": len(views),
+                "connectors": len(connectors),
+                "available": sum(1 for c in connectors if c.available),
+            }
+        )
+    return {"at": ctx.clock(), "items": items}
+
+
 @router.get("/sites/{site_id}/availability")
 async def site_availability(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """Every station and connector of the site: status, type, max power, occupant, expected free time."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from csms.api.auth import CurrentPrincipal, require_admin
+from csms.api.auth import CurrentPrincipal, require_admin, require_station
 from csms.api.context import ApiContext, api_context
 from csms.domain.accounts import Principal, Role
 from csms.domain.security import (
@@ -79,11 +79,7 @@ def _security(ctx: ApiContext) -> StationSecurityService:
 def _require_station(principal: Principal, ctx: ApiContext, station_id: str) -> None:
     if not is_valid_identity(station_id):
         raise InvalidRequest("station id must be 1-48 characters without ':', '/', spaces or controls")
-    if principal.is_admin:
-        return
-    site = ctx.grid.site_of_station(station_id)
-    if principal.role is not Role.OPERATOR or site is None or not principal.may_manage_site(site):
-        raise Forbidden(f"station {station_id} is not at one of the sites you manage")
+    require_station(ctx, principal, station_id)
 
 
 def _view(station_id: str, record: StationCredentials | None, change: PasswordChange | None = None) -> SecurityView:

@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from csms.api.auth import CurrentPrincipal, require_admin, require_site
 from csms.api.context import ApiContext, api_context
-from csms.domain.accounts import Principal
+from csms.domain.accounts import Principal, Role
 from csms.domain.pricing import PriceQuote, QuoteRequest
 from csms.domain.session_rules import LimitAction, SessionRules
 from csms.domain.tariffs import Overstay, Prices, Tariff, Tier, TimeBasis, TimeWindow
@@ -260,7 +260,11 @@ def quote_json(quote: PriceQuote) -> dict[str, Any]:
 
 @router.post("/quotes", tags=["tariffs"])
 async def create_quote(body: QuoteBody, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
-    """The price for a site (or one of its stations), a window and an energy, shown before the driver commits."""
+    """The price for a site (or one of its stations), a window and an energy, shown before the driver commits.
+
+    Drivers may ask at any site; operators at their own (another operator's site is a 404, as everywhere)."""
+    if principal.role is Role.OPERATOR and not principal.may_manage_site(body.site_id):
+        raise NotFound("site", body.site_id)
     request = QuoteRequest(
         site_id=body.site_id,
         starts_at=body.starts_at,

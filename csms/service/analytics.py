@@ -89,7 +89,7 @@ class AnalyticsService:
             if site_id not in self.sites():
                 raise NotFound("site", site_id)
             if not principal.may_manage_site(site_id):
-                raise Forbidden(f"site {site_id} is not one of the sites you manage")
+                raise NotFound("site", site_id)  # another operator's site is as unknown as a missing one
             return Scope(self._grid.stations_of_site(site_id), [site_id], evse_id)
         if principal.is_admin:
             return Scope(None, self.sites(), evse_id)
