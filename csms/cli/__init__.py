@@ -9,11 +9,13 @@ from typing import Annotated
 
 import typer
 
+from csms.cli.accounts import accounts_app, keys_app
 from csms.cli.analytics import analytics_app
 from csms.cli.bookings import bookings_app
 from csms.cli.common import err
 from csms.cli.connectors import connectors_app
 from csms.cli.grid import grid_app
+from csms.cli.records import tokens_app, transactions_app
 from csms.cli.security import security_app
 from csms.cli.smart_charging import sessions_app, smart_app
 from csms.cli.stations import stations_app
@@ -35,6 +37,10 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(bookings_app, name="bookings")
 app.add_typer(security_app, name="security")
 app.add_typer(tariffs_app, name="tariffs")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(transactions_app, name="transactions")
 DEFAULT_CONFIG = Path("config/csms.toml")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import replace
@@ -40,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 BOOTSTRAP_ACCOUNT = AccountId("admin")
 _TOUCH_EVERY = timedelta(minutes=1)
+_RELOAD_SECONDS = 1.0
 _UNKNOWN_KEY = "unknown, revoked or expired API key, or a disabled account"
 
 
@@ -59,6 +61,7 @@ class AccountService:
         self._clock = clock
         self._accounts: dict[str, Account] = {}
         self._keys: dict[str, ApiKey] = {}
+        self._reloaded_at: float | None = None
 
     async def load(self) -> None:
         """Read every account and key into memory; call once before serving."""
@@ -70,8 +73,10 @@ class AccountService:
     async def authenticate(self, text: str) -> Principal:
         """The principal a presented key stands for; Unauthorized for anything not a live key of a live account."""
         parts = split_key(text)
-        key = self._keys.get(parts[0]) if parts is not None else None
-        if parts is None or key is None:
+        if parts is None:
+            raise Unauthorized(_UNKNOWN_KEY)
+        key = self._keys.get(parts[0]) or await self._reload_for(parts[0])
+        if key is None:
             raise Unauthorized(_UNKNOWN_KEY)
         # Constant-time comparison of the hashes: the time taken says nothing about how much of the key matched.
         if not hmac.compare_digest(secret_hash(parts[1]), key.key_sha256):
@@ -84,6 +89,16 @@ class AccountService:
             self._keys[key.id] = replace(key, last_used_at=now)
             await self._storage.write([stored.touch_key(key.id, now)])
         return principal_of(account, key.id)
+
+    async def _reload_for(self, key_id: str) -> ApiKey | None:
+        """A key id we do not know may have been issued by ``csms keys create-admin`` in another process: read the
+        accounts and keys again, at most once a second (unknown ids must not turn into a database read each)."""
+        now = time.monotonic()  # not the service clock: tests may stop that one
+        if self._reloaded_at is not None and now - self._reloaded_at < _RELOAD_SECONDS:
+            return None
+        self._reloaded_at = now
+        await self.load()
+        return self._keys.get(key_id)
 
     # -- accounts -------------------------------------------------------------------------------------------
 
