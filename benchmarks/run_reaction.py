@@ -119,6 +119,9 @@ def free_port() -> int:
         return port
 
 
+ADMIN_TOKEN = "reaction-admin-token-0123456789"
+
+
 class Server:
     """``python -m csms serve`` with a temporary config, database and log; stopped with SIGINT."""
 
@@ -135,6 +138,7 @@ class Server:
                     "[api]",
                     'host = "127.0.0.1"',
                     f"port = {self.api_port}",
+                    f'admin_token = "{ADMIN_TOKEN}"',
                     "[database]",
                     f'url = "sqlite+aiosqlite:///{workdir / "reaction.db"}"',
                     "[stations]",
@@ -317,7 +321,11 @@ async def run(plan: Plan, workdir: Path, progress: Callable[[str], None]) -> Res
     full = plan.stations * CAR.max_current_a
     start_limit = round(full * START_LIMIT_SHARE)
     cut_limit = round(start_limit * CUT_SHARE)
-    api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.api_port}/api/v1", timeout=30)
+    api = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.api_port}/api/v1",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=30,
+    )
     try:
         began = time.monotonic()
         await call(api, "POST", "/grid-nodes", {"id": "site", "max_current_a": start_limit})
