@@ -1,9 +1,12 @@
 """Session rules per site: a maximum charging time with a warning before it ends, then stop or overstay.
 
-The timers of one session (:class:`SessionTimers`) are fixed when it starts, so changing a site's rules affects
-sessions started afterwards. Overstay billing starts a grace period after the earlier of: charging completed (the
-charger reported the car done: 1.6 status SuspendedEV, 2.0.1 chargingState EVConnected or SuspendedEV, after it
-had been seen charging), or the allotted time ended when the site moves sessions to overstay at the limit.
+The timers of one session (:class:`SessionTimers`) are set from the site's rules when it starts, and re-armed
+from its start when the site's rules change (:meth:`SessionTimers.rearmed`). Overstay billing starts a grace
+period after the earlier of: charging completed (the charger reported the car done: 1.6 status SuspendedEV,
+2.0.1 chargingState EVConnected or SuspendedEV, after it had been seen charging), or the allotted time ended
+when the site moves sessions to overstay at the limit. It ends when the car frees the connector (1.6 status
+Available, 2.0.1 chargingState Idle or connector Available) or the transaction ends, whichever the charger
+reports first.
 """
 
 from __future__ import annotations
@@ -46,11 +49,15 @@ class SessionRules:
     warning_minutes: int = 10
     at_limit: LimitAction = LimitAction.STOP
 
+    def limits(self, started_at: datetime) -> tuple[datetime | None, datetime | None]:
+        """The time limit and the warning instant of a session started at ``started_at`` (None: unlimited)."""
+        if self.max_charging_minutes is None:
+            return None, None
+        limit_at = started_at + timedelta(minutes=self.max_charging_minutes)
+        return limit_at, max(started_at, limit_at - timedelta(minutes=self.warning_minutes))
+
     def timers(self, transaction_id: int, started_at: datetime, grace_minutes: int) -> SessionTimers:
-        limit_at = warning_at = None
-        if self.max_charging_minutes is not None:
-            limit_at = started_at + timedelta(minutes=self.max_charging_minutes)
-            warning_at = max(started_at, limit_at - timedelta(minutes=self.warning_minutes))
+        limit_at, warning_at = self.limits(started_at)
         return SessionTimers(
             transaction_id=transaction_id,
             started_at=started_at,
@@ -83,6 +90,7 @@ class SessionTimers:
     charging_completed_at: datetime | None = None
     overstay_started_at: datetime | None = None  # when the overstay was announced
     overstay_reason: OverstayReason | None = None
+    connector_freed_at: datetime | None = None  # the car left the connector while the transaction went on
 
     def completed(self, at: datetime) -> SessionTimers:
         """Charging completed at ``at`` (the first report counts)."""
@@ -91,8 +99,26 @@ class SessionTimers:
     def resumed(self) -> SessionTimers:
         """The car charges again: charging was not complete, unless overstay already started."""
         if self.overstay_started_at is not None:
+            return self if self.connector_freed_at is None else replace(self, connector_freed_at=None)
+        return replace(self, charging_completed_at=None, connector_freed_at=None)
+
+    def freed(self, at: datetime) -> SessionTimers:
+        """The car left the connector at ``at`` (the first report counts): overstay, if any, ends there."""
+        return self if self.connector_freed_at is not None else replace(self, connector_freed_at=at)
+
+    def rearmed(self, rules: SessionRules, now: datetime) -> SessionTimers:
+        """The timers under the site's changed rules, counted from the session's start.
+
+        What was carried out stays done (a limit reached, an overstay started). A warning is given again when the
+        new warning instant is still ahead; a session already past the new limit is due at once.
+        """
+        if self.limit_reached_at is not None:
             return self
-        return replace(self, charging_completed_at=None)
+        limit_at, warning_at = rules.limits(self.started_at)
+        warned_at = self.warned_at
+        if warning_at is None or warning_at > now:
+            warned_at = None
+        return replace(self, limit_at=limit_at, warning_at=warning_at, at_limit=rules.at_limit, warned_at=warned_at)
 
 
 def overstay_start(timers: SessionTimers) -> tuple[datetime, OverstayReason] | None:
@@ -118,7 +144,8 @@ def due(timers: SessionTimers, now: datetime) -> list[Due]:
         actions.append(Due.STOP if timers.at_limit is LimitAction.STOP else Due.LIMIT_OVERSTAY)
     start = overstay_start(timers)
     if start is not None and timers.overstay_started_at is None and now >= start[0]:
-        actions.append(Due.OVERSTAY)
+        if timers.connector_freed_at is None or timers.connector_freed_at > start[0]:
+            actions.append(Due.OVERSTAY)
     return actions
 
 

@@ -265,6 +265,7 @@ class SessionUsage:
     charging_completed_at: datetime | None = None
     overstay_from: datetime | None = None  # when overstay billing starts (grace already added)
     overstay_reason: str | None = None
+    connector_freed_at: datetime | None = None  # the car left while the transaction went on: overstay ends here
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +296,12 @@ def session_cost(price: SessionPrice, usage: SessionUsage) -> CostBreakdown:
     energy = round_money(_decimal(usage.energy_wh) / _WH_PER_KWH * price.prices.energy_per_kwh, currency)
     time_cost = round_money(Decimal(seconds) / _SECONDS_PER_HOUR * price.prices.time_per_hour, currency)
     fee = round_money(price.prices.session_fee, currency)
-    minutes = overstay_minutes(usage.overstay_from, usage.ended_at)
+    # Overstay is the car holding the connector: it ends when the connector is freed or the session ends,
+    # whichever the charger reported first.
+    occupied_until = usage.ended_at
+    if usage.connector_freed_at is not None:
+        occupied_until = min(occupied_until, usage.connector_freed_at)
+    minutes = overstay_minutes(usage.overstay_from, occupied_until)
     overstay = _overstay_fee(price.overstay, minutes, currency)
     billed = minutes > 0
     return CostBreakdown(

@@ -10,8 +10,9 @@ the quote stored on that booking (found by the transaction's reservation id).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -34,7 +35,7 @@ from csms.storage import tariffs as store
 from csms.storage.sql import SqlStorage
 from csms.storage.tariffs import TariffStore
 
-__all__ = ["BookedQuote", "OccupancyForecast", "TariffService"]
+__all__ = ["BookedQuote", "CostSource", "OccupancyForecast", "SessionStart", "TariffService"]
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +43,10 @@ log = structlog.get_logger(__name__)
 OccupancyForecast = Callable[[str, datetime, datetime], Awaitable[float | None]]
 # The quote stored with the booking a session was started from (by reservation id), if any.
 BookedQuote = Callable[[int], Awaitable[PriceQuote | None]]
+# A session's cost as data at an instant, or None (the session rules service, which follows sessions, gives it).
+CostSource = Callable[[int, datetime], Awaitable[dict[str, Any] | None]]
+# A starting session as pricing sees it: its site, its start and the reservation it was started from.
+SessionStart = tuple[str | None, datetime, int | None]
 
 _OCCUPIED = frozenset(
     {
@@ -71,7 +76,9 @@ class TariffService:
         self._settings = settings
         self._forecast = forecast
         self._booked_quote: BookedQuote = booked_quote or reads.booked_quote
+        self._quotes_from_store = booked_quote is None  # then many quotes are read at once
         self._tariffs: dict[str | None, Tariff] = {}
+        self._costs: CostSource | None = None
         # station -> (evse, connector) -> last status; connector 0 (the whole station) is not a connector
         self._connectors: dict[str, dict[tuple[int, int], ConnectorStatus]] = {}
 
@@ -192,27 +199,68 @@ class TariffService:
         self, site_id: str | None, started_at: datetime, reservation_id: int | None
     ) -> SessionPrice | None:
         """What a starting session is charged at: its booked quote, else the tier in force at its start."""
+        [price] = await self.session_prices([(site_id, started_at, reservation_id)])
+        return price
+
+    async def session_prices(self, starts: Sequence[SessionStart]) -> list[SessionPrice | None]:
+        """:meth:`session_price` of many starting sessions, with one read of their booked quotes.
+
+        The bookings are read for the demand forecast only where the tariff has a tier that uses it.
+        """
+        wanted = [reservation for site, _, reservation in starts if reservation is not None and self.tariff_for(site)]
+        quotes: dict[int, PriceQuote] = {}
+        if wanted and self._quotes_from_store:
+            quotes = await self._reads.booked_quotes(wanted)
+        else:
+            for reservation_id in wanted:
+                quote = await self._booked_quote(reservation_id)
+                if quote is not None:
+                    quotes[reservation_id] = quote
+        return [
+            await self._price(site, started_at, None if reservation is None else quotes.get(reservation))
+            for site, started_at, reservation in starts
+        ]
+
+    async def _price(self, site_id: str | None, started_at: datetime, quote: PriceQuote | None) -> SessionPrice | None:
         tariff = self.tariff_for(site_id)
         if tariff is None:
             return None
-        if reservation_id is not None:
-            quote = await self._booked_quote(reservation_id)
-            if quote is not None:
-                return SessionPrice(
-                    tariff_id=quote.tariff_id,
-                    currency=quote.currency,
-                    tier=quote.tier,
-                    prices=Prices(quote.energy_per_kwh, quote.time_per_hour, quote.session_fee),
-                    time_basis=tariff.time_basis,
-                    overstay=tariff.overstay,
-                    source="booking",
-                )
+        if quote is not None:
+            return SessionPrice(
+                tariff_id=quote.tariff_id,
+                currency=quote.currency,
+                tier=quote.tier,
+                prices=Prices(quote.energy_per_kwh, quote.time_per_hour, quote.session_fee),
+                time_basis=tariff.time_basis,
+                overstay=tariff.overstay,
+                source="booking",
+            )
         # A session counts itself: it is on its connector when it starts.
-        demand = await self.demand(site_id, started_at, started_at + timedelta(hours=1))
+        if any(tier.min_forecast is not None for tier in tariff.tiers):
+            demand = await self.demand(site_id, started_at, started_at + timedelta(hours=1))
+        else:
+            demand = Demand(self.utilisation(site_id) if site_id is not None else 0.0)
         level = price_level(tariff, started_at, demand)
         return SessionPrice(
             tariff.id, tariff.currency, level.tier, level.prices, tariff.time_basis, tariff.overstay, "tariff"
         )
+
+    # -- session costs ---------------------------------------------------------------------------------------
+
+    def bind_costs(self, costs: CostSource) -> None:
+        self._costs = costs
+
+    async def cost_summary(self, transaction_id: int, now: datetime | None = None) -> dict[str, Any] | None:
+        """A session's cost breakdown as JSON-ready data, or None when no tariff applied to it (or it is unknown).
+
+        ``final`` is true once the session ended (the stored breakdown); for a session in progress it is what the
+        session comes to at ``now`` (pass the server's clock; the wall clock when left out). Besides the fields of
+        ``GET /transactions/{id}/cost`` it carries ``site_id`` and ``account_id`` (the id token's owner), which
+        decide who may see it, and ``overstay.connector_freed_at``.
+        """
+        if self._costs is None:
+            return None
+        return await self._costs(transaction_id, now or datetime.now(UTC))
 
     # -- helpers ---------------------------------------------------------------------------------------------
 

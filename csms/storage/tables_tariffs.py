@@ -13,7 +13,15 @@ from sqlalchemy import JSON, Column, Dialect, Float, Index, Integer, String, Tab
 
 from csms.storage.tables import UtcDateTime, metadata
 
-__all__ = ["DEFAULT_SCOPE", "DecimalText", "session_rules", "tariff_sessions", "tariffs"]
+__all__ = [
+    "DEFAULT_SCOPE",
+    "STARTS_SEEN",
+    "DecimalText",
+    "session_rules",
+    "tariff_progress",
+    "tariff_sessions",
+    "tariffs",
+]
 
 # The key of the default tariff (for sites without their own); grid node ids start with a letter or digit.
 DEFAULT_SCOPE = "*"
@@ -91,6 +99,7 @@ tariff_sessions = Table(
     Column("charging_completed_at", UtcDateTime()),
     Column("overstay_started_at", UtcDateTime()),
     Column("overstay_reason", String(24)),
+    Column("connector_freed_at", UtcDateTime()),  # the car left (unplugged) while the transaction went on
     # the cost, once the session ended
     Column("ended_at", UtcDateTime()),
     Column("energy_wh", Float),
@@ -105,3 +114,14 @@ tariff_sessions = Table(
     Column("costed_at", UtcDateTime()),
 )
 Index("ix_tariff_sessions_open", tariff_sessions.c.costed_at)
+
+# How far the session-rules loop got: ``STARTS_SEEN`` is the highest transaction id whose start it committed (its
+# ``tariff_sessions`` row, or the decision not to follow it). After a crash, transactions above it (less a margin:
+# starts commit slightly out of id order) that have no row are started again, so none goes uncosted.
+tariff_progress = Table(
+    "tariff_progress",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("transaction_id", Integer, nullable=False),
+)
+STARTS_SEEN = "starts_seen"

@@ -6,7 +6,8 @@ Write builders are pure functions from domain values to :class:`Write` s, commit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,13 +38,24 @@ from csms.domain.tariffs import (
     TimeBasis,
     TimeWindow,
 )
+from csms.domain.transactions import Transaction
 from csms.errors import StorageError
-from csms.storage.tables import meter_values
+from csms.storage.sql import _transaction as transaction_from_row  # the one mapper of a transactions row
+from csms.storage.tables import id_tokens, meter_values, transactions
 from csms.storage.tables_bookings import bookings
-from csms.storage.tables_tariffs import DEFAULT_SCOPE, session_rules, tariff_sessions, tariffs
+from csms.storage.tables_tariffs import (
+    DEFAULT_SCOPE,
+    STARTS_SEEN,
+    session_rules,
+    tariff_progress,
+    tariff_sessions,
+    tariffs,
+)
 from csms.storage.writer import Write
 
 __all__ = [
+    "STARTS_MARGIN",
+    "EndedSession",
     "TariffStore",
     "delete_rules",
     "delete_tariff",
@@ -51,6 +63,7 @@ __all__ = [
     "put_rules",
     "put_tariff",
     "set_cost",
+    "set_starts_seen",
     "set_timers",
     "tier_from_json",
     "tier_to_json",
@@ -72,10 +85,27 @@ _DELETE_RULES = delete(session_rules).where(session_rules.c.site_id == bindparam
 _INSERT_SESSION = sqlite_insert(tariff_sessions).on_conflict_do_nothing(
     index_elements=[tariff_sessions.c.transaction_id]
 )
-_TIMER_FIELDS = ("warned_at", "limit_reached_at", "charging_completed_at", "overstay_started_at", "overstay_reason")
+# A session not followed at its start that the site's changed rules now time: its closed row is opened again.
+_UPSERT_SESSION = sqlite_insert(tariff_sessions)
+_UPSERT_SESSION = _UPSERT_SESSION.on_conflict_do_update(
+    index_elements=[tariff_sessions.c.transaction_id],
+    set_={c.name: _UPSERT_SESSION.excluded[c.name] for c in tariff_sessions.columns if c.name != "transaction_id"},
+)
+_TIMER_FIELDS = (
+    "limit_at",
+    "warning_at",
+    "at_limit",
+    "warned_at",
+    "limit_reached_at",
+    "charging_completed_at",
+    "overstay_started_at",
+    "overstay_reason",
+    "connector_freed_at",
+)
+# Timers change only while the session is open: a late report never touches a costed row.
 _SET_TIMERS = (
     update(tariff_sessions)
-    .where(tariff_sessions.c.transaction_id == bindparam("b_id"))
+    .where(tariff_sessions.c.transaction_id == bindparam("b_id"), tariff_sessions.c.costed_at.is_(None))
     .values({name: bindparam(f"b_{name}") for name in _TIMER_FIELDS})
 )
 _COST_FIELDS = (
@@ -92,11 +122,21 @@ _COST_FIELDS = (
     "total",
     "costed_at",
 )
+# A cost is written once: a session costed again (after a crash before the batch's commit was known, or a
+# replayed end) leaves the stored breakdown as it was.
 _SET_COST = (
     update(tariff_sessions)
-    .where(tariff_sessions.c.transaction_id == bindparam("b_id"))
+    .where(tariff_sessions.c.transaction_id == bindparam("b_id"), tariff_sessions.c.costed_at.is_(None))
     .values({name: bindparam(f"b_{name}") for name in _COST_FIELDS})
 )
+_UPSERT_PROGRESS = sqlite_insert(tariff_progress)
+_UPSERT_PROGRESS = _UPSERT_PROGRESS.on_conflict_do_update(
+    index_elements=[tariff_progress.c.name],
+    set_={"transaction_id": func.max(tariff_progress.c.transaction_id, _UPSERT_PROGRESS.excluded.transaction_id)},
+)
+# Starts commit a little out of transaction-id order (group commit across stations): after a crash, this many ids
+# below the mark are checked again too.
+STARTS_MARGIN = 10_000
 
 
 def _write(statement: Any, values: dict[str, Any]) -> Write:
@@ -106,6 +146,14 @@ def _write(statement: Any, values: dict[str, Any]) -> Write:
 
 # Booking states that hold a connector's slot.
 _LIVE_BOOKINGS = tuple(status.value for status in LIVE)
+
+
+@dataclass(frozen=True, slots=True)
+class EndedSession:
+    """What costing an ended session reads: its transaction row and first/last energy register readings (Wh)."""
+
+    transaction: Transaction
+    readings: tuple[float, float] | None
 
 
 class TariffStore:
@@ -169,18 +217,77 @@ class TariffStore:
 
     async def energy_readings(self, transaction_id: int) -> tuple[float, float] | None:
         """First and last whole-meter energy register reading (Wh) stored for the transaction, if any."""
+        return (await self._readings([transaction_id])).get(transaction_id)
+
+    async def _readings(self, transaction_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
         query = (
-            select(meter_values.c.value, meter_values.c.unit)
+            select(meter_values.c.transaction_id, meter_values.c.value, meter_values.c.unit)
             .where(
-                meter_values.c.transaction_id == transaction_id,
+                meter_values.c.transaction_id.in_(list(transaction_ids)),
                 meter_values.c.measurand == ENERGY_REGISTER,
                 meter_values.c.phase.is_(None),
                 meter_values.c.value.is_not(None),
             )
-            .order_by(meter_values.c.timestamp, meter_values.c.id)
+            .order_by(meter_values.c.transaction_id, meter_values.c.timestamp, meter_values.c.id)
         )
-        readings = [row.value * (1000.0 if row.unit == "kWh" else 1.0) for row in await self._all(query)]
-        return (readings[0], readings[-1]) if readings else None
+        found: dict[int, tuple[float, float]] = {}
+        for row in await self._all(query):
+            wh = row.value * (1000.0 if row.unit == "kWh" else 1.0)
+            first = found.get(row.transaction_id)
+            found[row.transaction_id] = (wh, wh) if first is None else (first[0], wh)
+        return found
+
+    async def ended_sessions(self, transaction_ids: Sequence[int]) -> dict[int, EndedSession]:
+        """The transaction rows of sessions to cost, with their energy readings where the row has no meter stop.
+
+        Two queries for a whole batch of ended sessions (one connection), whatever its size.
+        """
+        if not transaction_ids:
+            return {}
+        rows = await self._all(select(transactions).where(transactions.c.id.in_(list(transaction_ids))))
+        ended = [transaction_from_row(row) for row in rows]
+        unmetered = [t.id for t in ended if t.energy_wh is None]
+        readings = await self._readings(unmetered) if unmetered else {}
+        return {t.id: EndedSession(t, readings.get(t.id)) for t in ended}
+
+    async def token_owners(self, tokens: Iterable[str]) -> dict[str, str | None]:
+        """The owner (account) of each known id token among ``tokens``; unknown tokens are left out."""
+        wanted = sorted(set(tokens))
+        if not wanted:
+            return {}
+        query = select(id_tokens.c.token, id_tokens.c.owner).where(id_tokens.c.token.in_(wanted))
+        return {row.token: row.owner for row in await self._all(query)}
+
+    async def booked_quotes(self, reservation_ids: Iterable[int]) -> dict[int, PriceQuote]:
+        """The quote stored with the booking of each reservation (the latest booking, if reassigned)."""
+        wanted = sorted(set(reservation_ids))
+        if not wanted:
+            return {}
+        query = (
+            select(bookings.c.reservation_id, bookings.c.quote)
+            .where(bookings.c.reservation_id.in_(wanted))
+            .order_by(bookings.c.updated_at)
+        )
+        found: dict[int, PriceQuote] = {}
+        for row in await self._all(query):
+            if isinstance(row.quote, dict):
+                found[row.reservation_id] = _quote(row.quote)  # later rows (newer bookings) win
+        return found
+
+    async def starts_seen(self) -> int:
+        """The highest transaction id whose start the session-rules loop committed (see ``tariff_progress``)."""
+        rows = await self._all(select(tariff_progress.c.transaction_id).where(tariff_progress.c.name == STARTS_SEEN))
+        return int(rows[0][0]) if rows else 0
+
+    async def unfollowed(self, above_id: int) -> list[Transaction]:
+        """Transactions with an id above ``above_id`` that have no ``tariff_sessions`` row, oldest first."""
+        query = (
+            select(transactions)
+            .outerjoin(tariff_sessions, tariff_sessions.c.transaction_id == transactions.c.id)
+            .where(transactions.c.id > above_id, tariff_sessions.c.transaction_id.is_(None))
+            .order_by(transactions.c.id)
+        )
+        return [transaction_from_row(row) for row in await self._all(query)]
 
 
 # -- write builders -----------------------------------------------------------------------------------------
@@ -231,7 +338,12 @@ def delete_rules(site_id: str) -> Write:
     return Write(_DELETE_RULES, {"b_site": site_id})
 
 
-def insert_session(session: TrackedSession) -> Write:
+def insert_session(session: TrackedSession, closed_at: datetime | None = None, reopen: bool = False) -> Write:
+    """The session's row, written when it starts (a replayed start leaves the row as it is).
+
+    ``closed_at``: the session is not followed (no tariff, no time limit): the row only records that its start was
+    seen, closed at once (no cost, never loaded as open). ``reopen``: replace such a row, now followed.
+    """
     price, timers = session.price, session.timers
     values: dict[str, Any] = {column.name: None for column in tariff_sessions.columns}
     values.update(
@@ -259,7 +371,8 @@ def insert_session(session: TrackedSession) -> Write:
             overstay_cap=price.overstay.cap,
         )
     values.update(_timer_values(timers))
-    return _write(_INSERT_SESSION, values)
+    values["costed_at"] = closed_at
+    return _write(_UPSERT_SESSION if reopen else _INSERT_SESSION, values)
 
 
 def _timer_values(timers: SessionTimers) -> dict[str, Any]:
@@ -269,7 +382,16 @@ def _timer_values(timers: SessionTimers) -> dict[str, Any]:
         "charging_completed_at": timers.charging_completed_at,
         "overstay_started_at": timers.overstay_started_at,
         "overstay_reason": timers.overstay_reason.value if timers.overstay_reason else None,
+        "connector_freed_at": timers.connector_freed_at,
+        "limit_at": timers.limit_at,
+        "warning_at": timers.warning_at,
+        "at_limit": timers.at_limit.value,
     }
+
+
+def set_starts_seen(transaction_id: int) -> Write:
+    """The session-rules loop committed the starts up to ``transaction_id`` (the mark only moves up)."""
+    return Write(_UPSERT_PROGRESS, {"name": STARTS_SEEN, "transaction_id": transaction_id})
 
 
 def set_timers(timers: SessionTimers) -> Write:
@@ -406,6 +528,7 @@ def _tracked(row: Row[Any]) -> TrackedSession:
         charging_completed_at=m["charging_completed_at"],
         overstay_started_at=m["overstay_started_at"],
         overstay_reason=OverstayReason(m["overstay_reason"]) if m["overstay_reason"] else None,
+        connector_freed_at=m["connector_freed_at"],
     )
     return TrackedSession(m["transaction_id"], m["station_id"], m["site_id"], m["account_id"], price, timers)
 

@@ -1,4 +1,5 @@
-"""The pricing benchmark works in quick mode: every priced session gets its cost stored, the baseline none."""
+"""The pricing benchmark works in quick mode: every priced session gets its cost stored (batched and one at a time),
+the baseline none."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from benchmarks.run_money import QUICK, render, run  # noqa: E402
 async def test_quick_money_benchmark_costs_every_priced_session() -> None:
     """run_money --quick: the priced mode stores one breakdown per session; the report names both modes."""
     results = await run(QUICK)
-    baseline, priced = results
-    assert (baseline.mode, priced.mode) == ("baseline", "priced")
-    assert priced.sessions == QUICK.stations * QUICK.sessions == priced.costs_stored
+    baseline, single, priced = results
+    assert (baseline.mode, single.mode, priced.mode) == ("baseline", "priced, one at a time", "priced")
+    assert priced.sessions == QUICK.stations * QUICK.sessions == priced.costs_stored == single.costs_stored
     assert baseline.costs_stored == 0
+    # One at a time commits at least one batch per report (start, status, end of each session); batching fewer.
+    assert single.batches >= 3 * single.sessions and 0 < priced.batches <= single.batches
     report = render(QUICK, results, "run_money --quick")
     assert "| priced | 25 |" in report and report.startswith("<!-- money:begin -->")
