@@ -2,13 +2,14 @@
 overstay fees and the cost breakdown when a session ends.
 
 It observes chargers (a :class:`~csms.service.charger.ChargingObserver`): observer calls only queue what happened
-and wake the loop (``csms.runtime.session_rules``), which calls :meth:`SessionRulesService.process` to store it and
-:meth:`SessionRulesService.tick` to act on timers. Every timer change is committed before it is acted on, so a
-restart resumes from the database.
+and wake the loop (``csms.runtime.session_rules``), which calls :meth:`SessionRulesService.process` to store it, a
+batch at a time (one read per kind, one commit), and :meth:`SessionRulesService.tick` to act on timers. Every timer
+change is committed before it is acted on, so a restart resumes from the database.
 
 Charging completed is taken from what the charger reports: 1.6 StatusNotification SuspendedEV, 2.0.1
 TransactionEvent chargingState EVConnected or SuspendedEV, once the session was seen charging (a car that has not
-started drawing yet is not done). Charging again before overstay started clears it.
+started drawing yet is not done). Charging again before overstay started clears it. The connector is freed (the
+car left while the transaction goes on, which ends overstay): 1.6/2.0.1 status Available, 2.0.1 chargingState Idle.
 """
 
 from __future__ import annotations
