@@ -7,7 +7,7 @@ import contextlib
 import functools
 import gc
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +21,7 @@ from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.grid import Priority
 from csms.domain.pricing import PriceQuoter
 from csms.domain.stations import RegistrationStatus
+from csms.domain.transactions import Transaction
 from csms.runtime.bookings import BookingTimers
 from csms.runtime.metrics import Metrics
 from csms.runtime.ocpp_server import OcppServer
@@ -28,7 +29,7 @@ from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock
 from csms.runtime.session_rules import SessionRulesLoop
 from csms.runtime.smart_charging import SmartChargingLoop
-from csms.service.accounts import AccountService
+from csms.service.accounts import AccountPriorities, AccountService
 from csms.service.analytics import AnalyticsService
 from csms.service.availability import AvailabilityService
 from csms.service.bookings import BookingService, SessionSource
@@ -163,6 +164,9 @@ class CentralSystem:
         await self.smart.load(chargers.active())
         self.smart_loop = SmartChargingLoop(self.smart, self.settings.smart_charging, self.clock)
         chargers.observe(self.smart)
+        # A session of a fleet or urgent driver's token charges at the account's priority (a booking's wins).
+        await self.accounts.load()
+        chargers.observe(AccountPriorities(self.accounts, _token_owner(chargers), self._account_priority))
         reader = AnalyticsReader(self.engine)
         self.charger_events = ChargerEvents(self.events, self.grid, self.storage, reader)
         chargers.observe(self.charger_events)
@@ -229,7 +233,6 @@ class CentralSystem:
             self.settings.security,
         )
         await self.ocpp.start()
-        await self.accounts.load()
         if self.settings.api.admin_token is None:
             await self.accounts.bootstrap(self.settings.api.bootstrap_key_file)
         context = ApiContext(
@@ -273,6 +276,14 @@ class CentralSystem:
         self.smart_loop.start()
         self.booking_timers.start()
         self.session_rules_loop.start()
+
+    def _account_priority(self, transaction: Transaction, priority: Priority, reason: str, set_by: str | None) -> None:
+        smart = self.smart
+        session = smart.session(transaction.station_id, transaction.evse_id) if smart is not None else None
+        if smart is None or session is None or session.transaction_id != transaction.id:
+            return
+        if session.priority_set_by is None:  # nobody chose one for this session yet
+            smart.set_needs(transaction.station_id, transaction.evse_id, None, priority, reason, set_by or "account")
 
     def _departure(self, station_id: str, evse_id: int) -> datetime | None:
         session = self.smart.session(station_id, evse_id) if self.smart is not None else None
@@ -343,3 +354,11 @@ async def run(settings: Settings) -> None:
         log.info("shutting down")
     finally:
         await system.stop()
+
+
+def _token_owner(chargers: ChargerService) -> Callable[[str], str | None]:
+    def owner(token: str) -> str | None:
+        record = chargers.known_token(token)
+        return record.owner if record is not None else None
+
+    return owner

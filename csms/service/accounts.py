@@ -31,11 +31,16 @@ from csms.domain.accounts import (
     secret_hash,
     split_key,
 )
+from csms.domain.ev_charging import ChargingNeeds
+from csms.domain.grid import Priority
+from csms.domain.metering import MeterSample
+from csms.domain.stations import ConnectorState
+from csms.domain.transactions import Transaction
 from csms.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from csms.storage import accounts as stored
 from csms.storage.sql import SqlStorage
 
-__all__ = ["BOOTSTRAP_ACCOUNT", "AccountService", "NewKey", "write_secret_file"]
+__all__ = ["BOOTSTRAP_ACCOUNT", "AccountPriorities", "AccountService", "NewKey", "write_secret_file"]
 
 log = structlog.get_logger(__name__)
 
@@ -254,3 +259,45 @@ def _check_sites(account: Account, known_sites: Collection[str] | None) -> None:
         unknown = sorted(set(account.site_ids) - set(known_sites))
         if unknown:
             raise InvalidRequest(f"site_ids: no site {', '.join(unknown)} (a site is a grid node without a parent)")
+
+
+class AccountPriorities:
+    """A session started with a driver's token charges at the priority of the driver's account (fleet, urgent),
+    with the account's reason and who set it, unless the session already has one (restored after a restart, or set
+    through the API). Observes chargers after smart charging and before bookings, so a booking's priority wins."""
+
+    def __init__(
+        self,
+        accounts: AccountService,
+        token_owner: Callable[[str], str | None],
+        set_priority: Callable[[Transaction, Priority, str, str | None], None],
+    ) -> None:
+        self._accounts = accounts
+        self._token_owner = token_owner
+        self._set_priority = set_priority
+
+    def transaction_started(self, transaction: Transaction, now: datetime) -> None:
+        owner = self._token_owner(transaction.id_token) if transaction.id_token else None
+        account = self._accounts.find(owner) if owner else None
+        if account is None or account.priority == "standard" or account.priority.upper() not in Priority.__members__:
+            return
+        reason = account.priority_reason or f"priority of account {account.id}"
+        self._set_priority(transaction, Priority[account.priority.upper()], reason, account.priority_set_by)
+
+    def transaction_ended(self, transaction: Transaction, now: datetime) -> None:
+        pass
+
+    def metered(self, station_id: str, evse_id: int, samples: tuple[MeterSample, ...], now: datetime) -> None:
+        pass
+
+    def connector_changed(self, state: ConnectorState, now: datetime) -> None:
+        pass
+
+    def station_booted(self, station_id: str, now: datetime) -> None:
+        pass
+
+    def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
+        return False
+
+    def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
+        pass

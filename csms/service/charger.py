@@ -172,6 +172,10 @@ class ChargerService:
         """Every transaction in progress."""
         return self._state.all_active()
 
+    def known_token(self, token: str) -> IdTokenRecord | None:
+        """A token's record as last read (a session's token was read when it started); None when not known."""
+        return self._state.token(token)[1]
+
     async def set_registration(self, station_id: str, status: RegistrationStatus) -> None:
         await self._storage.write([sql.set_station_field(station_id, "registration", status.value)])
         self._state.registrations[station_id] = status

@@ -286,3 +286,33 @@ async def test_cli_shows_a_transaction_with_its_cost(csms: CentralSystem) -> Non
         await asyncio.sleep(0.1)
     assert shown.exit_code == 0, shown.output
     assert "10.00 kWh" in shown.stdout and "cost (final): 4.00 EUR" in shown.stdout
+
+
+async def test_a_fleet_drivers_session_charges_at_the_accounts_priority(csms: CentralSystem) -> None:
+    """The scheduler gets the account's priority (with its reason and who set it) for a session of its token;
+    a session of a standard driver stays standard."""
+    from tests.integration.bookings_helpers import RawStation, iso
+
+    async with admin_client(csms.api_port) as http:
+        assert (await http.post("/grid-nodes", json={"id": "depot", "max_current_a": 100})).status_code == 201
+        for station in ("CP-1", "CP-2"):
+            assert (await http.put(f"/stations/{station}/wiring", json={"node_id": "depot"})).status_code == 200
+        van = {**driver_account("van-7"), "priority": "fleet", "priority_reason": "delivery van"}
+        assert (await http.post("/accounts", json=van)).status_code == 201
+        assert (await http.post("/accounts", json=driver_account("alice"))).status_code == 201
+        assert (await http.put("/id-tokens/TAG-VAN", json={"owner": "van-7"})).status_code == 200
+        assert (await http.put("/id-tokens/TAG-A", json={"owner": "alice"})).status_code == 200
+        stations = [await RawStation("CP-1").connect(csms), await RawStation("CP-2").connect(csms)]
+        try:
+            for station, token in zip(stations, ("TAG-VAN", "TAG-A"), strict=True):
+                assert station.client is not None
+                start = {"connectorId": 1, "idTag": token, "meterStart": 0, "timestamp": iso(datetime.now(UTC))}
+                await station.client.result("StartTransaction", start)
+            van_session = (await http.get("/charging-sessions/CP-1/1")).json()
+            alice_session = (await http.get("/charging-sessions/CP-2/1")).json()
+        finally:
+            for station in stations:
+                await station.close()
+    assert (van_session["priority"], van_session["priority_reason"]) == (1, "delivery van")
+    assert van_session["priority_set_by"] == "admin"
+    assert (alice_session["priority"], alice_session["priority_set_by"]) == (0, None)
