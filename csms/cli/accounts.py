@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from csms.cli.common import DEFAULT_API, ApiUrl, AsJson, Token, all_items, err, print_json, request
+from csms.cli.common import DEFAULT_API, ApiUrl, AsJson, Token, all_items, err, print_json, request, show_items
 from csms.config import load_settings
 from csms.errors import ConfigError
 
@@ -52,21 +51,14 @@ def list_accounts(
     """List accounts (admins only)."""
     params = {"role": role} if role else {}
     items = all_items(f"{api}/api/v1/accounts", token, **params)
-    if as_json:
-        print_json(items)
-        return
-    table = Table("id", "name", "role", "sites", "priority", "disabled", "created")
-    for item in items:
-        table.add_row(
-            item["id"],
-            item["name"],
-            item["role"],
-            ", ".join(item["site_ids"]),
-            item["priority"],
-            "yes" if item["disabled"] else "",
-            str(item["created_at"]),
-        )
-    Console().print(table)
+    columns = ("id", "name", "role", "sites", "priority", "disabled", "created")
+    show_items(items, as_json, columns, _account_row)
+
+
+def _account_row(item: dict[str, Any]) -> list[str]:
+    sites = ", ".join(item["site_ids"])
+    disabled = "yes" if item["disabled"] else ""
+    return [item["id"], item["name"], item["role"], sites, item["priority"], disabled, str(item["created_at"])]
 
 
 @accounts_app.command("create")
@@ -132,20 +124,12 @@ def set_account(
 def list_keys(account_id: str, api: ApiUrl = DEFAULT_API, token: Token = None, as_json: AsJson = False) -> None:
     """An account's keys (never their secrets)."""
     items = request("GET", f"{api}/api/v1/accounts/{account_id}/api-keys", token)["items"]
-    if as_json:
-        print_json(items)
-        return
-    table = Table("id", "name", "state", "created", "expires", "last used")
-    for item in items:
-        table.add_row(
-            item["id"],
-            item["name"],
-            item["state"],
-            str(item["created_at"]),
-            str(item["expires_at"] or ""),
-            str(item["last_used_at"] or ""),
-        )
-    Console().print(table)
+    show_items(items, as_json, ("id", "name", "state", "created", "expires", "last used"), _key_row)
+
+
+def _key_row(item: dict[str, Any]) -> list[str]:
+    dates = (item["created_at"], item["expires_at"] or "", item["last_used_at"] or "")
+    return [item["id"], item["name"], item["state"], *map(str, dates)]
 
 
 @keys_app.command("create")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
 
 __all__ = [
     "DEFAULT_API",
@@ -24,6 +26,7 @@ __all__ = [
     "phase_names",
     "print_json",
     "request",
+    "show_items",
 ]
 
 err = Console(stderr=True)
@@ -55,6 +58,19 @@ OptionalNumber = Annotated[str | None, typer.Option(help="a number, or 'none' to
 
 def print_json(body: Any) -> None:
     print(json.dumps(body, indent=2, default=str))
+
+
+def show_items(
+    items: list[Any], as_json: bool, columns: Sequence[str], row: Callable[[dict[str, Any]], Sequence[str]]
+) -> None:
+    """``items`` as JSON for scripts, or as a table with ``columns`` and one ``row`` per item."""
+    if as_json:
+        print_json(items)
+        return
+    table = Table(*columns)
+    for item in items:
+        table.add_row(*row(item))
+    Console().print(table)
 
 
 def all_items(url: str, token: str | None, **params: Any) -> list[Any]:

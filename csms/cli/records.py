@@ -7,9 +7,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from csms.cli.common import DEFAULT_API, ApiUrl, AsJson, Token, all_items, err, print_json, request
+from csms.cli.common import DEFAULT_API, ApiUrl, AsJson, Token, all_items, err, print_json, request, show_items
 
 __all__ = ["tokens_app", "transactions_app"]
 
@@ -23,21 +22,12 @@ transactions_app = typer.Typer(help="Charging sessions (transactions) and their 
 def list_tokens(api: ApiUrl = DEFAULT_API, token: Token = None, as_json: AsJson = False) -> None:
     """Every id token (admins) or your own (drivers)."""
     items = all_items(f"{api}/api/v1/id-tokens", token)
-    if as_json:
-        print_json(items)
-        return
-    table = Table("token", "type", "status", "owner", "expiry", "parent", "group")
-    for item in items:
-        table.add_row(
-            item["token"],
-            item["token_type"],
-            item["status"],
-            item["owner"] or "",
-            str(item["expiry"] or ""),
-            item["parent_id"] or "",
-            item["group_id"] or "",
-        )
-    Console().print(table)
+    show_items(items, as_json, ("token", "type", "status", "owner", "expiry", "parent", "group"), _token_row)
+
+
+def _token_row(item: dict[str, Any]) -> list[str]:
+    optional = (item["owner"], item["expiry"], item["parent_id"], item["group_id"])
+    return [item["token"], item["token_type"], item["status"], *("" if v is None else str(v) for v in optional)]
 
 
 @tokens_app.command("show")
@@ -85,23 +75,16 @@ def list_transactions(
     params: dict[str, Any] = {"limit": limit}
     params.update({k: v for k, v in {"station_id": station, "active": active}.items() if v is not None})
     items = request("GET", f"{api}/api/v1/transactions", token, params=params)["items"]
-    if as_json:
-        print_json(items)
-        return
-    table = Table("id", "station", "EVSE", "token", "started", "stopped", "kWh", "state")
-    for item in items:
-        energy = item["energy_wh"]
-        table.add_row(
-            str(item["id"]),
-            item["station_id"],
-            str(item["evse_id"]),
-            item["id_token"] or "",
-            str(item["started_at"]),
-            str(item["stopped_at"] or ""),
-            "" if energy is None else f"{energy / 1000:.2f}",
-            item["state"],
-        )
-    Console().print(table)
+    columns = ("id", "station", "EVSE", "token", "started", "stopped", "kWh", "state")
+    show_items(items, as_json, columns, _transaction_row)
+
+
+def _transaction_row(item: dict[str, Any]) -> list[str]:
+    energy = item["energy_wh"]
+    kwh = "" if energy is None else f"{energy / 1000:.2f}"
+    stopped = str(item["stopped_at"] or "")
+    where = [str(item["id"]), item["station_id"], str(item["evse_id"]), item["id_token"] or ""]
+    return [*where, str(item["started_at"]), stopped, kwh, item["state"]]
 
 
 @transactions_app.command("show")
