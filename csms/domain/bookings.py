@@ -11,13 +11,13 @@ Pure values and functions: the service passes ``now`` in and does the I/O. A boo
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from csms.domain.connectors import ConnectorKey, ConnectorSpec, ConnectorType
-from csms.domain.grid import Priority
+from csms.domain.grid import CapacityHold, GridNode, Priority
 
 __all__ = [
     "LIVE",
@@ -27,9 +27,11 @@ __all__ = [
     "BookingStatus",
     "Busy",
     "Candidate",
+    "CapacityExcess",
     "Placement",
     "PlacementRequest",
     "Violation",
+    "capacity_excess",
     "check_rules",
     "duration_for",
     "free_windows",
@@ -316,6 +318,66 @@ def _fits(request: PlacementRequest, candidate: Candidate) -> bool:
     if request.wanted is not None and spec.key != request.wanted:
         return False
     return request.connector_type is None or spec.connector_type is request.connector_type
+
+
+# -- grid capacity ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityExcess:
+    """Holding a booking's capacity would take ``node_id`` over its limit at ``at``: ``held`` against ``limit``
+    (per-phase amps, or watts when ``unit`` is W)."""
+
+    node_id: str
+    at: datetime
+    held: float
+    limit: float
+    unit: str  # "A" (per phase) or "W"
+
+
+def capacity_excess(
+    new: CapacityHold, holds: Iterable[CapacityHold], nodes: Mapping[str, GridNode]
+) -> CapacityExcess | None:
+    """Where holding ``new`` on top of ``holds`` would exceed a limit during its slot, or None when it fits.
+
+    Every node from ``new``'s up to its site is checked against the holds on it and below it: per phase against
+    its current limit, and over all phases against its power limit, at each instant where the sum or the limit
+    changes within the slot (the peak of the held steps is at one of them). Limit windows count where ``nodes``
+    carries them.
+    """
+    chains: dict[str, list[str]] = {}
+    overlapping = [h for h in holds if overlaps(h.start, h.end, new.start, new.end)]
+    for hold in (new, *overlapping):
+        chains.setdefault(hold.node_id, _path_to_site(hold.node_id, nodes))
+    for node_id in chains[new.node_id]:
+        node = nodes[node_id]
+        under = [new, *(h for h in overlapping if node_id in chains[h.node_id])]
+        instants = {new.start, *(h.start for h in under if h.start > new.start)}
+        instants |= node.change_points(new.start, new.end)
+        for at in sorted(instants):
+            covering = [h for h in under if h.start <= at < h.end]
+            limit_a = node.current_limit_at(at)
+            if limit_a is not None:
+                for phase in new.phases:
+                    held_a = sum(h.current_a for h in covering if phase in h.phases)
+                    if held_a > limit_a + 1e-6:
+                        return CapacityExcess(node_id, at, held_a, limit_a, "A")
+            limit_w = node.power_limit_at(at)
+            if limit_w is not None:
+                held_w = sum(h.current_a * len(h.phases) * node.voltage_v for h in covering)
+                if held_w > limit_w + 1e-3:
+                    return CapacityExcess(node_id, at, held_w, limit_w, "W")
+    return None
+
+
+def _path_to_site(node_id: str, nodes: Mapping[str, GridNode]) -> list[str]:
+    """``node_id`` and its ancestors up to the site (unknown nodes end the path)."""
+    path: list[str] = []
+    node = nodes.get(node_id)
+    while node is not None and node.id not in path:
+        path.append(node.id)
+        node = nodes.get(node.parent_id) if node.parent_id is not None else None
+    return path
 
 
 # -- free windows -------------------------------------------------------------------------------------------

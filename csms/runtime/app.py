@@ -213,6 +213,7 @@ class CentralSystem:
         self.smart.hold_capacity(self.bookings.holds)
         chargers.observe(self.bookings)  # after smart charging: a booked session's needs go to its session
         chargers.observe_reservations(self.bookings)
+        chargers.observe_authorizations(self.bookings)
         self.security = StationSecurityService(
             self.settings.security,
             self.storage,

@@ -28,8 +28,10 @@ from csms.domain.bookings import (
     BookingStatus,
     Busy,
     Candidate,
+    CapacityExcess,
     Placement,
     PlacementRequest,
+    capacity_excess,
     check_rules,
     duration_for,
     free_windows,
@@ -214,24 +216,45 @@ class BookingService:
 
     def holds(self, now: datetime) -> tuple[CapacityHold, ...]:
         """Capacity kept free for every booking not yet started, on its station's node (for smart charging)."""
-        holds: list[CapacityHold] = []
+        holds = (
+            self._hold(booking.id, booking.station_id, booking.power_w, booking.starts_at, booking.ends_at)
+            for booking in self._live.values()
+            if booking.status in OPEN and booking.station_id is not None and booking.ends_at > now
+        )
+        return tuple(hold for hold in holds if hold is not None)
+
+    def _hold(
+        self, booking_id: int, station_id: str, power_w: float | None, starts_at: datetime, ends_at: datetime
+    ) -> CapacityHold | None:
+        """What a booking on the station holds: the connector's power over the station's phases, at most the
+        wiring's maximum (None when the station is not wired)."""
         setup = self._grid.setup
-        for booking in self._live.values():
-            if booking.status not in OPEN or booking.station_id is None or booking.ends_at <= now:
-                continue
-            wiring = setup.wirings.get(booking.station_id)
-            if wiring is None:
-                continue
-            node = setup.nodes.get(wiring.node_id)
-            voltage = node.voltage_v if node is not None else 230.0
-            amps = wiring.max_current_a
-            if booking.power_w:
-                amps = min(amps, booking.power_w / (wiring.phases * voltage))
-            phases = grid_phases(wiring.phases, wiring.rotation)
-            holds.append(
-                CapacityHold(f"booking-{booking.id}", wiring.node_id, booking.starts_at, booking.ends_at, amps, phases)
-            )
-        return tuple(holds)
+        wiring = setup.wirings.get(station_id)
+        if wiring is None:
+            return None
+        node = setup.nodes.get(wiring.node_id)
+        voltage = node.voltage_v if node is not None else 230.0
+        amps = wiring.max_current_a
+        if power_w:
+            amps = min(amps, power_w / (wiring.phases * voltage))
+        phases = grid_phases(wiring.phases, wiring.rotation)
+        return CapacityHold(f"booking-{booking_id}", wiring.node_id, starts_at, ends_at, amps, phases)
+
+    def _capacity_excess(self, option: Placement, moves: Sequence[Booking], now: datetime) -> CapacityExcess | None:
+        """Whether the bookings' held capacity with this one placed (and the displaced ones moved) would exceed a
+        grid limit of its site over the slot."""
+        new = self._hold(0, option.key[0], option.power_w, option.starts_at, option.ends_at)  # ids start at 1
+        if new is None:
+            return None
+        moved = {f"booking-{booking.id}" for booking in moves}
+        holds = [hold for hold in self.holds(now) if hold.id not in moved]
+        for booking in moves:
+            assert booking.station_id is not None
+            hold = self._hold(booking.id, booking.station_id, booking.power_w, booking.starts_at, booking.ends_at)
+            if hold is not None:
+                holds.append(hold)
+        nodes = {node.id: node for node in self._grid.config(now).nodes}
+        return capacity_excess(new, holds, nodes)
 
     # -- rules --------------------------------------------------------------------------------------------
 
@@ -275,11 +298,20 @@ class BookingService:
             await self._check_rules(request, options[0], now)
             moves: list[Booking] = []
             chosen: Placement | None = None
+            over: CapacityExcess | None = None
             for option in options:
                 found = self._moves_for(option, candidates, now)
-                if found is not None:
-                    chosen, moves = option, found
-                    break
+                if found is None:
+                    continue
+                # Placed elsewhere (another feeder) when its capacity would take a grid node over its limit here.
+                excess = self._capacity_excess(option, found, now)
+                if excess is not None:
+                    over = over or excess
+                    continue
+                chosen, moves = option, found
+                break
+            if chosen is None and over is not None:
+                raise RuleViolation("grid_capacity", over.limit, _over_limit(over))
             if chosen is None:
                 raise Conflict(_nothing_fits(request, candidates))
             quote = await self._quote(request, chosen, now)
@@ -405,6 +437,12 @@ class BookingService:
         if self._has_booking_at(state.station_id):
             self._note(_Note("status", now, state=state))
 
+    def transaction_authorized(self, transaction: Transaction, id_token: str, now: datetime) -> None:
+        # 2.0.1: the driver authorised after the Started event (plugged in first), which carried no token and no
+        # reservation id: the session is matched by its token now, as if it had started with it.
+        if self._has_booking_at(transaction.station_id):
+            self._note(_Note("started", now, transaction=replace(transaction, id_token=id_token)))
+
     def _has_booking_at(self, station_id: str) -> bool:
         return any(b.station_id == station_id for b in self._live.values())
 
@@ -446,6 +484,8 @@ class BookingService:
                 await self._reservation_update(note.reservation_id, note.status, note.at)
 
     async def _session_started(self, transaction: Transaction, now: datetime) -> None:
+        if any(b.transaction_id == transaction.id for b in self._live.values()):
+            return  # already matched (a late token for a session that started from the booking)
         booking = self._booking_for(transaction, now)
         if booking is None:
             return
@@ -868,6 +908,14 @@ def _request_of(booking: Booking, exclude: frozenset[ConnectorKey]) -> Placement
         priority=booking.priority,
         exclude=exclude,
         ignore_booking=booking.id,
+    )
+
+
+def _over_limit(excess: CapacityExcess) -> str:
+    what = "per phase" if excess.unit == "A" else "in total"
+    return (
+        f"grid capacity: with this booking, bookings would hold {excess.held:.1f} {excess.unit} {what} on "
+        f"{excess.node_id} at {excess.at.isoformat()}, above its limit of {excess.limit:g} {excess.unit}"
     )
 
 

@@ -30,6 +30,7 @@ from csms.storage.sql import SqlStorage, VariableRow
 from csms.storage.writer import Write
 
 __all__ = [
+    "AuthorizationObserver",
     "BootResult",
     "ChargerService",
     "ChargingObserver",
@@ -89,6 +90,13 @@ class ReservationObserver(Protocol):
     def reservation_changed(self, station_id: str, reservation_id: int, status: str, now: datetime) -> None: ...
 
 
+class AuthorizationObserver(Protocol):
+    """Told when a transaction in progress gets its id token late (2.0.1: the driver authorised after the Started
+    event, which carried none), after the event is committed. Bookings match such a session by its token."""
+
+    def transaction_authorized(self, transaction: Transaction, id_token: str, now: datetime) -> None: ...
+
+
 class _Observers:
     """Every observer added, told in the order they were added (smart charging, live events, ...)."""
 
@@ -133,6 +141,7 @@ class ChargerService:
         if observer is not None:
             self._observer.observers.append(observer)
         self._reservations: ReservationObserver | None = None
+        self._authorizations: AuthorizationObserver | None = None
         self._state = HotState()
         self._transaction_ids = itertools.count(1)
 
@@ -167,6 +176,9 @@ class ChargerService:
 
     def observe_reservations(self, observer: ReservationObserver) -> None:
         self._reservations = observer
+
+    def observe_authorizations(self, observer: AuthorizationObserver) -> None:
+        self._authorizations = observer
 
     def active(self) -> list[Transaction]:
         """Every transaction in progress."""
@@ -251,6 +263,7 @@ class ChargerService:
         info = await self._check_token(start.station_id, start.id_token, now)
         writes: list[Write] = [sql.touch_station(start.station_id, now)]
         is_new = transaction is None
+        late_token = None
         if transaction is None:
             transaction = self._new_transaction(start)
             writes.append(sql.insert_transaction(transaction, info.status.value if info else None, True))
@@ -258,6 +271,8 @@ class ChargerService:
             return TransactionReply(transaction, info)
         else:
             writes.append(sql.transaction_progress(transaction.id, start.seq_no))
+            if start.id_token and transaction.id_token is None:
+                late_token = start.id_token
         samples = self._state.unseen(start.station_id, transaction.evse_id, samples)
         writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
         await self._storage.write(writes)
@@ -271,6 +286,8 @@ class ChargerService:
             self._observer.metered(start.station_id, transaction.evse_id, samples, now)
         if start.charging_state is not None:
             self._observer.charging_state(transaction, start.charging_state, now)
+        if late_token is not None and self._authorizations is not None:
+            self._authorizations.transaction_authorized(transaction, late_token, now)
         return TransactionReply(transaction, info)
 
     async def stop_transaction(

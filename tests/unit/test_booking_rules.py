@@ -12,14 +12,16 @@ from csms.domain.bookings import (
     BookingStatus,
     Busy,
     Candidate,
+    CapacityExcess,
     PlacementRequest,
+    capacity_excess,
     check_rules,
     duration_for,
     free_windows,
     place,
 )
 from csms.domain.connectors import ConnectorSpec, ConnectorType, default_spec, resolve_spec, wired_power_w
-from csms.domain.grid import Priority
+from csms.domain.grid import CapacityHold, GridNode, LimitWindow, Priority
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
 H = timedelta(hours=1)
@@ -240,3 +242,63 @@ def test_connector_defaults_from_wiring() -> None:
     assert resolve_spec(fixed, key, 7360) == fixed
     assert resolve_spec(None, key, None).max_power_w is None
     assert ConnectorType.CCS2.ocpp201 == "cCCS2" and ConnectorType.GBT_AC.ocpp201 is None
+
+
+# -- grid capacity of held bookings -------------------------------------------------------------------------
+
+T = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+NODES = {
+    "site": GridNode("site", max_current_a=40, max_power_w=25_000),
+    "f1": GridNode("f1", parent_id="site", max_current_a=32),
+    "f2": GridNode("f2", parent_id="site", max_current_a=32),
+}
+
+
+def hold(
+    name: str, node: str, start_h: float, end_h: float, amps: float, phases: tuple[int, ...] = (1, 2, 3)
+) -> CapacityHold:
+    return CapacityHold(name, node, T + timedelta(hours=start_h), T + timedelta(hours=end_h), amps, phases)
+
+
+@pytest.mark.parametrize(
+    ("new", "existing", "expected"),
+    [
+        # 16 A on a feeder with 16 A held there: 32 A, at the feeder's limit; the site holds 32 of 40.
+        (hold("n", "f1", 1, 3, 16), [hold("a", "f1", 0, 2, 16)], None),
+        # one more amp on the feeder: over its 32 A from the overlap on
+        (hold("n", "f1", 1, 3, 17), [hold("a", "f1", 0, 2, 16)], ("f1", 1, 33, 32, "A")),
+        # the peak comes when a later hold starts inside the slot; holds on other feeders count at the site
+        (hold("n", "f1", 1, 4, 16), [hold("a", "f2", 2, 5, 16), hold("b", "f2", 3, 5, 10)], ("site", 3, 42, 40, "A")),
+        # held at other times, or on other phases, does not count
+        (hold("n", "f1", 1, 3, 30), [hold("a", "f2", 3, 5, 30), hold("b", "f2", 0, 1, 30)], None),
+        (hold("n", "f1", 1, 3, 30, (1,)), [hold("a", "f2", 1, 3, 30, (2, 3))], None),
+        # the site's power limit: 3 x 16 A x 230 V twice = 22,080 W fits 25,000 W; three of 3 x 13 A do not
+        # (26,910 W, though 39 A per phase is within the 40 A)
+        (hold("n", "f1", 0, 1, 16), [hold("a", "f2", 0, 1, 16)], None),
+        (
+            hold("n", "site", 0, 1, 13),
+            [hold("a", "f1", 0, 1, 13), hold("b", "f2", 0, 1, 13)],
+            ("site", 0, 26_910, 25_000, "W"),
+        ),
+    ],
+)
+def test_held_capacity_over_a_grid_limit_is_found_where_and_when(
+    new: CapacityHold, existing: list[CapacityHold], expected: tuple[str, float, float, float, str] | None
+) -> None:
+    """Every node from the booking's up to its site is checked at each instant the held sum can peak."""
+    excess = capacity_excess(new, existing, NODES)
+    if expected is None:
+        assert excess is None
+    else:
+        node, at_h, held, limit, unit = expected
+        assert excess == CapacityExcess(node, T + timedelta(hours=at_h), pytest.approx(held), limit, unit)
+
+
+def test_a_limit_window_inside_the_slot_counts() -> None:
+    """A lower limit for part of the slot (a window) refuses what the base limit would take."""
+    windowed = dict(NODES)
+    window = LimitWindow(T + timedelta(hours=2), T + timedelta(hours=3), max_current_a=20)
+    windowed["f1"] = GridNode("f1", parent_id="site", max_current_a=32, schedule=(window,))
+    assert capacity_excess(hold("n", "f1", 0, 2, 24), [], windowed) is None
+    excess = capacity_excess(hold("n", "f1", 1, 4, 24), [], windowed)
+    assert excess == CapacityExcess("f1", T + timedelta(hours=2), 24, 20, "A")
