@@ -240,13 +240,17 @@ class BookingService:
         phases = grid_phases(wiring.phases, wiring.rotation)
         return CapacityHold(f"booking-{booking_id}", wiring.node_id, starts_at, ends_at, amps, phases)
 
-    def _capacity_excess(self, option: Placement, moves: Sequence[Booking], now: datetime) -> CapacityExcess | None:
+    def _capacity_excess(
+        self, option: Placement, moves: Sequence[Booking], now: datetime, moving: int | None = None
+    ) -> CapacityExcess | None:
         """Whether the bookings' held capacity with this one placed (and the displaced ones moved) would exceed a
-        grid limit of its site over the slot."""
+        grid limit of its site over the slot. ``moving``: the booking being placed already holds capacity."""
         new = self._hold(0, option.key[0], option.power_w, option.starts_at, option.ends_at)  # ids start at 1
         if new is None:
             return None
         moved = {f"booking-{booking.id}" for booking in moves}
+        if moving is not None:
+            moved.add(f"booking-{moving}")
         holds = [hold for hold in self.holds(now) if hold.id not in moved]
         for booking in moves:
             assert booking.station_id is not None
@@ -704,7 +708,11 @@ class BookingService:
             if exclude_station:
                 tried |= {c.spec.key for c in candidates if c.spec.station_id == current.station_id}
             request = _request_of(current, frozenset(tried))
-            options = [p for p in place(request, candidates) if not p.displaced]
+            options = [
+                p
+                for p in place(request, candidates)
+                if not p.displaced and self._capacity_excess(p, (), now, moving=current.id) is None
+            ]
             if not options:
                 return False
             target = options[0]

@@ -92,19 +92,46 @@ async def test_a_booking_that_would_hold_more_than_the_site_limit_is_refused_nam
         assert fits["station_id"] != first["station_id"] or fits["starts_at"] >= first["ends_at"]
 
 
+async def _feeders(api: Api) -> None:
+    """Site (100 A) with feeder F1 (32 A: stations A1, A2) and F2 (32 A: station B), every station 32 A."""
+    await api.call("POST", "/grid-nodes", 201, json={"id": "site", "max_current_a": 100})
+    for feeder, stations in (("F1", ("A1", "A2")), ("F2", ("B",))):
+        await api.call("POST", "/grid-nodes", 201, json={"id": feeder, "parent_id": "site", "max_current_a": 32})
+        for station in stations:
+            await api.call("PUT", f"/stations/{station}/wiring", json={"node_id": feeder, "max_current_a": 32})
+            await api.call("PUT", f"/stations/{station}/connectors/1/1/spec", json={"connector_type": "Type2"})
+    await api.driver_token("TAG-1", "ann")
+    await api.driver_token("TAG-2", "bob")
+
+
+async def test_a_booking_refused_by_its_charger_is_not_moved_where_its_capacity_does_not_fit(tmp_path: Path) -> None:
+    """B answers ReserveNow Occupied; the only free connector, A2, is on F1 where A1's booking holds 32 A over the
+    overlap: the booking fails instead of taking F1 over its limit."""
+    clock = ManualClock()
+    async with running(tmp_path, clock) as system, Api(system) as api:
+        await _feeders(api)
+        station = await RawStation("B", answers={"ReserveNow": {"status": "Occupied"}}).connect(system)
+        try:
+            later = {"starts_at": iso(clock.now + H), "duration_minutes": 180, "site_id": "site"}
+            await api.book(station_id="A1", evse_id=1, id_token="TAG-1", account_id="ann", **later)
+            soon = {"starts_at": iso(clock.now + 30 * MIN), "duration_minutes": 90, "site_id": "site"}
+            booking = await api.book(id_token="TAG-2", account_id="bob", **soon)  # anywhere at the site
+            assert booking["station_id"] == "B"  # A2 would take F1 over its limit
+            await api.advance(clock, 16 * MIN)  # B's lead time, not yet A1's
+            assert station.calls("ReserveNow")
+            failed = await api.event("booking.failed")
+            assert failed.data["id"] == booking["id"] and failed.account_id == "bob"
+            assert (await api.booking(booking["id"]))["station_id"] == "B"  # not moved to A2
+        finally:
+            await station.close()
+
+
 async def test_a_booking_goes_to_another_feeder_when_its_own_would_be_over_the_limit(tmp_path: Path) -> None:
     """Feeder F1 (32 A) has A1 and A2, F2 (32 A) has B: with 32 A held on A1, a booking that would go to A2 (first
     in order) is placed on B instead, and the held capacity stays within every limit."""
     clock = ManualClock()
     async with running(tmp_path, clock) as system, Api(system) as api:
-        await api.call("POST", "/grid-nodes", 201, json={"id": "site", "max_current_a": 100})
-        for feeder, stations in (("F1", ("A1", "A2")), ("F2", ("B",))):
-            await api.call("POST", "/grid-nodes", 201, json={"id": feeder, "parent_id": "site", "max_current_a": 32})
-            for station in stations:
-                await api.call("PUT", f"/stations/{station}/wiring", json={"node_id": feeder, "max_current_a": 32})
-                await api.call("PUT", f"/stations/{station}/connectors/1/1/spec", json={"connector_type": "Type2"})
-        await api.driver_token("TAG-1", "ann")
-        await api.driver_token("TAG-2", "bob")
+        await _feeders(api)
         slot = {"starts_at": iso(clock.now + H), "duration_minutes": 60, "site_id": "site"}
         await api.book(station_id="A1", evse_id=1, id_token="TAG-1", account_id="ann", **slot)
         placed = await api.book(id_token="TAG-2", account_id="bob", **slot)
