@@ -193,6 +193,7 @@ class CentralSystem:
         await self.session_rules.load(chargers.active())
         self.session_rules_loop = SessionRulesLoop(self.session_rules, self.settings.tariffs, self.clock)
         chargers.observe(self.session_rules)
+        chargers.observe_authorizations(self.session_rules)
         sessions = SessionSource(chargers.active, self._departure, self._booking_needs)
         default_stay = timedelta(hours=self.settings.smart_charging.default_stay_hours)
         self.bookings = BookingService(

@@ -141,7 +141,7 @@ class ChargerService:
         if observer is not None:
             self._observer.observers.append(observer)
         self._reservations: ReservationObserver | None = None
-        self._authorizations: AuthorizationObserver | None = None
+        self._authorizations: list[AuthorizationObserver] = []
         self._state = HotState()
         self._transaction_ids = itertools.count(1)
 
@@ -178,7 +178,7 @@ class ChargerService:
         self._reservations = observer
 
     def observe_authorizations(self, observer: AuthorizationObserver) -> None:
-        self._authorizations = observer
+        self._authorizations.append(observer)
 
     def active(self) -> list[Transaction]:
         """Every transaction in progress."""
@@ -286,8 +286,9 @@ class ChargerService:
             self._observer.metered(start.station_id, transaction.evse_id, samples, now)
         if start.charging_state is not None:
             self._observer.charging_state(transaction, start.charging_state, now)
-        if late_token is not None and self._authorizations is not None:
-            self._authorizations.transaction_authorized(transaction, late_token, now)
+        if late_token is not None:
+            for authorizations in self._authorizations:
+                authorizations.transaction_authorized(transaction, late_token, now)
         return TransactionReply(transaction, info)
 
     async def stop_transaction(

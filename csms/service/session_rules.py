@@ -89,7 +89,15 @@ class _RulesChanged:
     site_id: str
 
 
-_Happening = _Started | _Ended | _State | _RulesChanged
+@dataclass(frozen=True, slots=True)
+class _Authorized:
+    """A token presented after the session started (2.0.1): its owner is the session's driver."""
+
+    transaction_id: int
+    id_token: str
+
+
+_Happening = _Started | _Ended | _State | _RulesChanged | _Authorized
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +228,9 @@ class SessionRulesService:
         if report is not None:
             self._push(_State(transaction.station_id, transaction.evse_id, transaction.id, report, now))
 
+    def transaction_authorized(self, transaction: Transaction, id_token: str, now: datetime) -> None:
+        self._push(_Authorized(transaction.id, id_token))
+
     def _push(self, happening: _Happening) -> None:
         self._inbox.append(happening)
         self._wake()
@@ -303,6 +314,7 @@ class SessionRulesService:
             [(site, t.started_at, t.reservation_id) for site, t in zip(sites, starts, strict=True)]
         )
         tokens = [t.id_token for t in starts if t.id_token]
+        tokens += [h.id_token for h in batch if isinstance(h, _Authorized)]
         if changed_sites:  # sessions not followed so far may get a time limit now: whose are they?
             tokens += [t.id_token for t in self._transactions.values() if t.id_token and t.id not in self._sessions]
         owners = await self._reads.token_owners(tokens)
@@ -320,6 +332,8 @@ class SessionRulesService:
                     self._report(work, happening)
                 case _RulesChanged(site_id):
                     self._rearm(work, site_id, owners, now)
+                case _Authorized(transaction_id, id_token):
+                    self._authorized(work, transaction_id, id_token, owners)
         if started_ids:
             work.progress.append(store.set_starts_seen(max(started_ids)))
         return work
@@ -398,6 +412,18 @@ class SessionRulesService:
         if timers != session.timers:
             work.sessions[transaction_id] = replace(session, timers=timers)
             work.timers.append(store.set_timers(timers))
+
+    def _authorized(self, work: _Round, transaction_id: int, id_token: str, owners: dict[str, str | None]) -> None:
+        """The token came after the start: its owner sees the cost and gets the warnings (if none was known)."""
+        transaction = work.transactions.get(transaction_id)
+        if transaction is not None and transaction.id_token is None:
+            work.transactions[transaction_id] = replace(transaction, id_token=id_token)
+        session = work.sessions.get(transaction_id)
+        account_id = owners.get(id_token)
+        if session is None or session.account_id is not None or account_id is None:
+            return
+        work.sessions[transaction_id] = replace(session, account_id=account_id)
+        work.timers.append(store.set_account(transaction_id, account_id))
 
     def _rearm(self, work: _Round, site_id: str, owners: dict[str, str | None], now: datetime) -> None:
         """The site's rules changed: its sessions in progress are timed by them, from their starts."""

@@ -62,6 +62,7 @@ __all__ = [
     "insert_session",
     "put_rules",
     "put_tariff",
+    "set_account",
     "set_cost",
     "set_starts_seen",
     "set_timers",
@@ -101,6 +102,11 @@ _TIMER_FIELDS = (
     "overstay_started_at",
     "overstay_reason",
     "connector_freed_at",
+)
+_SET_ACCOUNT = (
+    update(tariff_sessions)
+    .where(tariff_sessions.c.transaction_id == bindparam("b_id"), tariff_sessions.c.account_id.is_(None))
+    .values(account_id=bindparam("b_account"))
 )
 # Timers change only while the session is open: a late report never touches a costed row.
 _SET_TIMERS = (
@@ -387,6 +393,11 @@ def _timer_values(timers: SessionTimers) -> dict[str, Any]:
         "warning_at": timers.warning_at,
         "at_limit": timers.at_limit.value,
     }
+
+
+def set_account(transaction_id: int, account_id: str) -> Write:
+    """The session's driver, learnt from an id token presented after it started (kept if one is known)."""
+    return Write(_SET_ACCOUNT, {"b_id": transaction_id, "b_account": account_id})
 
 
 def set_starts_seen(transaction_id: int) -> Write:

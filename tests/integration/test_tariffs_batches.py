@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,20 @@ from csms.runtime.app import CentralSystem
 from csms.service.events import Subscription
 from csms.storage.tables_tariffs import tariff_sessions
 from tests.conftest import make_settings
-from tests.money_helpers import T0, Clock, api, charger, make_site, ok, settled, start_16, status_16, stop_16
+from tests.http_api import account_with_key
+from tests.money_helpers import (
+    T0,
+    Clock,
+    api,
+    charger,
+    make_site,
+    next_event,
+    ok,
+    settled,
+    start_16,
+    status_16,
+    stop_16,
+)
 
 SETTINGS = {"tariffs": {"tick_seconds": 0.05}}
 
@@ -147,5 +161,48 @@ async def test_sessions_without_tariff_or_rules_are_seen_but_not_costed(tmp_path
             response = await http.get(f"/transactions/{transaction_id}/cost")
         assert response.status_code == 404
         assert system.tariffs is not None and await system.tariffs.cost_summary(transaction_id) is None
+    finally:
+        await system.stop()
+
+
+async def test_a_token_presented_after_the_start_makes_its_owner_the_driver_of_the_cost(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """2.0.1: Started without idToken, then Updated with the driver's token: the cost goes to the token's owner."""
+    system = CentralSystem(make_settings(tmp_path, **SETTINGS), clock=clock)
+    await system.start()
+    try:
+        await make_site(system, ["CP-2"])
+        driver = await account_with_key(system.api_port, "driver-9")
+        async with api(system) as http:
+            await ok(await http.put("/id-tokens/LATE-1", json={"owner": "driver-9"}))
+        events = system.events.subscribe()
+        client = await charger(system, "CP-2", "ocpp2.0.1")
+
+        def event(kind: str, seq: int, minutes: float, trigger: str, **extra: Any) -> dict[str, Any]:
+            info = {"transactionId": "T-1", "chargingState": "Charging"}
+            body = {"eventType": kind, "timestamp": clock.at(minutes), "triggerReason": trigger, "seqNo": seq}
+            return body | {"transactionInfo": info, "evse": {"id": 1, "connectorId": 1}, **extra}
+
+        def energy(wh: int) -> list[dict[str, Any]]:
+            sample = {"value": wh, "measurand": "Energy.Active.Import.Register"}
+            return [{"timestamp": clock.now.isoformat().replace("+00:00", "Z"), "sampledValue": [sample]}]
+
+        started = event("Started", 0, 0, "CablePluggedIn")
+        await client.result("TransactionEvent", started | {"meterValue": energy(0)})
+        token = {"idToken": "LATE-1", "type": "ISO14443"}
+        await client.result("TransactionEvent", event("Updated", 1, 1, "Authorized", idToken=token))
+        ended = event("Ended", 2, 60, "StopAuthorized")
+        await client.result("TransactionEvent", ended | {"meterValue": energy(10_000)})
+        cost = await next_event(events, "session.cost")
+        assert cost.account_id == "driver-9"
+        [transaction_id] = [cost.data["transaction_id"]]
+        assert system.tariffs is not None
+        summary = await system.tariffs.cost_summary(transaction_id)
+        assert summary is not None and summary["account_id"] == "driver-9" and summary["total"] == _total(60)
+        async with api(system) as http:  # the driver sees the cost of the session of its token
+            seen = await ok(await http.get(f"/transactions/{transaction_id}/cost", headers=driver))
+        assert seen["total"] == _total(60)
+        await client.close()
     finally:
         await system.stop()
