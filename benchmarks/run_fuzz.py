@@ -1,8 +1,12 @@
 """Long OCPP fuzz run: every action of 1.6 and 2.0.1, many hypothesis examples each (engine: benchmarks/fuzzing.py).
 
-``python -m benchmarks.run_fuzz``           300 examples per handled action, 50 per other action; rewrites the
+``python -m benchmarks.run_fuzz``           300 examples per handled action, 50 per other action, and 100 fuzzed
+                                            charger answers per operator command of each version; rewrites the
                                             "Fuzzing" section of BENCHMARKS.md
-``python -m benchmarks.run_fuzz --quick``   2 / 1 examples per action, seconds; prints its report only
+``python -m benchmarks.run_fuzz --quick``   2 / 1 / 2 examples, seconds; prints its report only
+
+Two passes: frames a charger sends (benchmarks/fuzzing.py), then the charger's answers to our commands sent
+through the HTTP API (benchmarks/fuzz_answers.py).
 
 The server runs in this process (a thread with its own event loop) on a temporary SQLite file, with logs routed
 through the standard library so that every ERROR line is counted. Exit status 1 when any check failed or any
@@ -26,6 +30,7 @@ from typing import Any
 import structlog
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from benchmarks.fuzz_answers import COMMAND_BODIES, AnswerStation, AnswerTally, FuzzAnswer, answer_frames
 from benchmarks.fuzzing import (
     SUBPROTOCOLS,
     FuzzClient,
@@ -39,6 +44,7 @@ from benchmarks.fuzzing import (
 from csms.config import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+_API_TOKEN = "fuzz-admin-token-0123456789abcdef"
 BEGIN_MARK = "<!-- fuzz:begin -->"
 END_MARK = "<!-- fuzz:end -->"
 
@@ -60,6 +66,8 @@ class Report:
     seconds: float
     handled_examples: int
     other_examples: int
+    answers: AnswerTally
+    answer_examples: int
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +80,12 @@ class Report:
             "failures": self.failures,
             "error_logs": self.error_logs,
             "seconds": round(self.seconds, 1),
+            "answers": {
+                "examples": self.answers.examples,
+                "commands": len(self.answers.commands),
+                "outcomes": dict(self.answers.outcomes),
+                "mutations": dict(self.answers.mutations),
+            },
         }
 
 
@@ -84,7 +98,7 @@ def _frames(subprotocol: str, action: str) -> st.SearchStrategy[FuzzFrame]:
     )
 
 
-def run(handled_examples: int, other_examples: int) -> Report:
+def run(handled_examples: int, other_examples: int, answer_examples: int) -> Report:
     structlog.configure(
         processors=[structlog.processors.add_log_level, structlog.processors.KeyValueRenderer(key_order=["event"])],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -94,14 +108,16 @@ def run(handled_examples: int, other_examples: int) -> Report:
     logging.getLogger().addHandler(counter)
     logging.getLogger().setLevel(logging.ERROR)
     tally = Tally()
+    answers = AnswerTally()
     failures: list[str] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         config = {
             # No keepalive pings: websockets draws their payload from `random`, and hypothesis warns when the
             # global random state moves while it draws an example (the server runs in this process).
-            "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout": 5, "ping_interval": None},
-            "api": {"host": "127.0.0.1", "port": 0},
+            # A call timeout far beyond the API client's: an answer left waiting fails a check instead of a 504.
+            "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout": 300, "ping_interval": None},
+            "api": {"host": "127.0.0.1", "port": 0, "admin_token": _API_TOKEN},
             "database": {"url": f"sqlite+aiosqlite:///{Path(tmp) / 'fuzz.db'}"},
             "stations": {"auto_register": True, "allow_unknown_tokens": True},
             "log": {"level": "error"},
@@ -117,8 +133,45 @@ def run(handled_examples: int, other_examples: int) -> Report:
                         client.close()
                         client = FuzzClient(server.url(f"FUZZ-{subprotocol}"), subprotocol, tally)
                 client.close()
+            api = f"http://127.0.0.1:{server.system.api_port}/api/v1"
+            headers = {"Authorization": f"Bearer {_API_TOKEN}"}
+            for subprotocol in SUBPROTOCOLS:
+                identity = f"ANSWERS-{subprotocol}"
+                station = AnswerStation(server.url(identity), api, headers, subprotocol, identity)
+                station.tally = answers
+                for route, body in COMMAND_BODIES:
+                    action = station.action_of(route, body)
+                    if action is None:  # the version has no such command
+                        continue
+                    failure = _fuzz_answers(station, route, body, action, answer_examples)
+                    if failure is not None:
+                        failures.append(f"{subprotocol} answers to {route} ({action}): {failure}")
+                        station.close()
+                        station = AnswerStation(server.url(identity), api, headers, subprotocol, identity)
+                        station.tally = answers
+                station.close()
     logging.getLogger().removeHandler(counter)
-    return Report(tally, failures, counter.lines, time.perf_counter() - started, handled_examples, other_examples)
+    seconds = time.perf_counter() - started
+    return Report(tally, failures, counter.lines, seconds, handled_examples, other_examples, answers, answer_examples)
+
+
+def _fuzz_answers(station: AnswerStation, route: str, body: dict[str, Any], action: str, budget: int) -> str | None:
+    @settings(
+        max_examples=budget,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=True,
+    )
+    @given(answer=answer_frames(station.subprotocol, action))
+    def check(answer: FuzzAnswer) -> None:
+        station.check(route, body, action, answer)
+
+    try:
+        check()
+    except Exception as exc:  # a falsified check: reported, and the run goes on with the next command
+        return f"{type(exc).__name__}: {str(exc)[:500]}"
+    return None
 
 
 def _fuzz_action(client: FuzzClient, action: str, budget: int) -> str | None:
@@ -144,6 +197,8 @@ def render(report: Report) -> str:
     tally = report.tally
     codes = ", ".join(f"{code} {count}" for code, count in tally.errors.most_common())
     mutations = ", ".join(f"{name} {count}" for name, count in tally.mutations.most_common())
+    answer_mutations = ", ".join(f"{name} {count}" for name, count in report.answers.mutations.most_common())
+    outcomes = ", ".join(f"{name}: {count}" for name, count in report.answers.outcomes.most_common())
     actions_16 = len(actions("ocpp1.6"))
     actions_201 = len(actions("ocpp2.0.1"))
     return "\n".join(
@@ -162,8 +217,19 @@ def render(report: Report) -> str:
             f"| answered with CALLERROR | {sum(tally.errors.values())} ({codes}) |",
             f"| not answered (1.6 unknown message types, replies for nothing) | {tally.silent} |",
             f"| mutations | {mutations} |",
+            f"| charger answers to our commands: commands fuzzed | {len(report.answers.commands)} (every operator "
+            f"command of both versions, {report.answer_examples} examples each) |",
+            f"| answers sent | {report.answers.examples} ({answer_mutations}) |",
+            f"| API outcome of those commands | {outcomes} |",
             f"| failed checks | {len(report.failures)} |",
             f"| ERROR log lines (unhandled exceptions) | {len(report.error_logs)} |",
+            "",
+            "Every frame went over a real websocket to the real server and was followed by a Heartbeat sentinel; "
+            "every fuzzed answer answered a command sent through the HTTP API, with a call timeout of 300 s and an "
+            "API client that gives up after 20 s (no answer may wait for the timeout). Checks and mutations are "
+            "described in `docs/security.md` (Hostile input, Fuzzing). Rerun: `.venv/bin/python -m "
+            "benchmarks.run_fuzz` (300 examples per handled action, 100 answers per command; rewrites this "
+            "section).",
         ]
     )
 
@@ -179,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few examples per action (seconds)")
     parser.add_argument("--examples", type=int, default=300, help="examples per handled action")
+    parser.add_argument("--answers", type=int, default=100, help="fuzzed answers per operator command")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
-    handled, other = (2, 1) if args.quick else (args.examples, max(1, args.examples // 6))
-    report = run(handled, other)
+    handled, other, answers = (2, 1, 2) if args.quick else (args.examples, max(1, args.examples // 6), args.answers)
+    report = run(handled, other, answers)
     text = render(report)
     print(text)
     for line in report.failures + report.error_logs:

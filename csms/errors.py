@@ -15,6 +15,7 @@
           ├── StationOffline         no live connection for the station
           ├── StationTimeout         the charger did not answer within the call timeout
           ├── StationCallError       the charger answered with a CALLERROR
+          ├── StationBadAnswer       the charger's answer was unusable (malformed, schema-invalid, unknown code)
           └── CommandNotSupported    the command does not exist in the station's OCPP version
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "RuleViolation",
+    "StationBadAnswer",
     "StationCallError",
     "StationError",
     "StationOffline",
@@ -105,6 +107,15 @@ class StationCallError(StationError):
         self.action = action
         self.code = code
         self.description = description
+
+
+class StationBadAnswer(StationError):
+    """The charger answered, but with nothing usable: ``problem`` says what was wrong with the answer."""
+
+    def __init__(self, station_id: str, action: str, problem: str) -> None:
+        super().__init__(station_id, f"unusable answer to {action}: {problem}")
+        self.action = action
+        self.problem = problem
 
 
 class CommandNotSupported(StationError):

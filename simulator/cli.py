@@ -18,6 +18,7 @@ from rich.logging import RichHandler
 from simulator.dashboard import render_stations, render_summary
 from simulator.fleet import Fleet
 from simulator.scenario import Scenario, ScenarioError, load_scenario
+from simulator.tls import TlsOptions, TlsSetupError
 
 __all__ = ["app", "main"]
 
@@ -49,6 +50,17 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="random seed (overrides the scenario)")] = None,
     password: Annotated[str | None, typer.Option(help="Basic-auth password for every station")] = None,
+    ca: Annotated[
+        Path | None, typer.Option(help="wss://: CA file of the CSMS certificate (default: system trust store)")
+    ] = None,
+    cert: Annotated[
+        str | None,
+        typer.Option(help="wss:// profile 3: client certificate PEM; '{identity}' in the path is each station's id"),
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="key of --cert (default: the --cert file); may use '{identity}'")
+    ] = None,
+    key_password: Annotated[str | None, typer.Option(help="password of an encrypted --key")] = None,
     live: Annotated[bool, typer.Option(help="live table (--no-live prints a status line instead)")] = True,
     log_level: Annotated[str, typer.Option(help="log level for simulator/ocpp/websockets")] = "WARNING",
 ) -> None:
@@ -62,7 +74,20 @@ def run(
     )
     # Schema validation in a worker thread costs more than the validation itself for small messages.
     ocpp.messages.ASYNC_VALIDATION = False
-    fleet = Fleet(scen, url, count=stations, protocol=protocol, speed=speed, seed=seed, password=password)
+    tls = None
+    if ca is not None or cert is not None:
+        cfg = scen.stations
+        tls = TlsOptions(
+            ca or cfg.tls_ca_file,
+            cert or cfg.tls_cert_file,
+            key or (cfg.tls_key_file if cert is None else None),
+            key_password or cfg.tls_key_password,
+        )
+    try:
+        fleet = Fleet(scen, url, count=stations, protocol=protocol, speed=speed, seed=seed, password=password, tls=tls)
+    except TlsSetupError as exc:
+        console.print(f"[red]TLS error:[/] {exc}")
+        raise typer.Exit(code=2) from None
     sim_duration = scen.simulation.duration_s if duration is None else duration
     asyncio.run(_run(fleet, sim_duration, live))
 

@@ -19,6 +19,7 @@ from simulator.ev import EVSpec, EVState
 from simulator.model import Behaviour, ConnectorState, Protocol, StationSnapshot
 from simulator.scenario import Scenario
 from simulator.station import SimStation
+from simulator.tls import TlsOptions
 
 __all__ = [
     "Fleet",
@@ -153,7 +154,13 @@ class Fleet:
         seed: int | None = None,
         password: str | None = None,
         clock: SimClock | None = None,
+        tls: TlsOptions | None = None,
     ) -> None:
+        """``tls`` replaces the scenario's ``tls_*`` settings; neither is needed for ws:// URLs.
+
+        Raises:
+            TlsSetupError: a TLS file cannot be loaded (checked here, before any station starts).
+        """
         self.scenario = scenario
         sim = scenario.simulation
         self.rng = random.Random(sim.seed if seed is None else seed)
@@ -165,6 +172,7 @@ class Fleet:
             Protocol.V16: {"MeterValueSampleInterval": str(cfg.meter_interval_s)},
             Protocol.V201: {"SampledDataCtrlr.TxUpdatedInterval": str(cfg.meter_interval_s)},
         }
+        tls = tls or _scenario_tls(scenario)
         self.stations = [
             SimStation(
                 plan.identity,
@@ -179,6 +187,7 @@ class Fleet:
                 voltage=cfg.voltage,
                 config=dict(config[plan.protocol]),
                 tick_s=sim.tick_s,
+                ssl_context=tls.context(plan.identity) if tls is not None else None,
             )
             for plan in plan_stations(scenario, self.rng, count=count, protocol=protocol)
         ]
@@ -249,3 +258,10 @@ class Fleet:
             errors=sum(len(st.errors) for st in self.stations),
             arrivals=self.arrivals,
         )
+
+
+def _scenario_tls(scenario: Scenario) -> TlsOptions | None:
+    cfg = scenario.stations
+    if cfg.tls_ca_file is None and cfg.tls_cert_file is None:
+        return None
+    return TlsOptions(cfg.tls_ca_file, cfg.tls_cert_file, cfg.tls_key_file, cfg.tls_key_password)

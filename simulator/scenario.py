@@ -55,6 +55,12 @@ class StationsConfig(_Strict):
     max_current_a: float = Field(32.0, gt=0)
     voltage: float = Field(230.0, gt=0)
     password: str | None = None
+    # wss:// (security profiles 2 and 3): the CA of the CSMS certificate; for profile 3 each station's client
+    # certificate and key ("{identity}" in a path is replaced by the station identity). See simulator/tls.py.
+    tls_ca_file: Path | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_key_password: str | None = None
     protocol_mix: dict[Protocol, float] = Field(default_factory=lambda: {Protocol.V16: 0.5, Protocol.V201: 0.5})
     meter_interval_s: int = Field(60, ge=1)
 

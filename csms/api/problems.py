@@ -15,6 +15,7 @@ from csms.errors import (
     InvalidRequest,
     NotFound,
     RuleViolation,
+    StationBadAnswer,
     StationCallError,
     StationOffline,
     StationTimeout,
@@ -37,6 +38,7 @@ _STATUS: list[tuple[type[CsmsError], int, str]] = [
     (StationOffline, 409, "station-offline"),
     (StationTimeout, 504, "station-timeout"),
     (StationCallError, 502, "station-call-error"),
+    (StationBadAnswer, 502, "station-bad-answer"),
     (StorageError, 503, "storage-unavailable"),
 ]
 

@@ -23,6 +23,7 @@ __all__ = [
     "CallResult",
     "ErrorCode",
     "FrameError",
+    "KNOWN_ERROR_CODES",
     "Message",
     "binary_frame_error",
     "encode_call",
@@ -76,6 +77,11 @@ _V16_SPELLING: dict[ErrorCode, str] = {
     ErrorCode.RPC_FRAMEWORK_ERROR: "ProtocolError",
     ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED: "ProtocolError",
 }
+
+
+# Codes a charger's CALLERROR may carry: every code of either version in either spelling. Chargers mix them up
+# (a 1.6 charger writing FormatViolation is common) and the meaning is still clear; anything else is garbled.
+KNOWN_ERROR_CODES: frozenset[str] = frozenset(code.value for code in ErrorCode) | frozenset(_V16_SPELLING.values())
 
 
 def error_code_for(version: OcppVersion, code: ErrorCode) -> str:

@@ -29,7 +29,7 @@ from csms.runtime.connection import with_send_timeout
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock, StationSession
-from csms.runtime.tls import server_context
+from csms.runtime.tls import HandshakeFailure, server_context
 from csms.service.charger import ChargerService
 from csms.service.station_security import ConnectAttempt, Refusal, StationSecurityService
 
@@ -191,10 +191,19 @@ class OcppServer:
             response.headers["Retry-After"] = str(math.ceil(outcome.retry_after))
         return response
 
-    def _tls_failed(self, reason: str) -> None:
+    def _tls_failed(self, failure: HandshakeFailure) -> None:
         # Called inside OpenSSL's handshake on the loop's thread: store the event without blocking it.
+        identity: StationId | None = None
+        detail = failure.reason
+        if failure.path is not None:
+            # Plain HTTP (e.g. ws:// instead of wss://) to the TLS port: its path names the station, if valid.
+            detail = f"{failure.reason}: plain HTTP request for {failure.path[:100]} on the TLS port"
+            try:
+                identity = identity_from_path(failure.path, self._settings.path)
+            except IdentityError:
+                identity = None
         task = asyncio.get_running_loop().create_task(
-            self._security.record(SecurityEventKind.TLS_HANDSHAKE_FAILED, None, None, reason)
+            self._security.record(SecurityEventKind.TLS_HANDSHAKE_FAILED, identity, failure.remote_ip, detail)
         )
         self._audits.add(task)
         task.add_done_callback(self._audits.discard)

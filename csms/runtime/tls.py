@@ -9,17 +9,36 @@ checked later, before the websocket upgrade, where the identity is known.
 
 from __future__ import annotations
 
+import re
 import ssl
+import sys
+from asyncio.sslproto import SSLProtocol
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from csms.config import SecuritySettings
 from csms.errors import ConfigError
 
-__all__ = ["HandshakeFailed", "server_context"]
+__all__ = ["HandshakeFailed", "HandshakeFailure", "server_context"]
 
-# Called with why a TLS handshake failed (e.g. "certificate has expired", "UNSUPPORTED_PROTOCOL").
-HandshakeFailed = Callable[[str], None]
+
+@dataclass(frozen=True, slots=True)
+class HandshakeFailure:
+    """Why a TLS handshake failed (e.g. "certificate has expired", "HTTP_REQUEST"), and from where.
+
+    ``path`` is the request path when the peer spoke plain HTTP to the TLS port (it names the station).
+    Either may be None when it could not be found (see :func:`_peer_of_handshake`).
+    """
+
+    reason: str
+    remote_ip: str | None = None
+    path: str | None = None
+
+
+HandshakeFailed = Callable[[HandshakeFailure], None]
+# The request line of plain HTTP sent to the TLS port: "GET /ocpp/CP-1 HTTP/1.1".
+_HTTP_REQUEST_LINE = re.compile(rb"^[A-Z]{3,10} (/[^ \r\n]{0,300}) HTTP/1\.[01]\r?\n")
 
 
 def server_context(settings: SecuritySettings, on_failure: HandshakeFailed) -> ssl.SSLContext:
@@ -74,7 +93,8 @@ def _audited(on_failure: HandshakeFailed) -> type[ssl.SSLObject]:
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 raise
             except ssl.SSLError as exc:
-                on_failure(_reason(exc))
+                remote_ip, path = _peer_of_handshake()
+                on_failure(HandshakeFailure(_reason(exc), remote_ip, path))
                 raise
 
     return AuditedSSLObject
@@ -84,3 +104,35 @@ def _reason(exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"client certificate refused: {exc.verify_message}"
     return str(exc.reason or exc)
+
+
+def _peer_of_handshake() -> tuple[str | None, str | None]:
+    """The failing connection's peer IP and, when it sent plain HTTP, its request path.
+
+    OpenSSL's object knows neither; asyncio's SSLProtocol, which calls ``do_handshake``, holds the transport (with
+    the peer address) and the bytes it just read. It is found on the calling frames, on this failure path only.
+    Any other caller or a changed asyncio yields (None, None): the event is then stored without them.
+    """
+    frame = sys._getframe(2)
+    for _ in range(3):
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, SSLProtocol):
+            return _peer_ip(owner), _plain_http_path(owner)
+        if frame.f_back is None:
+            break
+        frame = frame.f_back
+    return None, None
+
+
+def _peer_ip(protocol: SSLProtocol) -> str | None:
+    transport = getattr(protocol, "_transport", None)
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
+def _plain_http_path(protocol: SSLProtocol) -> str | None:
+    buffer = getattr(protocol, "_ssl_buffer", None)
+    if not isinstance(buffer, bytearray):
+        return None
+    match = _HTTP_REQUEST_LINE.match(bytes(buffer[:400]))
+    return match.group(1).decode("ascii", "replace") if match else None

@@ -88,7 +88,7 @@ def test_fuzzed_frames_get_a_spec_answer_and_the_connection_survives(
 
 
 def test_fuzz_benchmark_quick_mode_covers_every_action(tmp_path: Path) -> None:
-    """`python -m benchmarks.run_fuzz --quick` fuzzes every action of both versions with no failure or ERROR log."""
+    """`run_fuzz --quick` fuzzes every action and every command answer of both versions, with no failure or ERROR."""
     figures = tmp_path / "fuzz.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run_fuzz", "--quick", "--json", str(figures)],
@@ -102,4 +102,7 @@ def test_fuzz_benchmark_quick_mode_covers_every_action(tmp_path: Path) -> None:
     assert report["actions"] == len(CASES)
     assert report["failures"] == [] and report["error_logs"] == []
     assert report["results"] > 0 and sum(report["errors"].values()) > 0
+    # The second pass answers every operator command of both versions with fuzzed frames.
+    assert report["answers"]["commands"] >= 30 and report["answers"]["examples"] >= 2 * report["answers"]["commands"]
+    assert "| charger answers to our commands: commands fuzzed |" in done.stdout
     assert "| actions fuzzed |" in done.stdout

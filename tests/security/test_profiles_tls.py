@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import pytest
 import trustme
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from csms.config import load_settings
 from csms.errors import ConfigError
@@ -29,6 +30,7 @@ from tests.http_api import admin_client
 from tests.ocpp_client import RawClient
 from tests.security.helpers import V16_BOOT, basic, events, handshake, set_security, ws_url
 
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "tls-Passw0rd-0123"
 CPO = "ACME Charging"
 
@@ -189,6 +191,7 @@ async def test_tls11_client_is_refused_with_an_event(
     assert await tls_refused(ws_url(tls_csms, "CP-OLD", tls=True), context, basic("CP-OLD", PASSWORD))
     (event,) = await handshake_events(tls_csms, 1)
     assert "PROTOCOL" in event["detail"].upper(), event
+    assert event["remote_ip"] == "127.0.0.1" and event["station_id"] is None  # no path before TLS
     only_tls_transport_errors(caplog)
 
 
@@ -226,6 +229,7 @@ async def test_profile_3_refuses_certificates_of_someone_else(
     assert status == 403
     (event,) = await events(tls_csms, station_id=identity, kind=kind)
     assert detail in event["detail"]
+    assert event["remote_ip"] == "127.0.0.1"
 
 
 @pytest.mark.allow_error_logs
@@ -240,9 +244,34 @@ async def test_profile_3_refuses_expired_and_foreign_certificates_in_the_handsha
     assert await tls_refused(url, pki.client(expired))
     foreign = pki.station_cert("CP-3", ca=trustme.CA(organization_name=CPO))
     assert await tls_refused(url, pki.client(foreign))
-    details = [e["detail"] for e in await handshake_events(tls_csms, 2)]
+    found = await handshake_events(tls_csms, 2)
+    details = [e["detail"] for e in found]
     assert any("certificate has expired" in d for d in details), details
     assert any("unable to get local issuer certificate" in d for d in details), details
+    assert all(e["remote_ip"] == "127.0.0.1" for e in found), found
+    only_tls_transport_errors(caplog)
+
+
+@pytest.mark.allow_error_logs
+async def test_plain_http_to_the_tls_port_is_audited_with_peer_and_identity(
+    tls_csms: CentralSystem, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ws:// (plain HTTP) to the TLS port fails the handshake; the event names the peer and, from the request
+    line, the station; an unreadable identity in the path is left out."""
+    await set_security(tls_csms, "CP-PLAIN", profile=2, password=PASSWORD)
+    plain = f"ws://127.0.0.1:{tls_csms.ocpp_tls_port}/ocpp/"
+    for identity in ["CP-PLAIN", "bad%ZZid"]:
+        try:
+            async with connect(plain + identity, subprotocols=["ocpp1.6"], open_timeout=5):  # type: ignore[list-item]
+                raise AssertionError("a plain websocket was upgraded on the TLS port")
+        except (OSError, EOFError, InvalidMessage):
+            pass
+    found = await handshake_events(tls_csms, 2)
+    by_station = {e["station_id"]: e for e in found}
+    assert set(by_station) == {"CP-PLAIN", None}, found
+    assert all(e["remote_ip"] == "127.0.0.1" for e in found), found
+    assert "plain HTTP request for /ocpp/CP-PLAIN on the TLS port" in by_station["CP-PLAIN"]["detail"]
+    assert "HTTP_REQUEST" in by_station["CP-PLAIN"]["detail"].upper().replace(" ", "_")
     only_tls_transport_errors(caplog)
 
 
@@ -307,3 +336,107 @@ async def test_simulated_profile_2_station_rotates_its_password_over_tls(
         assert (await handshake(url, basic(identity, PASSWORD), pki.client()))[0] == 401
     finally:
         await station.stop()
+
+
+# -- the simulator CLI over TLS ----------------------------------------------------------------------------------
+
+SIM_SCENARIO = """
+[simulation]
+speed = 60.0
+duration_s = {duration}
+tick_s = 5.0
+
+[stations]
+count = 1
+id_prefix = "{prefix}"
+connectors = 1
+{tls}
+
+[stations.protocol_mix]
+"{protocol}" = 1
+
+[[ev_models]]
+name = "generic"
+capacity_kwh = 50.0
+
+[arrivals]
+per_connector_per_hour = [{zeros}]
+"""
+
+
+async def run_sim(tmp_path: Path, *args: str, prefix: str, protocol: str, tls: str = "") -> tuple[int, str]:
+    """`python -m simulator run` (the csms-sim CLI) with one station for 3 real seconds; its exit status and output."""
+    scenario = tmp_path / f"{prefix}.toml"
+    zeros = ", ".join(["0"] * 24)
+    scenario.write_text(SIM_SCENARIO.format(duration=180, prefix=prefix, protocol=protocol, tls=tls, zeros=zeros))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulator",
+        "run",
+        "--scenario",
+        str(scenario),
+        "--no-live",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, output.decode(errors="replace")
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_simulator_cli_connects_a_profile_2_station_over_tls(
+    tls_csms: CentralSystem, pki: Pki, tmp_path: Path, protocol: str
+) -> None:
+    """`csms-sim run --url wss://... --ca FILE --password P` boots its station on the TLS port (profile 2)."""
+    identity = f"SIM2{protocol[-1]}-001"
+    await set_security(tls_csms, identity, profile=2, password=PASSWORD)
+    pki.server_ca.cert_pem.write_to_path(str(tmp_path / "server-ca.pem"))
+    url = f"wss://127.0.0.1:{tls_csms.ocpp_tls_port}/ocpp"
+    status, output = await run_sim(
+        tmp_path,
+        *("--url", url, "--ca", str(tmp_path / "server-ca.pem"), "--password", PASSWORD),
+        prefix=f"SIM2{protocol[-1]}",
+        protocol=protocol,
+    )
+    assert status == 0, output
+    station = await tls_csms.storage.get_station(identity)
+    assert station is not None and station.protocol == protocol, output
+    assert await events(tls_csms, station_id=identity, kind="AuthFailed") == []
+
+
+async def test_simulator_scenario_connects_a_profile_3_station_with_its_certificate(
+    tls_csms: CentralSystem, pki: Pki, tmp_path: Path
+) -> None:
+    """A scenario naming the CA and a per-station certificate path ("{identity}") connects on profile 3; a station
+    whose certificate names someone else is refused with CertificateRejected."""
+    for identity, cn in [("SIM3-001", "SIM3-001"), ("SIMX-001", "SIM3-001")]:
+        await set_security(tls_csms, identity, profile=3)
+        pki.station_cert(cn).private_key_and_cert_chain_pem.write_to_path(str(tmp_path / f"{identity}.pem"))
+    pki.server_ca.cert_pem.write_to_path(str(tmp_path / "server-ca.pem"))
+    tls = f'tls_ca_file = "{tmp_path / "server-ca.pem"}"\ntls_cert_file = "{tmp_path}/{{identity}}.pem"'
+    url = f"wss://127.0.0.1:{tls_csms.ocpp_tls_port}/ocpp"
+    for prefix in ["SIM3", "SIMX"]:
+        status, output = await run_sim(tmp_path, "--url", url, prefix=prefix, protocol="ocpp2.0.1", tls=tls)
+        assert status == 0, output
+    station = await tls_csms.storage.get_station("SIM3-001")
+    assert station is not None and station.protocol == "ocpp2.0.1"
+    assert await tls_csms.storage.get_station("SIMX-001") is None
+    (refused, *_) = await events(tls_csms, station_id="SIMX-001", kind="CertificateRejected")
+    assert "is not the station identity" in refused["detail"] and refused["remote_ip"] == "127.0.0.1"
+
+
+async def test_simulator_cli_reports_an_unreadable_certificate(tmp_path: Path) -> None:
+    """A missing --cert file is a clear error (exit 2) before any station starts."""
+    status, output = await run_sim(
+        tmp_path,
+        "--url",
+        "wss://127.0.0.1:1/ocpp",
+        "--cert",
+        str(tmp_path / "none.pem"),
+        prefix="S",
+        protocol="ocpp1.6",
+    )
+    assert status == 2 and "TLS error" in output and "none.pem" in output, output
