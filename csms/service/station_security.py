@@ -56,6 +56,8 @@ log = structlog.get_logger(__name__)
 # white paper's advice), an unknown version 20 characters valid in both.
 _GENERATED_LENGTH = {"2.0.1": 40, None: 20}
 _FLAPPING_REPLACEMENTS = 3
+_REBOOT_REQUIRED = "RebootRequired"
+_NEW_PASSWORD = "new password"  # _check_password: the login used the pending (rotated-to) password
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +179,10 @@ class StationSecurityService:
             case Requirement.PASSWORD:
                 assert record is not None
                 refusal = await self._check_password(attempt, record)
-                if refusal is not None:
+                if isinstance(refusal, Refusal):
                     return refusal
+                if refusal == _NEW_PASSWORD and identity not in self._rotating:
+                    await self._retire_old_password(record)
             case Requirement.CERTIFICATE:
                 if attempt.certificate is None:
                     await self._fail(attempt, SecurityEventKind.CERTIFICATE_MISSING, "no client certificate")
@@ -190,7 +194,17 @@ class StationSecurityService:
         self._by_identity.succeed(identity)
         return Admission(profile)
 
-    async def _check_password(self, attempt: ConnectAttempt, record: StationCredentials) -> Refusal | None:
+    async def _retire_old_password(self, record: StationCredentials) -> None:
+        """The station logged in with the password of a rotation it answered RebootRequired: from now on only
+        that one works (A01.FR.03, applied once the station uses the new password)."""
+        now = self._clock()
+        promoted = replace(record, password_hash=record.pending_hash, pending_hash=None, password_set_at=now)
+        await self._save(replace(promoted, updated_at=now), now)
+        detail = "station logged in with the password of its RebootRequired rotation: the old one is retired"
+        await self.record(SecurityEventKind.PASSWORD_ROTATED, record.station_id, None, detail)
+
+    async def _check_password(self, attempt: ConnectAttempt, record: StationCredentials) -> Refusal | str | None:
+        """A Refusal, or None when the current password matched, or _NEW_PASSWORD when the pending one did."""
         try:
             given = parse_basic_auth(attempt.authorization)
         except CredentialError as exc:
@@ -201,11 +215,14 @@ class StationSecurityService:
             detail = f"Basic-auth user {given.username[:60]!r} is not the identity"
             await self._fail(attempt, SecurityEventKind.USERNAME_MISMATCH, detail)
             return Refusal(401, "invalid credentials")
-        if not await self._matches(record.hashes(), given.password):
-            detail = "wrong password" if record.hashes() else "station has no password set"
-            await self._fail(attempt, SecurityEventKind.AUTH_FAILED, detail)
-            return Refusal(401, "invalid credentials")
-        return None
+        current = (record.password_hash,) if record.password_hash is not None else ()
+        if await self._matches(current, given.password):
+            return None
+        if record.pending_hash is not None and await self._matches((record.pending_hash,), given.password):
+            return _NEW_PASSWORD
+        detail = "wrong password" if record.hashes() else "station has no password set"
+        await self._fail(attempt, SecurityEventKind.AUTH_FAILED, detail)
+        return Refusal(401, "invalid credentials")
 
     async def _matches(self, hashes: tuple[str, ...], password: bytes) -> bool:
         if not hashes:
@@ -332,6 +349,13 @@ class StationSecurityService:
             raise Conflict(f"station {station_id} has security profile {profile}: passwords are for profiles 1 and 2")
         if station_id in self._rotating:
             raise Conflict(f"a password change for station {station_id} is already under way")
+        if record.pending_hash is not None:
+            # The station answered RebootRequired to the last rotation and has not logged in with that password
+            # yet: a new one would replace the only hash of the password it reboots with and lock it out.
+            raise Conflict(
+                f"station {station_id} has yet to log in with the password of its last rotation (RebootRequired): "
+                "reset the station first, or set its credentials with PUT /stations/{id}/security"
+            )
         self._rotating.add(station_id)
         try:
             return await self._rotate(station_id, record, version, password, generate, encoding, max_length)
@@ -366,6 +390,13 @@ class StationSecurityService:
             await self._settle(record, accepted=False, detail=f"no answer: {exc}")
             raise
         status = result.status if version == "1.6" else _set_variable_status(result.response)
+        if status == _REBOOT_REQUIRED:
+            # OCPP 1.6 §5.3 (ChangeConfiguration) and 2.0.1 SetVariableStatusEnum: the change was made but takes
+            # effect after a reboot. The station has stored the new password and keeps using the old one until
+            # then: both stay valid, and its first login with the new one retires the old (see admit()).
+            detail = "station answered RebootRequired: both passwords accepted until it logs in with the new one"
+            await self.record(SecurityEventKind.PASSWORD_ROTATED, station_id, None, detail)
+            return PasswordChange(pending, shown, status)
         accepted = status == "Accepted"
         final = await self._settle(pending if accepted else record, accepted, f"station answered {status}")
         return PasswordChange(final, shown, status)

@@ -107,6 +107,53 @@ async def test_rejected_rotation_keeps_the_old_password(csms: CentralSystem, pro
     assert (await handshake(ws_url(csms, identity), basic(identity, OLD)))[0] == 101
 
 
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+async def test_reboot_required_keeps_both_passwords_until_the_station_uses_the_new_one(
+    csms: CentralSystem, protocol: str
+) -> None:
+    """RebootRequired means the station stored the new password but applies it after a reboot (1.6 §5.3, 2.0.1
+    SetVariableStatusEnum): both work until its first login with the new one, which retires the old; meanwhile
+    another rotation is refused, since it would drop the password the station reboots with."""
+    identity = f"RBT-{protocol[-3:]}"
+    await set_security(csms, identity, profile=1, password=OLD)
+
+    def reboot_required(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if action == "ChangeConfiguration":
+            return {"status": "RebootRequired"}
+        item = payload["setVariableData"][0]
+        return {
+            "setVariableResult": [
+                {"attributeStatus": "RebootRequired", "component": item["component"], "variable": item["variable"]}
+            ]
+        }
+
+    client = await RawClient.open(
+        ws_url(csms, identity), protocol, reboot_required, additional_headers=basic(identity, OLD)
+    )
+    await client.result("BootNotification", BOOTS[protocol])
+    status, result = await rotate(csms, identity, password=NEW)
+    assert status == 200 and result["station_answer"] == "RebootRequired", result
+    assert result["rotation_pending"] is True
+    (event,) = await events(csms, station_id=identity, kind="PasswordRotated")
+    assert "RebootRequired" in event["detail"]
+    status, result = await rotate(csms, identity, password="other-Passw0rd-89")
+    assert status == 409 and "RebootRequired" in result["detail"], result
+    assert len(client.received_calls) == 1  # the refused rotation sent nothing
+    await client.close()
+    # Until the reboot the station still logs in with the old password, as often as it needs to.
+    assert (await handshake(ws_url(csms, identity), basic(identity, OLD)))[0] == 101
+    assert (await handshake(ws_url(csms, identity), basic(identity, OLD)))[0] == 101
+    # After the reboot it uses the new one: from then on the old one is refused.
+    assert (await handshake(ws_url(csms, identity), basic(identity, NEW)))[0] == 101
+    assert (await handshake(ws_url(csms, identity), basic(identity, OLD)))[0] == 401
+    assert (await handshake(ws_url(csms, identity), basic(identity, NEW)))[0] == 101
+    retired = await events(csms, station_id=identity, kind="PasswordRotated")
+    assert len(retired) == 2 and "the old one is retired" in retired[0]["detail"], retired
+    async with admin_client(csms.api_port) as http:
+        shown = (await http.get(f"/stations/{identity}/security")).json()
+    assert shown["rotation_pending"] is False, shown
+
+
 async def test_rotation_needs_a_connected_password_station(csms: CentralSystem) -> None:
     """Rotating an offline station is 409 station-offline; a profile 3 (certificate) station is 409; a password
     breaking the live version's rules is 422; the generic command routes refuse password keys."""
