@@ -42,5 +42,14 @@ def schema_error_code(rule: str) -> ErrorCode:
     return _RULE_CODES.get(rule, ErrorCode.FORMAT_VIOLATION)
 
 
+# What of a charger's CALLERROR reaches our errors, problems and audit: 2.0.1 bounds descriptions at 255
+# characters, and no error code is longer than 30; a charger sending megabytes must not make us repeat them.
+_MAX_CODE = 50
+_MAX_DESCRIPTION = 255
+
+
 def station_call_error(station_id: str, action: str, error: CallError) -> StationCallError:
-    return StationCallError(station_id, action, error.code, error.description)
+    description = error.description
+    if len(description) > _MAX_DESCRIPTION:
+        description = description[: _MAX_DESCRIPTION - 3] + "..."
+    return StationCallError(station_id, action, error.code[:_MAX_CODE], description)

@@ -106,15 +106,25 @@ async def test_malformed_answer_fails_the_command_at_once_with_a_502(
 
 
 async def test_well_formed_callerror_stays_a_station_call_error(tmp_path: Path, subprotocol: str) -> None:
-    """A CALLERROR with a known code (in either version's spelling) is reported as the charger's own error."""
-    answer = [4, "FormatViolation", 5, "not-an-object"]  # description and details of the wrong type: tolerated
+    """A CALLERROR with a known code (in either version's spelling) is reported as the charger's own error; a
+    description of the wrong type is tolerated, a huge one cut to 255 characters (found by the answer fuzzer)."""
+    plan: dict[str, list[Any]] = {"answer": [4, "FormatViolation", 5, "not-an-object"]}
     async with running(make_settings(tmp_path, ocpp={"call_timeout": CALL_TIMEOUT})) as system:
-        station = await booted(system, "ERR-1", subprotocol, answer=lambda action, payload: answer)
+        station = await booted(system, "ERR-1", subprotocol, answer=lambda action, payload: plan["answer"])
         async with admin_client(system.api_port, timeout=20) as http:
             response = await http.post("/stations/ERR-1/commands/reset", json={})
+            assert response.status_code == 502, response.text
+            assert _problem(response)[0] == "station-call-error"
+            assert response.json()["ocpp_error_code"] == "FormatViolation"
+            assert response.json()["ocpp_error_description"] == ""
+            await serves_after(station)
+            plan["answer"] = [4, "NotSupported", "d" * 60_000, {}]
+            response = await http.post("/stations/ERR-1/commands/reset", json={})
+            events = (await http.get("/stations/ERR-1/events", params={"limit": 100})).json()["items"]
         assert response.status_code == 502, response.text
-        assert _problem(response)[0] == "station-call-error"
-        assert response.json()["ocpp_error_code"] == "FormatViolation"
+        assert response.json()["ocpp_error_description"] == "d" * 252 + "..."
+        assert len(response.json()["detail"]) < 400
+        assert all(len(json.dumps(e["payload"])) < 1000 for e in events if e["action"] == "Command.Reset"), events
         await serves_after(station)
         await station.close()
 
