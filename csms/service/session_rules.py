@@ -42,7 +42,7 @@ from csms.errors import NotFound, StationError
 from csms.service.commands import CommandService
 from csms.service.events import EventBus
 from csms.service.grid import GridService
-from csms.service.tariffs import TariffService
+from csms.service.tariffs import TariffService, booked_price
 from csms.storage import tariffs as store
 from csms.storage.sql import SqlStorage
 from csms.storage.tariffs import EndedSession, TariffStore
@@ -286,8 +286,11 @@ class SessionRulesService:
         ended = (await self._reads.ended_sessions([transaction_id])).get(transaction_id)
         if ended is None:
             raise NotFound("transaction", transaction_id)
-        usage = _usage(live, ended, ended.transaction.stopped_at or now)
         assert live.price is not None
+        if live.price.source != "booking" and ended.booked_quote is not None:  # matched to a booking by token
+            live = replace(live, price=booked_price(ended.booked_quote, live.price))
+        assert live.price is not None
+        usage = _usage(live, ended, ended.transaction.stopped_at or now)
         return SessionCost(live, session_cost(live.price, usage), False)
 
     async def cost_summary(self, transaction_id: int, now: datetime) -> dict[str, Any] | None:
@@ -386,6 +389,11 @@ class SessionRulesService:
             log.warning("ended transaction not found", transaction_id=transaction_id)
             return
         ended_at = ended.transaction.stopped_at or now
+        if session.price is not None and session.price.source != "booking" and ended.booked_quote is not None:
+            # Matched to a booking after its start (by token, without the reservation id): the booked price holds.
+            price = booked_price(ended.booked_quote, session.price)
+            session = replace(session, price=price)
+            work.timers.append(store.set_price(transaction_id, price))
         usage = _usage(session, ended, ended_at)
         breakdown = session_cost(session.price, usage) if session.price is not None else None
         work.costs.append(store.set_cost(transaction_id, ended_at, breakdown, usage.energy_wh, now))

@@ -35,7 +35,7 @@ from csms.storage import tariffs as store
 from csms.storage.sql import SqlStorage
 from csms.storage.tariffs import TariffStore
 
-__all__ = ["BookedQuote", "CostSource", "OccupancyForecast", "SessionStart", "TariffService"]
+__all__ = ["BookedQuote", "CostSource", "OccupancyForecast", "SessionStart", "TariffService", "booked_price"]
 
 log = structlog.get_logger(__name__)
 
@@ -226,14 +226,11 @@ class TariffService:
         if tariff is None:
             return None
         if quote is not None:
-            return SessionPrice(
-                tariff_id=quote.tariff_id,
-                currency=quote.currency,
-                tier=quote.tier,
-                prices=Prices(quote.energy_per_kwh, quote.time_per_hour, quote.session_fee),
-                time_basis=tariff.time_basis,
-                overstay=tariff.overstay,
-                source="booking",
+            return booked_price(
+                quote,
+                SessionPrice(
+                    tariff.id, tariff.currency, "", tariff.prices, tariff.time_basis, tariff.overstay, "tariff"
+                ),
             )
         # A session counts itself: it is on its connector when it starts.
         if any(tier.min_forecast is not None for tier in tariff.tiers):
@@ -278,3 +275,16 @@ class TariffService:
                 voltage = self._grid.node(wiring.node_id).voltage_v
                 return wiring.max_current_a * wiring.phases * voltage
         return self._settings.default_power_kw * 1000
+
+
+def booked_price(quote: PriceQuote, current: SessionPrice) -> SessionPrice:
+    """The price of a session started from a booking: the quoted prices, with the tariff's time basis and overstay."""
+    return SessionPrice(
+        tariff_id=quote.tariff_id,
+        currency=quote.currency,
+        tier=quote.tier,
+        prices=Prices(quote.energy_per_kwh, quote.time_per_hour, quote.session_fee),
+        time_basis=current.time_basis,
+        overstay=current.overstay,
+        source="booking",
+    )

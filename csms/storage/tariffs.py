@@ -64,6 +64,7 @@ __all__ = [
     "put_tariff",
     "set_account",
     "set_cost",
+    "set_price",
     "set_starts_seen",
     "set_timers",
     "tier_from_json",
@@ -102,6 +103,12 @@ _TIMER_FIELDS = (
     "overstay_started_at",
     "overstay_reason",
     "connector_freed_at",
+)
+_PRICE_FIELDS = ("tariff_id", "currency", "tier", "price_source", "energy_per_kwh", "time_per_hour", "session_fee")
+_SET_PRICE = (
+    update(tariff_sessions)
+    .where(tariff_sessions.c.transaction_id == bindparam("b_id"), tariff_sessions.c.costed_at.is_(None))
+    .values({name: bindparam(f"b_{name}") for name in _PRICE_FIELDS})
 )
 _SET_ACCOUNT = (
     update(tariff_sessions)
@@ -156,10 +163,12 @@ _LIVE_BOOKINGS = tuple(status.value for status in LIVE)
 
 @dataclass(frozen=True, slots=True)
 class EndedSession:
-    """What costing an ended session reads: its transaction row and first/last energy register readings (Wh)."""
+    """What costing an ended session reads: its transaction row, first/last energy register readings (Wh), and the
+    quote of the booking it was matched to (if any)."""
 
     transaction: Transaction
     readings: tuple[float, float] | None
+    booked_quote: PriceQuote | None = None
 
 
 class TariffStore:
@@ -244,17 +253,23 @@ class TariffStore:
         return found
 
     async def ended_sessions(self, transaction_ids: Sequence[int]) -> dict[int, EndedSession]:
-        """The transaction rows of sessions to cost, with their energy readings where the row has no meter stop.
+        """The transaction rows of sessions to cost, with their energy readings where the row has no meter stop and
+        the quotes of the bookings they were matched to.
 
-        Two queries for a whole batch of ended sessions (one connection), whatever its size.
+        Three queries for a whole batch of ended sessions, whatever its size.
         """
         if not transaction_ids:
             return {}
-        rows = await self._all(select(transactions).where(transactions.c.id.in_(list(transaction_ids))))
+        wanted = list(transaction_ids)
+        rows = await self._all(select(transactions).where(transactions.c.id.in_(wanted)))
         ended = [transaction_from_row(row) for row in rows]
         unmetered = [t.id for t in ended if t.energy_wh is None]
         readings = await self._readings(unmetered) if unmetered else {}
-        return {t.id: EndedSession(t, readings.get(t.id)) for t in ended}
+        query = select(bookings.c.transaction_id, bookings.c.quote).where(bookings.c.transaction_id.in_(wanted))
+        quotes = {
+            row.transaction_id: _quote(row.quote) for row in await self._all(query) if isinstance(row.quote, dict)
+        }
+        return {t.id: EndedSession(t, readings.get(t.id), quotes.get(t.id)) for t in ended}
 
     async def token_owners(self, tokens: Iterable[str]) -> dict[str, str | None]:
         """The owner (account) of each known id token among ``tokens``; unknown tokens are left out."""
@@ -393,6 +408,20 @@ def _timer_values(timers: SessionTimers) -> dict[str, Any]:
         "warning_at": timers.warning_at,
         "at_limit": timers.at_limit.value,
     }
+
+
+def set_price(transaction_id: int, price: SessionPrice) -> Write:
+    """The session turned out to belong to a booking: the price quoted for it replaces the tariff's."""
+    values = {
+        "tariff_id": price.tariff_id,
+        "currency": price.currency,
+        "tier": price.tier,
+        "price_source": price.source,
+        "energy_per_kwh": price.prices.energy_per_kwh,
+        "time_per_hour": price.prices.time_per_hour,
+        "session_fee": price.prices.session_fee,
+    }
+    return _write(_SET_PRICE, {"b_id": transaction_id, **{f"b_{k}": v for k, v in values.items()}})
 
 
 def set_account(transaction_id: int, account_id: str) -> Write:
