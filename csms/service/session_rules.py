@@ -14,6 +14,7 @@ car left while the transaction goes on, which ends overstay): 1.6/2.0.1 status A
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -261,12 +262,40 @@ class SessionRulesService:
             self._keep(work)
 
     async def tick(self, now: datetime) -> None:
-        """Act on every timer that is due: warn, stop or move to overstay, start overstay billing."""
-        for session in list(self._sessions.values()):
+        """Act on every timer that is due: warn, move to overstay, start overstay billing (all committed in one
+        write, then announced), and stop sessions at their limit (their stations asked all at once)."""
+        writes: list[Write] = []
+        changed: dict[int, SessionTimers] = {}
+        announcements: list[Callable[[], None]] = []
+        stopping: list[int] = []
+        for session in self._sessions.values():
             if session.transaction_id not in self._transactions:
                 continue
-            for action in due(session.timers, now):
-                await self._act(session.transaction_id, action, now)
+            timers = session.timers
+            for action in due(timers, now):
+                if action is Due.STOP:
+                    stopping.append(session.transaction_id)
+                    continue
+                timers = self._advance(session, timers, action, now, announcements)
+            if timers != session.timers:
+                changed[session.transaction_id] = timers
+                writes.append(store.set_timers(timers))
+        if writes:
+            await self._storage.write(writes)
+            self._keep_timers(changed)
+            for announce in announcements:
+                announce()
+        if stopping:
+            sessions = [self._sessions[transaction_id] for transaction_id in stopping]
+            accepted = await asyncio.gather(*(self._stop(session, now) for session in sessions))
+            reached = {
+                session.transaction_id: replace(session.timers, limit_reached_at=now)
+                for session, ok in zip(sessions, accepted, strict=True)
+                if ok
+            }
+            if reached:
+                await self._storage.write([store.set_timers(timers) for timers in reached.values()])
+                self._keep_timers(reached)
 
     # -- reads for the API ------------------------------------------------------------------------------------
 
@@ -458,41 +487,63 @@ class SessionRulesService:
 
     # -- timers -----------------------------------------------------------------------------------------------
 
-    async def _act(self, transaction_id: int, action: Due, now: datetime) -> None:
-        session = self._sessions[transaction_id]
-        timers = session.timers
+    def _advance(
+        self,
+        session: TrackedSession,
+        timers: SessionTimers,
+        action: Due,
+        now: datetime,
+        announcements: list[Callable[[], None]],
+    ) -> SessionTimers:
+        """The timers once a due warning or overstay step is taken; what to announce once that is committed."""
+        transaction_id = session.transaction_id
         match action:
             case Due.WARN:
                 left = (timers.limit_at - now) if timers.limit_at else timedelta(0)
-                data = {
+                data: dict[str, Any] = {
                     "limit_at": timers.limit_at,
                     "minutes_left": max(0, round(left.total_seconds() / 60)),
                     "at_limit": timers.at_limit.value,
                 }
-                self._publish("session.time_warning", session, now, data)
-                log.info(
-                    "session time limit ahead", transaction_id=transaction_id, station_id=session.station_id, **data
-                )
-                await self._set_timers(session, replace(timers, warned_at=now))
-            case Due.STOP:
-                if await self._stop(session, now):
-                    await self._set_timers(session, replace(timers, limit_reached_at=now))
+
+                def warn() -> None:
+                    self._publish("session.time_warning", session, now, data)
+                    log.info(
+                        "session time limit ahead", transaction_id=transaction_id, station_id=session.station_id, **data
+                    )
+
+                announcements.append(warn)
+                return replace(timers, warned_at=now)
             case Due.LIMIT_OVERSTAY:
-                log.info("session time limit reached, overstay follows", transaction_id=transaction_id)
-                await self._set_timers(session, replace(timers, limit_reached_at=now))
+                announcements.append(
+                    lambda: log.info("session time limit reached, overstay follows", transaction_id=transaction_id)
+                )
+                return replace(timers, limit_reached_at=now)
             case Due.OVERSTAY:
                 start = overstay_start(timers)
                 assert start is not None
-                await self._set_timers(session, replace(timers, overstay_started_at=now, overstay_reason=start[1]))
-                data = {"overstay_from": start[0], "reason": start[1].value}
+                details: dict[str, Any] = {"overstay_from": start[0], "reason": start[1].value}
                 if session.price is not None:
-                    data |= {
+                    details |= {
                         "per_minute": str(session.price.overstay.per_minute),
                         "cap": None if session.price.overstay.cap is None else str(session.price.overstay.cap),
                         "currency": session.price.currency,
                     }
-                self._publish("session.overstay", session, now, data)
-                log.info("session in overstay", transaction_id=transaction_id, reason=start[1].value)
+
+                def overstay() -> None:
+                    self._publish("session.overstay", session, now, details)
+                    log.info("session in overstay", transaction_id=transaction_id, reason=details["reason"])
+
+                announcements.append(overstay)
+                return replace(timers, overstay_started_at=now, overstay_reason=start[1])
+            case _:
+                return timers
+
+    def _keep_timers(self, changed: dict[int, SessionTimers]) -> None:
+        for transaction_id, timers in changed.items():
+            current = self._sessions.get(transaction_id)
+            if current is not None:
+                self._sessions[transaction_id] = replace(current, timers=timers)
 
     async def _stop(self, session: TrackedSession, now: datetime) -> bool:
         """Ask the station to end the session; False (retried later) when it is offline or refuses."""
@@ -513,13 +564,6 @@ class SessionRulesService:
         self._stop_retry_at[session.transaction_id] = now + timedelta(seconds=self._settings.stop_retry_seconds)
         log.warning("could not stop session at its time limit", transaction_id=session.transaction_id, why=status)
         return False
-
-    async def _set_timers(self, session: TrackedSession, timers: SessionTimers) -> None:
-        await self._storage.write([store.set_timers(timers)])
-        # The session may have ended or changed while the write was committed (another task's batch).
-        current = self._sessions.get(session.transaction_id)
-        if current is not None:
-            self._sessions[session.transaction_id] = replace(current, timers=timers)
 
     def _announce_cost(self, session: TrackedSession, breakdown: CostBreakdown, now: datetime) -> None:
         self._publish("session.cost", session, now, _cost_data(breakdown))

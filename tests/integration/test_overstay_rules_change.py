@@ -127,3 +127,38 @@ async def test_a_session_not_followed_at_its_start_gets_the_new_limit_also_after
         await client.close()
     finally:
         await system.stop()
+
+
+async def test_sessions_past_a_new_limit_are_all_stopped_at_once_a_silent_station_delaying_none(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """Four sessions past a new 30-minute limit: all are warned and asked to stop in the same round; the first
+    station never answers, and the others' stops do not wait for its timeout."""
+    system = CentralSystem(make_settings(tmp_path, **SETTINGS), clock=clock)
+    await system.start()
+    try:
+        names = ["CP-SILENT", "CP-2", "CP-3", "CP-4"]
+        await make_site(system, names)
+        events = system.events.subscribe()
+        silent = await RawClient.open(
+            f"ws://127.0.0.1:{system.ocpp_port}/ocpp/CP-SILENT",
+            answer=lambda action, payload: None if action == "RemoteStopTransaction" else {"status": "Accepted"},
+        )
+        boot = {"chargePointVendor": "Acme", "chargePointModel": "AC22"}
+        assert (await silent.result("BootNotification", boot))["status"] == "Accepted"
+        clients = [silent, *[await charger(system, name) for name in names[1:]]]
+        ids = [await start_16(client, clock.at(0)) for client in clients]
+        clock.at(45)
+        await settled(system)
+        async with api(system) as http:
+            rules = {"max_charging_minutes": 30, "warning_minutes": 10, "at_limit": "stop"}
+            await ok(await http.put("/sites/site/session-rules", json=rules))
+        warned = {(await next_event(events, "session.time_warning")).data["transaction_id"] for _ in ids}
+        assert warned == set(ids)
+        # The call timeout is 5 s: stops sent one after the other would wait for the silent station first.
+        pairs = list(zip(clients, ids, strict=True))
+        await wait_for(lambda: all(_stops(c) == [{"transactionId": i}] for c, i in pairs), timeout=2.5)
+        for client in clients:
+            await client.close()
+    finally:
+        await system.stop()
