@@ -7,7 +7,7 @@ import os
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["SimClock", "format_ts", "parse_ts"]
+__all__ = ["SimClock", "format_ts", "parse_ts", "whole_second_up"]
 
 
 class SimClock:
@@ -117,6 +117,12 @@ class _RunQueueDelay:
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
+
+
+def whole_second_up(dt: datetime) -> datetime:
+    """``dt`` rounded up to a whole second (unchanged when it is one)."""
+    whole = dt.replace(microsecond=0)
+    return whole if whole == dt else whole + timedelta(seconds=1)
 
 
 def format_ts(dt: datetime) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v16 import ChargePoint as _ChargePoint, call_result as r
 from ocpp.v16.enums import Action
 
-from simulator.clock import format_ts, parse_ts
+from simulator.clock import format_ts, parse_ts, whole_second_up
 from simulator.model import ConnectorState, Reservation, StopReason
 from simulator.ocpp_compat import on
 from simulator.profile_codec import ProfileFormatError, composite_periods_to_wire, profile_from_v16
@@ -257,7 +257,9 @@ class ChargePoint16(_ChargePoint):  # type: ignore[misc]  # ocpp is untyped
     ) -> Any:
         if not self._connector_ok(connector_id):
             return r.GetCompositeSchedule(status="Rejected")
-        now = self.sim.now().replace(microsecond=0)
+        # The schedule starts at the next whole second (the wire has no fractions): truncating instead could put
+        # its start before a session that began earlier in the same second, whose profiles would then not apply.
+        now = whole_second_up(self.sim.now())
         session = self.core.connectors[connector_id].session if connector_id else None
         tx = TxContext(session.profile_tx_id, session.started_at) if session else None
         periods = self.core.profiles.composite_schedule(connector_id, now, int(duration), tx=tx)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.v201 import call, call_result as r
 from ocpp.v201.enums import Action
 
-from simulator.clock import format_ts, parse_ts
+from simulator.clock import format_ts, parse_ts, whole_second_up
 from simulator.model import Reservation
 from simulator.ocpp_compat import on
 from simulator.outbox import OutboxItem
@@ -143,7 +143,9 @@ class MoreHandlers:
     ) -> Any:
         if evse_id != 0 and evse_id not in self.core.connectors:
             return r.GetCompositeSchedule(status="Rejected")
-        now = self.sim.now().replace(microsecond=0)
+        # The schedule starts at the next whole second (the wire has no fractions): truncating instead could put
+        # its start before a session that began earlier in the same second, whose profiles would then not apply.
+        now = whole_second_up(self.sim.now())
         session = self.core.connectors[evse_id].session if evse_id else None
         tx = TxContext(session.key, session.started_at) if session else None
         periods = self.core.profiles.composite_schedule(evse_id, now, int(duration), tx=tx)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from simulator.clock import whole_second_up
 from simulator.profile_codec import (
     ProfileFormatError,
     composite_periods_to_wire,
@@ -301,3 +302,19 @@ def test_install_listeners_hear_every_installed_profile() -> None:
     store.install(1, mk(1, TXP, [(0, 16)]), T0)
     store.install(0, mk(2, MAX, [(0, 32)]), T0 + timedelta(seconds=5))
     assert heard == [(1, T0), (2, T0 + timedelta(seconds=5))]
+
+
+def test_a_composite_schedule_starting_at_the_next_whole_second_sees_a_session_of_this_second() -> None:
+    """A session that began at .600 of a second: a composite starting at that second's truncation lies before
+    the session and misses its profiles (the charger reported its hardware maximum: a flaky test found it);
+    rounded up to the next whole second it sees them."""
+    started = T0 + timedelta(milliseconds=600)
+    asked = T0 + timedelta(milliseconds=800)
+    store = ProfileStore()
+    store.install(1, mk(1, DEF, [(0, 10)], stack=1, kind=ProfileKind.RELATIVE), T0)
+    tx = TxContext("tx-1", started)
+    before = store.composite_schedule(1, asked.replace(microsecond=0), 600, tx=tx)
+    assert before[0].limit is None
+    after = store.composite_schedule(1, whole_second_up(asked), 600, tx=tx)
+    assert after[0].limit is not None and after[0].limit.amps == 10
+    assert whole_second_up(T0) == T0 and whole_second_up(asked) == T0 + timedelta(seconds=1)
