@@ -58,7 +58,7 @@ class DbView:
             if station.version == "2.0.1":
                 return bool(self.by_charger_id(sid, message.tx.charger_tx_id))
             return bool(self.starts(sid, message.at))
-        if message.kind == "meter":
+        if message.kind in ("meter", "idle"):
             assert message.reading is not None
             return bool(self.readings.get((sid, message.at, float(message.reading))))
         return bool(self.stops(sid, message.at))
@@ -96,6 +96,9 @@ class FinalCheck:
     stops_missing: int = 0
     lost_readings: int = 0
     duplicated_readings: int = 0
+    idle_readings: int = 0  # readings outside a transaction that were answered
+    lost_idle_readings: int = 0
+    duplicated_idle_readings: int = 0
     phantom_transactions: int = 0  # rows no charger started
     unanswered_messages: int = 0  # still queued when the run's time bound hit (reported, judged nowhere)
     undelivered_transactions: int = 0
@@ -110,6 +113,9 @@ class FinalCheck:
             + self.wrong_transaction_ids
             + self.stops_missing
             + self.lost_readings
+            + self.duplicated_readings
+            + self.lost_idle_readings
+            + self.duplicated_idle_readings
             + self.phantom_transactions
             + self.call_errors
         )
@@ -121,7 +127,8 @@ class FinalCheck:
 
 def check_final(view: DbView, stations: list[DurableStation]) -> FinalCheck:
     """Every transaction a charger was told about exactly once, with its timestamps and ids; every answered reading
-    stored once. Messages still queued when the run ended were promised nothing and are only counted."""
+    (in a transaction or outside one) stored once. Messages still queued when the run ended were promised nothing
+    and are only counted."""
     check = FinalCheck()
     for station in stations:
         sid = station.identity
@@ -172,6 +179,20 @@ def check_final(view: DbView, stations: list[DurableStation]) -> FinalCheck:
                 elif owners[row.id] > 1:
                     check.duplicated_readings += owners[row.id] - 1
                     check.note(f"{sid}: reading {energy} Wh at {at} stored {owners[row.id]} times")
+        for message in station.messages:
+            if message.kind != "idle" or message.result is None:
+                continue
+            assert message.reading is not None
+            check.idle_readings += 1
+            stored = view.readings.get((sid, message.at, float(message.reading)), []).count(None)
+            if stored == 0:
+                check.lost_idle_readings += 1
+                check.note(f"{sid}: reading {message.reading} Wh at {message.at} outside a transaction is not stored")
+            elif stored > 1:
+                check.duplicated_idle_readings += stored - 1
+                check.note(
+                    f"{sid}: reading {message.reading} Wh at {message.at} outside a transaction stored {stored}x"
+                )
         phantoms = [row for row in view.transactions[sid] if row.id not in matched]
         check.phantom_transactions += len(phantoms)
         for row in phantoms:

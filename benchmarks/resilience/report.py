@@ -77,6 +77,11 @@ def _kill(data: dict[str, Any]) -> list[str]:
         ("1.6 transactionId answered ≠ stored row", s["wrong_transaction_ids"]),
         ("Stops missing or wrong", s["stops_missing"]),
         ("Readings lost / duplicated", f"{s['lost_readings']} / {s['duplicated_readings']}"),
+        (
+            "Readings outside a transaction checked / lost / duplicated",
+            f"{s.get('idle_readings', '–')} / {s.get('lost_idle_readings', '–')} / "
+            f"{s.get('duplicated_idle_readings', '–')}",
+        ),
         ("CALLERRORs to transaction messages", s["call_errors"]),
         ("Server ERROR log lines", s["server_errors"]),
         (
@@ -89,7 +94,8 @@ def _kill(data: dict[str, Any]) -> list[str]:
         "### kill -9 in a busy fleet",
         "",
         f"{plan['stations']} raw stations (half 1.6, half 2.0.1), transactions back to back (an event every "
-        f"~{plan['interval'] * 1000:.0f} ms per station, {plan['meters_per_tx']} readings per transaction), "
+        f"~{plan['interval'] * 1000:.0f} ms per station, {plan['meters_per_tx']} readings per transaction and one "
+        "reading outside a transaction after each), "
         f"SIGKILL {plan['busy_s'][0]:g}–{plan['busy_s'][1]:g} s after the fleet is back (half of the kills wait "
         f"for a CALL in flight), down {plan['down_s'][0]:g}–{plan['down_s'][1]:g} s, restarted on the same "
         "SQLite file (WAL, `synchronous=normal`). The database is read at each kill and after a clean stop.",

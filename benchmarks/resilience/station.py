@@ -1,7 +1,8 @@
 """A durable charging station for kill -9 runs: an offline outbox, strict FIFO, and a record of every answer.
 
 Each station runs transactions back to back (1.6: StartTransaction, MeterValues, StopTransaction; 2.0.1:
-TransactionEvent Started, Updated with a reading, Ended) whether or not it is connected. Every event is stamped
+TransactionEvent Started, Updated with a reading, Ended), each followed by a reading outside any transaction (1.6
+MeterValues without transactionId, 2.0.1 MeterValues), whether or not it is connected. Every event is stamped
 with the charger's clock when it happens and queued; a sender drains the queue in order, one CALL at a time,
 and a message leaves the queue only when it got a CALLRESULT. When the connection drops (the server was killed),
 the unanswered message stays at the head: after reconnecting and booting, the station resends it unchanged,
@@ -60,7 +61,7 @@ class Message:
     frozen so every resend is the same message."""
 
     action: str
-    kind: str  # start | meter | stop (the oracle's name for its effect)
+    kind: str  # start | meter | stop | idle (the oracle's name for its effect; idle: a reading outside a transaction)
     tx: TxRecord
     at: datetime  # the charger's timestamp of the event
     build: Callable[[], dict[str, Any]]
@@ -150,6 +151,8 @@ class DurableStation:
             tx.stopped_at, tx.meter_stop = self._now(), self._energy
             self._queue_stop(tx)
             await self._pause()
+            self._queue_idle_reading(tx, self._now(), self._energy)
+            await self._pause()
 
     def _queue_start(self, tx: TxRecord) -> None:
         if self.version == "1.6":
@@ -176,6 +179,23 @@ class DurableStation:
             self._queue("MeterValues", "meter", tx, at, build)
         else:
             self._queue("TransactionEvent", "meter", tx, at, self._event(tx, "Updated", at, energy))
+        self.messages[-1].reading = energy
+
+    def _queue_idle_reading(self, after: TxRecord, at: datetime, energy: int) -> None:
+        """A clock-aligned reading between transactions: 1.6 MeterValues without transactionId, 2.0.1 MeterValues.
+        Nothing but its content tells a resend apart (``after`` is only the transaction it followed)."""
+        if self.version == "1.6":
+            sampled: dict[str, Any] = {
+                "value": str(energy),
+                "measurand": ENERGY,
+                "unit": "Wh",
+                "context": "Sample.Clock",
+            }
+            payload = {"connectorId": 1, "meterValue": [{"timestamp": wire_time(at), "sampledValue": [sampled]}]}
+        else:
+            sampled = {"value": energy, "measurand": ENERGY, "context": "Sample.Clock"}
+            payload = {"evseId": 1, "meterValue": [{"timestamp": wire_time(at), "sampledValue": [sampled]}]}
+        self._queue("MeterValues", "idle", after, at, lambda: payload)
         self.messages[-1].reading = energy
 
     def _queue_stop(self, tx: TxRecord) -> None:

@@ -88,7 +88,8 @@ _STOP_TRANSACTION = (
         last_seq_no=bindparam("b_seq"),
     )
 )
-_INSERT_METER_VALUE = insert(meter_values)
+# A reading outside a transaction that is stored already (a resend) is skipped: see ux_meter_values_outside_tx.
+_INSERT_METER_VALUE = sqlite_insert(meter_values).on_conflict_do_nothing()
 _INSERT_EVENT = insert(station_events)
 _UPSERT_VARIABLE = sqlite_insert(station_variables)
 _UPSERT_VARIABLE = _UPSERT_VARIABLE.on_conflict_do_update(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 
 __all__ = [
@@ -154,6 +155,27 @@ meter_values = Table(
     Column("raw_value", Text),  # signed meter data or an unparsable value, verbatim
 )
 Index("ix_meter_values_tx", meter_values.c.transaction_id, meter_values.c.timestamp)
+# Readings outside a transaction (1.6 MeterValues without transactionId, 2.0.1 MeterValues) are stored once: a
+# charger resends a message the CSMS committed but could not answer (kill -9 between commit and reply), and no
+# transaction row then tells the resend apart. The natural key is the station, the EVSE, the instant and which
+# quantity was measured (measurand, phase, location, context); inserts skip a row that has it already. Readings of
+# a transaction are deduplicated in csms.service.state (seeded from the database at start).
+_OUTSIDE_TX_KEY = (
+    meter_values.c.station_id,
+    meter_values.c.evse_id,
+    meter_values.c.timestamp,
+    meter_values.c.measurand,
+    func.coalesce(meter_values.c.phase, ""),
+    func.coalesce(meter_values.c.location, ""),
+    func.coalesce(meter_values.c.context, ""),
+)
+Index(
+    "ux_meter_values_outside_tx",
+    *_OUTSIDE_TX_KEY,
+    unique=True,
+    sqlite_where=meter_values.c.transaction_id.is_(None),
+    postgresql_where=meter_values.c.transaction_id.is_(None),
+)
 
 station_events = Table(
     "station_events",

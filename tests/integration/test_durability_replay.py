@@ -8,10 +8,13 @@ database file and resend, then read what is stored through the HTTP API. (The ki
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
@@ -124,3 +127,57 @@ async def test_v201_events_resent_after_a_restart_are_applied_once(tmp_path: Pat
         assert len(listed) == 1 and listed[0]["started_at"].startswith("2026-01-05T12:00:00")
         rows = await stored_readings(second, listed[0]["id"])
     assert [(row["timestamp"][:19], row["value"]) for row in rows] == [("2026-01-05T12:01:00", 2100.0)]
+
+
+def outside_transaction(version: str, at: str, wh: int, volts: float) -> dict[str, Any]:
+    """A MeterValues with no transaction: energy and per-phase voltage of EVSE 1 at ``at``."""
+    if version == "1.6":
+        sampled: list[dict[str, Any]] = [
+            {"value": str(wh), "measurand": ENERGY, "unit": "Wh"},
+            {"value": str(volts), "measurand": "Voltage", "phase": "L1-N", "unit": "V"},
+            {"value": str(volts + 1), "measurand": "Voltage", "phase": "L2-N", "unit": "V"},
+        ]
+        return {"connectorId": 1, "meterValue": [{"timestamp": at, "sampledValue": sampled}]}
+    sampled = [
+        {"value": wh, "measurand": ENERGY},
+        {"value": volts, "measurand": "Voltage", "phase": "L1-N", "unitOfMeasure": {"unit": "V"}},
+        {"value": volts + 1, "measurand": "Voltage", "phase": "L2-N", "unitOfMeasure": {"unit": "V"}},
+    ]
+    return {"evseId": 1, "meterValue": [{"timestamp": at, "sampledValue": sampled}]}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_meter_values_outside_a_transaction_resent_after_a_restart_are_stored_once(
+    tmp_path: Path, version: str
+) -> None:
+    """Readings with no transaction (1.6 without transactionId, 2.0.1 MeterValues) committed before a restart and
+    resent after it are not stored again: their key is station, EVSE, instant and quantity. A later instant, and
+    another quantity at the same instant, are new readings."""
+    identity = f"CP-IDLE-{version}"
+    first_reading = outside_transaction(version, "2026-01-05T10:01:00.000Z", 500, 230.0)
+    async with server(tmp_path) as first, station(first, identity, version) as charger:
+        assert await charger.result("MeterValues", first_reading) == {}
+    async with server(tmp_path) as second, station(second, identity, version) as charger:
+        assert await charger.result("MeterValues", first_reading) == {}  # the resend
+        assert await charger.result("MeterValues", first_reading) == {}  # and once more, same process
+        later = outside_transaction(version, "2026-01-05T10:02:00.000Z", 510, 229.0)
+        assert await charger.result("MeterValues", later) == {}
+        current = {"value": "16" if version == "1.6" else 16, "measurand": "Current.Import", "phase": "L1"}
+        other_quantity = dict(first_reading)
+        other_quantity["meterValue"] = [{"timestamp": "2026-01-05T10:01:00.000Z", "sampledValue": [current]}]
+        assert await charger.result("MeterValues", other_quantity) == {}
+    with sqlite3.connect(tmp_path / "csms.db") as db:
+        rows = db.execute(
+            "SELECT substr(timestamp, 1, 19), measurand, phase, value FROM meter_values "
+            "WHERE station_id = ? AND transaction_id IS NULL ORDER BY timestamp, measurand, phase",
+            (identity,),
+        ).fetchall()
+    assert rows == [
+        ("2026-01-05 10:01:00", "Current.Import", "L1", 16.0),
+        ("2026-01-05 10:01:00", ENERGY, None, 500.0),
+        ("2026-01-05 10:01:00", "Voltage", "L1-N", 230.0),
+        ("2026-01-05 10:01:00", "Voltage", "L2-N", 231.0),
+        ("2026-01-05 10:02:00", ENERGY, None, 510.0),
+        ("2026-01-05 10:02:00", "Voltage", "L1-N", 229.0),
+        ("2026-01-05 10:02:00", "Voltage", "L2-N", 230.0),
+    ]
