@@ -31,8 +31,8 @@ def round_to_pilots(
     ``rates`` (one per session) should themselves fit ``capacities``. The steps that rounding frees go to the
     largest remainders first, ties to the most urgent (``order`` lists session indices, most urgent first). A
     session whose rate is 0 stays at 0. With ``ceilings`` (what each session could use), room still left after
-    rounding is handed out too, in whole steps and in the same order, so no session that could use one more
-    step is denied it.
+    rounding is handed out too, in whole steps and in the same order, so no session that could use more is
+    denied the next step it fits (even if it can use only part of that step: it draws what it can).
     """
     sessions = network.sessions
     rounded = [_floor_to_pilot(rate, s.pilot_step_a, s.min_current_a) for rate, s in zip(rates, sessions, strict=True)]
@@ -71,12 +71,16 @@ def _top_up(
     for i in order:
         session = network.sessions[i]
         step = session.pilot_step_a
+        headroom = session.max_current_a - currents[i]
         wanted = min(ceilings[i], session.max_current_a) - currents[i]
-        if wanted < step - EPSILON or step <= 0:
+        if wanted <= EPSILON or step <= 0:
             continue
+        # A car that can use part of a step is offered the whole step (it draws what it can); a maximum off the
+        # step grid is a signal of its own.
+        wanted = min(math.ceil(wanted / step - EPSILON) * step, headroom)
         terms = network.session_constraints[i]
         room = min((slack[k] / coefficient for k, coefficient in terms if coefficient > 0), default=wanted)
-        increase = math.floor(min(room, wanted) / step + EPSILON) * step
+        increase = wanted if room >= wanted - EPSILON else math.floor(room / step + EPSILON) * step
         if currents[i] == 0 and increase < session.min_current_a - EPSILON:
             continue
         if increase > EPSILON:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from csms.domain.grid import CapacityHold, GridError, GridNode, LimitWindow, Priority
 from csms.scheduler import plan
@@ -264,8 +264,58 @@ def test_no_plan_breaks_a_limit_or_offers_less_than_the_minimum(snapshot: Snapsh
             assert abs(steps - round(steps)) < 1e-6
 
 
+# A car that could use 6.052 A under a 6.5 A limit, on whole-amp pilots: 6 A is right (7 A does not fit, 6.052 A is
+# no signal). Hypothesis found it against an oracle that asked whether 0.052 A fits.
+_PART_OF_A_STEP = Snapshot(
+    (GridNode("site", max_current_a=6.5),),
+    (SessionDemand("e3", "site", THREE, 16.0, NOW, energy_wh=6.052 * 230 * 3 / 12),),
+)
+# e0 could use 8.87 A and was left at 8.8 A with room for 8.9 A: its rate landed on the step grid, so rounding had
+# nothing to hand back, and the top-up offered only whole steps of what it could use (0.07 A is none).
+_RATE_ON_THE_GRID = Snapshot(
+    (GridNode("site", max_current_a=46.5), GridNode("f0", "site", max_current_a=17.5)),
+    (
+        SessionDemand(
+            "e0",
+            "site",
+            (1,),
+            32.0,
+            NOW - timedelta(hours=7),
+            energy_wh=170,
+            departure=NOW + timedelta(hours=5),
+            offered_a=6.0,
+            pilot_step_a=0.1,
+        ),
+        SessionDemand(
+            "e1",
+            "f0",
+            THREE,
+            10.0,
+            NOW - timedelta(hours=7),
+            energy_wh=1000,
+            departure=NOW + timedelta(hours=4),
+            priority=Priority.FLEET,
+        ),
+        SessionDemand("e2", "f0", (1,), 16.0, NOW - timedelta(hours=9), priority=Priority.FLEET, offered_a=6.0),
+        SessionDemand(
+            "e3",
+            "site",
+            THREE,
+            10.0,
+            NOW - timedelta(hours=4),
+            departure=NOW + timedelta(hours=13),
+            priority=Priority.FLEET,
+            pilot_step_a=0.1,
+        ),
+        SessionDemand("e4", "site", THREE, 32.0, NOW - timedelta(hours=8), energy_wh=600, pilot_step_a=0.1),
+    ),
+)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_sites())
+@example(_PART_OF_A_STEP)
+@example(_RATE_ON_THE_GRID)
 def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> None:
     """Work conservation: no session below what it can use now could take one more pilot step (or its minimum, if
     paused) without breaking a constraint."""
@@ -282,9 +332,16 @@ def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> Non
         usable = min(s.max_current_a, max(energy / (s.voltage_v * len(s.phases) * slot_hours), s.min_current_a))
         if energy <= 1e-9 or s.max_current_a < s.min_current_a or amps[i] >= usable - 1e-9:
             continue
-        more = s.min_current_a if amps[i] == 0 else min(s.pilot_step_a, usable - amps[i])
+        # The next current a pilot can signal: its minimum if paused, else one step more (or its maximum, if
+        # nearer). A fraction of a step is not a signal, even when the car could only use that fraction.
+        more = s.min_current_a if amps[i] == 0 else min(s.pilot_step_a, s.max_current_a - amps[i])
         fits = all(slack[k] >= more * c - 1e-6 for k, c in network.session_constraints[i])
         assert not fits, (s.id, amps[i], more)
+
+
+def test_a_car_that_can_use_part_of_a_step_is_offered_the_whole_step() -> None:
+    """With room for it, a car that could use 8.87 A gets 8.9 A on a 0.1 A pilot, not 8.8 A."""
+    assert currents(plan(_RATE_ON_THE_GRID, NOW))["e0"] == pytest.approx(8.9)
 
 
 def test_empty_planning_window_is_refused() -> None:
