@@ -12,7 +12,7 @@ instants and each constraint gets one capacity per segment.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -23,6 +23,8 @@ from csms.scheduler.model import SessionDemand, Snapshot
 __all__ = ["Constraint", "Network", "compile_network"]
 
 POWER = 0  # the "phase" of a node's power constraint
+
+Terms = tuple[tuple[int, float], ...]  # a session's (constraint index, coefficient) pairs
 
 
 class Constraint(NamedTuple):  # a named tuple: large sites have tens of thousands
@@ -70,6 +72,26 @@ class _Topology:
     # Per session shape (node, phases, voltage): its (constraint index, coefficient) terms, filled as shapes are
     # met. Sessions come and go, stations and their phases stay: most re-plans find every shape here.
     terms: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    # The same terms numbered by the constraints kept after pruning, for the last set kept (which changes only
+    # when a limit, an unsteerable load or the sessions' maxima shift enough to make a constraint (non-)binding).
+    _kept: list[Sequence[int]] = field(default_factory=list)
+    _renumbered: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
+
+    def renumbered(self, kept: Sequence[int]) -> Callable[[tuple[str, tuple[int, ...], float]], Terms]:
+        """A function from a session shape to its terms numbered by position in ``kept``."""
+        if self._kept != [kept]:
+            self._kept[:] = [kept]
+            self._renumbered.clear()
+        cache, terms = self._renumbered, self.terms
+        renumber = {k: new_k for new_k, k in enumerate(kept)}
+
+        def of(shape: tuple[str, tuple[int, ...], float]) -> Terms:
+            found = cache.get(shape)
+            if found is None:
+                found = cache[shape] = tuple((renumber[k], c) for k, c in terms[shape] if k in renumber)
+            return found
+
+        return of
 
 
 # The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
@@ -116,56 +138,84 @@ def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune
     if not start < end:
         raise GridError(f"the planning window must end after it starts ({start} .. {end})")
     topology = _topology(snapshot.nodes)
-    nodes, ancestors = topology.nodes, topology.ancestors
+    nodes, ancestors, known = topology.nodes, topology.ancestors, topology.terms
+    # One pass: check each session, split controllable from fixed, and group the controllable ones by shape
+    # (sessions on one station with the same phases and voltage are under the same constraints).
+    controllable: list[SessionDemand] = []
+    fixed: list[SessionDemand] = []
+    shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
     for session in snapshot.sessions:
-        if (session.node_id, session.phases, session.voltage_v) not in topology.terms:
+        shape = (session.node_id, session.phases, session.voltage_v)
+        if shape not in known:
             _check_session(session, nodes)  # a known shape hangs from a known node on phases it carries
+            _terms(topology, shape)
         if not session.max_current_a >= 0 or not session.min_current_a >= 0:
             raise GridError(f"session {session.id!r}: currents must be >= 0")
+        if session.fixed_a is None:
+            indices = shapes.get(shape)
+            if indices is None:
+                shapes[shape] = [len(controllable)]
+            else:
+                indices.append(len(controllable))
+            controllable.append(session)
+        else:
+            fixed.append(session)
     for hold in snapshot.holds:
         if hold.node_id not in nodes:
             raise GridError(f"capacity hold {hold.id!r} is on unknown node {hold.node_id!r}")
-    controllable = tuple(s for s in snapshot.sessions if s.fixed_a is None)
-    fixed = tuple(s for s in snapshot.sessions if s.fixed_a is not None)
     boundaries = _boundaries(snapshot, nodes, start, end)
     holds = [hold for hold in snapshot.holds if hold.start < end and hold.end > start]
     steady = _steady_loads(nodes, fixed, ancestors)
-
-    # Sessions on one station with the same phases and voltage are under the same constraints.
-    shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
-    for index, session in enumerate(controllable):
-        shapes.setdefault((session.node_id, session.phases, session.voltage_v), []).append(index)
-    terms_of = {shape: _terms(topology, shape) for shape in shapes}
-
-    segment_starts = boundaries[:-1]
-    capacities = [
-        tuple(_capacity(nodes[node_id], phase, holds, steady, ancestors, when) for when in segment_starts)
-        for node_id, phase in topology.keys
-    ]
-    kept = _binding(topology, controllable, shapes, terms_of, capacities) if prune else range(len(topology.keys))
-    renumber = {k: new_k for new_k, k in enumerate(kept)}
+    capacities = _capacities(topology, holds, steady, boundaries[:-1])
+    kept = _binding(topology, controllable, shapes, capacities) if prune else range(len(topology.keys))
+    terms_of = topology.renumbered(kept)
     members: list[list[int]] = [[] for _ in kept]
     coefficients: list[list[float]] = [[] for _ in kept]
     per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable)
     for shape, indices in shapes.items():
-        terms = tuple((renumber[k], c) for k, c in terms_of[shape] if k in renumber)
+        terms = terms_of(shape)
         for k, coefficient in terms:
-            members[k].extend(indices)
-            coefficients[k].extend([coefficient] * len(indices))
+            members[k] += indices
+            coefficients[k] += [coefficient] * len(indices)
         for index in indices:
             per_session[index] = terms
+    keys = topology.keys
     constraints = tuple(
-        Constraint(*topology.keys[k], tuple(members[new_k]), tuple(coefficients[new_k]), capacities[k])
-        for k, new_k in renumber.items()
+        Constraint(*keys[k], tuple(members[new_k]), tuple(coefficients[new_k]), capacities[k])
+        for new_k, k in enumerate(kept)
     )
-    return Network(start, end, boundaries, controllable, fixed, constraints, tuple(per_session), nodes, ancestors)
+    return Network(
+        start, end, boundaries, tuple(controllable), tuple(fixed), constraints, tuple(per_session), nodes, ancestors
+    )
+
+
+def _capacities(
+    topology: _Topology,
+    holds: Sequence[CapacityHold],
+    steady: Mapping[tuple[str, int], float],
+    segment_starts: Sequence[datetime],
+) -> list[tuple[float, ...]]:
+    """Per constraint key, its capacity in each segment: the limit in force minus what cannot be steered."""
+    nodes, ancestors = topology.nodes, topology.ancestors
+    held = {above for hold in holds for above in ancestors[hold.node_id]}
+    count = len(segment_starts)
+    capacities: list[tuple[float, ...]] = []
+    for key in topology.keys:
+        node_id, phase = key
+        node = nodes[node_id]
+        if node.schedule or node_id in held:
+            capacities.append(tuple(_capacity(node, phase, holds, steady, ancestors, when) for when in segment_starts))
+            continue
+        limit = node.max_power_w if phase == POWER else node.max_current_a  # no window, no hold: one value
+        capacity = float("inf") if limit is None else limit - steady.get(key, 0.0)
+        capacities.append((capacity,) * count)
+    return capacities
 
 
 def _binding(
     topology: _Topology,
     sessions: Sequence[SessionDemand],
     shapes: Mapping[tuple[str, tuple[int, ...], float], list[int]],
-    terms_of: Mapping[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]],
     capacities: Sequence[tuple[float, ...]],
 ) -> list[int]:
     """Constraints that could bind: those that every session at its maximum would still not fill are dropped.
@@ -174,6 +224,7 @@ def _binding(
     constraints, and dropping them makes every later step proportionally cheaper without changing any plan.
     """
     worst = [0.0] * len(topology.keys)
+    terms_of = topology.terms
     for shape, indices in shapes.items():
         most = sum(sessions[i].max_current_a for i in indices)
         for k, coefficient in terms_of[shape]:

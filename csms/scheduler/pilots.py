@@ -79,7 +79,12 @@ def _top_up(
         # step grid is a signal of its own.
         wanted = min(math.ceil(wanted / step - EPSILON) * step, headroom)
         terms = network.session_constraints[i]
-        room = min((slack[k] / coefficient for k, coefficient in terms if coefficient > 0), default=wanted)
+        room = wanted
+        for k, coefficient in terms:
+            if coefficient > 0 and slack[k] < room * coefficient:
+                room = slack[k] / coefficient
+                if room < wanted - EPSILON and room / step + EPSILON < 1:
+                    break  # not even one step fits: most sessions on a busy site stop here
         increase = wanted if room >= wanted - EPSILON else math.floor(room / step + EPSILON) * step
         if currents[i] == 0 and increase < session.min_current_a - EPSILON:
             continue

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from csms.domain.grid import Priority
 from csms.scheduler.filling import progressive_fill
@@ -37,20 +37,23 @@ from csms.scheduler.pilots import round_to_pilots
 __all__ = ["allocate", "plan_realtime"]
 
 _EPSILON = 1e-9
+_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(slots=True)
-class _Need:
-    """What one session still wants at the start of a stretch."""
+class _Needs:
+    """What the sessions still want at the start of a stretch, one entry per session (lists, not an object per
+    session: at ten thousand sessions the objects cost a sizeable part of a re-plan)."""
 
-    energy_wh: float
-    departure: datetime
+    energy_wh: list[float]
+    departure_us: list[int]  # microseconds after the plan's start (whole: seconds left come out as exactly as
+    # timedelta.total_seconds() gives them)
 
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
     end = now + settings.horizon
     network = compile_network(snapshot, now, end)
-    needs = [_initial_need(session, settings) for session in network.sessions]
+    needs = _initial_needs(network.sessions, now, settings)
     periods: list[list[Period]] = [[] for _ in network.sessions]
     stretches: list[tuple[datetime, list[float]]] = []  # (start, currents) per segment, for the loads
     notes: dict[str, str] = {}
@@ -67,8 +70,10 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
         if segment == 0:
             notes = _notes(network, currents, needs)
         hours = (stop - start).total_seconds() / 3600
+        energy = needs.energy_wh
         for i, (session, current) in enumerate(zip(network.sessions, currents, strict=True)):
-            needs[i].energy_wh = max(0.0, needs[i].energy_wh - current * _watts_per_amp(session) * hours)
+            if current:
+                energy[i] = max(0.0, energy[i] - current * _watts_per_amp(session) * hours)
     return Plan(
         created_at=now,
         end=end,
@@ -85,7 +90,7 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
 def allocate(
     network: Network,
     capacities: Sequence[float],
-    needs: Sequence[_Need],
+    needs: _Needs,
     now: datetime,
     settings: SchedulerSettings,
 ) -> list[float]:
@@ -99,18 +104,20 @@ def allocate(
     pace = [0.0] * count
     laxity = [0.0] * count
     urgency = [0.0] * count
-    for i, session in enumerate(sessions):
-        need = needs[i]
+    now_us = (now - network.start) // _MICROSECOND
+    for i, (session, energy_wh, departure_us) in enumerate(
+        zip(sessions, needs.energy_wh, needs.departure_us, strict=True)
+    ):
         watts_per_amp = _watts_per_amp(session)
-        if need.energy_wh <= _EPSILON or session.max_current_a < session.min_current_a or watts_per_amp <= 0:
+        if energy_wh <= _EPSILON or session.max_current_a < session.min_current_a or watts_per_amp <= 0:
             continue
-        hours_left = max((need.departure - now).total_seconds() / 3600, slot_hours)
+        hours_left = max((departure_us - now_us) / 1e6 / 3600, slot_hours)
         pace_hours = max(hours_left - margin_hours, slot_hours)
         urgency[i] = 1 / hours_left
-        energy_amps = need.energy_wh / (watts_per_amp * slot_hours)
+        energy_amps = energy_wh / (watts_per_amp * slot_hours)
         ceiling[i] = min(session.max_current_a, max(energy_amps, session.min_current_a))
-        pace[i] = min(need.energy_wh / (watts_per_amp * pace_hours), ceiling[i])
-        full_current_hours = need.energy_wh / (watts_per_amp * session.max_current_a)
+        pace[i] = min(energy_wh / (watts_per_amp * pace_hours), ceiling[i])
+        full_current_hours = energy_wh / (watts_per_amp * session.max_current_a)
         laxity[i] = (hours_left - full_current_hours) * 3600
         if session.offered_a:
             laxity[i] -= settings.keep_charging_bonus_s
@@ -157,20 +164,22 @@ def _raise_toward(
         currents[i] += increment
 
 
-def _initial_need(session: SessionDemand, settings: SchedulerSettings) -> _Need:
-    energy = settings.default_energy_wh if session.energy_wh is None else max(0.0, session.energy_wh)
-    departure = session.departure or session.arrived_at + settings.default_stay
-    return _Need(energy, departure)
+def _initial_needs(sessions: Sequence[SessionDemand], start: datetime, settings: SchedulerSettings) -> _Needs:
+    default_energy, default_stay = settings.default_energy_wh, settings.default_stay
+    return _Needs(
+        [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions],
+        [((s.departure or s.arrived_at + default_stay) - start) // _MICROSECOND for s in sessions],
+    )
 
 
 def _watts_per_amp(session: SessionDemand) -> float:
     return session.voltage_v * len(session.phases)
 
 
-def _notes(network: Network, currents: Sequence[float], needs: Sequence[_Need]) -> dict[str, str]:
+def _notes(network: Network, currents: Sequence[float], needs: _Needs) -> dict[str, str]:
     notes: dict[str, str] = {}
-    for session, current, need in zip(network.sessions, currents, needs, strict=True):
-        if need.energy_wh <= _EPSILON:
+    for session, current, energy_wh in zip(network.sessions, currents, needs.energy_wh, strict=True):
+        if energy_wh <= _EPSILON:
             notes[session.id] = "no energy wanted"
         elif current == 0:
             notes[session.id] = f"paused: {session.min_current_a:g} A does not fit under its limits now"
