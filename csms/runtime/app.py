@@ -7,7 +7,7 @@ import contextlib
 import functools
 import gc
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -320,26 +320,48 @@ class CentralSystem:
     async def stop(self) -> None:
         """Close charger connections with 1001, stop the API, commit what is queued, release the database."""
         if self.booking_timers is not None:
-            await self.booking_timers.stop()
+            await _step("booking timers", self.booking_timers.stop())
         if self.smart_loop is not None:
-            await self.smart_loop.stop()
+            await _step("smart-charging loop", self.smart_loop.stop())
         if self.session_rules_loop is not None:
-            await self.session_rules_loop.stop()
+            await _step("session-rules loop", self.session_rules_loop.stop())
         if self.ocpp is not None:
-            await self.ocpp.close()
+            await _step("OCPP listener", self.ocpp.close())
         # Open event streams would keep the HTTP server from stopping.
         self.streams.close_all()
         if self._api_server is not None and self._api_task is not None:
             self._api_server.should_exit = True
-            await self._api_task
+            await _step("HTTP API", self._api_task)
         if self.charger_events is not None:
-            await self.charger_events.stop()
-        await self.writer.close()
+            await _step("live events", self.charger_events.stop())
+        await _step("database writer", self.writer.close())
         if self.security is not None:
             self.security.close()
         self._checkpoint_engine.dispose()
         await self.engine.dispose()
         log.info("stopped")
+
+
+SLOW_STOP_STEP_S = 10.0
+
+
+async def _step(name: str, work: Awaitable[None]) -> None:
+    """Await one shutdown step. One that takes longer than SLOW_STOP_STEP_S is logged with where every task of
+    the loop is waiting, so a shutdown that hangs (in CI, say) tells where instead of only timing out."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=SLOW_STOP_STEP_S)
+    if not done:
+        log.warning("shutdown step is slow", step=name, seconds=SLOW_STOP_STEP_S, tasks=_where_tasks_wait())
+    await task
+
+
+def _where_tasks_wait() -> list[str]:
+    where = []
+    for task in asyncio.all_tasks():
+        frames = task.get_stack(limit=4)
+        trail = " < ".join(f"{f.f_code.co_name}@{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}" for f in frames)
+        where.append(f"{task.get_name()}: {trail}")
+    return sorted(where)
 
 
 async def run(settings: Settings) -> None:

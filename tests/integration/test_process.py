@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -117,3 +118,20 @@ async def test_unknown_key_in_config_file_is_refused(tmp_path: Path) -> None:
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert "ocpp.heartbeat_intervall" in stderr.decode()
+
+
+async def test_a_slow_shutdown_step_says_where_tasks_wait(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shutdown step past its warning time is logged with the step's name and where each task waits."""
+    from csms.runtime import app as app_module
+
+    monkeypatch.setattr(app_module, "SLOW_STOP_STEP_S", 0.05)
+
+    async def stuck_for_a_while() -> None:
+        await asyncio.sleep(0.3)
+
+    with caplog.at_level(logging.WARNING):
+        await app_module._step("example step", stuck_for_a_while())
+    [record] = [r for r in caplog.records if "shutdown step is slow" in r.getMessage()]
+    assert "example step" in record.getMessage() and "stuck_for_a_while" in record.getMessage()
