@@ -273,6 +273,7 @@ class ChargerService:
             writes.append(sql.transaction_progress(transaction.id, start.seq_no))
             if start.id_token and transaction.id_token is None:
                 late_token = start.id_token
+                writes.append(sql.transaction_token(transaction.id, late_token, info.status.value if info else None))
         samples = self._state.unseen(start.station_id, transaction.evse_id, samples)
         writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
         await self._storage.write(writes)
@@ -282,6 +283,8 @@ class ChargerService:
             self._observer.transaction_started(transaction, now)
         else:
             transaction = self._state.progressed(transaction, start.seq_no)
+            if late_token is not None:
+                transaction = self._state.authorized(transaction, late_token)
         if samples:
             self._observer.metered(start.station_id, transaction.evse_id, samples, now)
         if start.charging_state is not None:

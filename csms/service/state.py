@@ -85,6 +85,16 @@ class HotState:
         self._active_by_start[_start_key(transaction)] = updated
         return updated
 
+    def authorized(self, transaction: Transaction, token: str) -> Transaction:
+        """A 2.0.1 transaction whose token came after it started: the token is now its own (ConcurrentTx sees it)."""
+        key = (transaction.station_id, transaction.charger_tx_id)
+        self._active_by_start.pop(_start_key(transaction), None)
+        updated = replace(transaction, id_token=token)
+        self._active[key] = updated
+        self._active_by_start[_start_key(updated)] = updated
+        self._active_by_token[token].add(key)
+        return updated
+
     def ended(self, transaction: Transaction) -> None:
         key = (transaction.station_id, transaction.charger_tx_id)
         self._active.pop(key, None)

@@ -76,6 +76,11 @@ _INSERT_TRANSACTION = insert(transactions)
 _UPDATE_TRANSACTION_PROGRESS = (
     update(transactions).where(transactions.c.id == bindparam("b_id")).values(last_seq_no=bindparam("b_seq"))
 )
+_UPDATE_TRANSACTION_TOKEN = (
+    update(transactions)
+    .where(transactions.c.id == bindparam("b_id"))
+    .values(id_token=bindparam("b_token"), auth_status=bindparam("b_status"))
+)
 _STOP_TRANSACTION = (
     update(transactions)
     .where(transactions.c.id == bindparam("b_id"))
@@ -413,6 +418,11 @@ def insert_transaction(tx: Transaction, auth_status: str | None, offline: bool) 
 
 def transaction_progress(transaction_id: int, seq_no: int | None) -> Write:
     return Write(_UPDATE_TRANSACTION_PROGRESS, {"b_id": transaction_id, "b_seq": seq_no})
+
+
+def transaction_token(transaction_id: int, token: str, auth_status: str | None) -> Write:
+    """The token of a transaction that started without one (2.0.1: authorised after the cable was plugged in)."""
+    return Write(_UPDATE_TRANSACTION_TOKEN, {"b_id": transaction_id, "b_token": token, "b_status": auth_status})
 
 
 def stop_transaction(

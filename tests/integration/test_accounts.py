@@ -316,3 +316,30 @@ async def test_a_fleet_drivers_session_charges_at_the_accounts_priority(csms: Ce
     assert (van_session["priority"], van_session["priority_reason"]) == (1, "delivery van")
     assert van_session["priority_set_by"] == "admin"
     assert (alice_session["priority"], alice_session["priority_set_by"]) == (0, None)
+
+
+async def test_a_token_presented_after_the_start_makes_the_session_the_drivers(csms: CentralSystem) -> None:
+    """2.0.1: a session started by plugging in gets its token with a later Updated event; from then on it is the
+    token owner's session (listed for the driver, token on the record)."""
+    from tests.integration.bookings_helpers import RawStation, iso
+
+    alice = await account_with_key(csms.api_port, "alice")
+    async with admin_client(csms.api_port) as http:
+        assert (await http.put("/id-tokens/TAG-A", json={"owner": "alice"})).status_code == 200
+    station = await RawStation("CP-201", "ocpp2.0.1").connect(csms)
+    try:
+        assert station.client is not None
+        event = {"timestamp": iso(datetime.now(UTC)), "transactionInfo": {"transactionId": "tx-9"}}
+        started = {**event, "eventType": "Started", "triggerReason": "CablePluggedIn", "seqNo": 0}
+        await station.client.result("TransactionEvent", {**started, "evse": {"id": 1, "connectorId": 1}})
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{csms.api_port}/api/v1", headers=alice) as http:
+            assert (await http.get("/transactions")).json()["items"] == []
+            token = {"idToken": "TAG-A", "type": "ISO14443"}
+            updated = {**event, "eventType": "Updated", "triggerReason": "Authorized", "seqNo": 1, "idToken": token}
+            answer = await station.client.result("TransactionEvent", updated)
+            assert answer["idTokenInfo"]["status"] == "Accepted"
+            [mine] = (await http.get("/transactions")).json()["items"]
+            assert mine["id_token"] == "TAG-A" and mine["charger_tx_id"] == "tx-9"
+            assert (await http.get(f"/transactions/{mine['id']}")).status_code == 200
+    finally:
+        await station.close()
