@@ -65,6 +65,8 @@ class SchedulerSettings:
     # A session already charging keeps its place over a paused one unless the paused one is this much more
     # urgent (seconds of laxity): pausing and resuming cost profile writes and annoy cars.
     keep_charging_bonus_s: float = 900.0
+    # A session under power limits only is admitted at its pace rather than its minimum (see realtime.py).
+    pace_admission_on_power: bool = True
 
 
 # Period, SessionPlan and NodeLoad are named tuples rather than frozen dataclasses: a plan of a large site holds

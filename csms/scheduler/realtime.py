@@ -3,7 +3,11 @@
 For each stretch of time in which no limit changes, currents are handed out in three rounds:
 
 1. **Who charges.** Every session that still wants energy is offered its minimum (6 A) if that fits, most
-   urgent first: higher priority class, then least laxity (time left minus time needed at full current). A
+   urgent first: higher priority class, then least laxity (time left minus time needed at full current). Where
+   every constraint a session is under is a power limit, it is admitted at its pace (see 2) instead, if more: on
+   one aggregate power limit fewer cars charging at their pace deliver more than more cars at 6 A, while under
+   per-phase current limits more cars at 6 A fill the phases better (benchmarks/: +1.5 to +2.2 points of the
+   optimum on power limits, -4 points at a per-phase 20% limit when applied there too). A
    session that is charging keeps its place against a paused one unless the paused one is clearly more urgent,
    so sessions are not paused and resumed on every re-plan. Those that do not fit are paused (0 A), never
    offered less than their minimum; their laxity shrinks while they wait, so they come first later.
@@ -31,7 +35,7 @@ from csms.domain.grid import Priority
 from csms.scheduler.filling import progressive_fill
 from csms.scheduler.loads import node_loads
 from csms.scheduler.model import Period, Plan, SchedulerSettings, SessionDemand, SessionPlan, Snapshot
-from csms.scheduler.network import Network, compile_network
+from csms.scheduler.network import POWER, Network, compile_network
 from csms.scheduler.pilots import round_to_pilots
 
 __all__ = ["allocate", "plan_realtime"]
@@ -128,8 +132,11 @@ def allocate(
     currents = [0.0] * count
     admitted: list[int] = []
     terms = network.session_constraints
+    power = [constraint.phase == POWER for constraint in network.constraints]
     for i in wanting:
         minimum = sessions[i].min_current_a
+        if settings.pace_admission_on_power and terms[i] and all(power[k] for k, _ in terms[i]):
+            minimum = max(minimum, pace[i])
         for k, coefficient in terms[i]:
             if slack[k] < minimum * coefficient - _EPSILON:
                 break

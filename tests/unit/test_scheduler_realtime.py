@@ -66,6 +66,26 @@ def test_three_phase_car_is_limited_by_its_busiest_phase() -> None:
     assert result == {"three": 7, "one": 13}
 
 
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        # 20 A per phase: three cars at 6 A fit, and the rest is shared toward each one's 8 A pace.
+        ({"max_current_a": 20}, [6, 7, 7]),
+        # The same 13.8 kW as one power limit: two cars at their 8 A pace fit, the third would get 4 A and waits;
+        # the two share what is left.
+        ({"max_power_w": 20 * 230 * 3}, [0, 10, 10]),
+    ],
+)
+def test_sessions_under_a_power_limit_are_admitted_at_their_pace(
+    limit: dict[str, float], expected: list[float]
+) -> None:
+    """Under per-phase current limits every car that fits at 6 A charges; under a power limit only as many as fit
+    at their pace (the energy they need by their departure), which delivers more on an aggregate limit."""
+    sessions = tuple(session(f"s{i}", energy_wh=8 * 230 * 3 * 8) for i in range(3))
+    result = currents(plan(Snapshot((GridNode("site", **limit),), sessions), NOW))
+    assert sorted(result.values()) == expected
+
+
 def test_feeder_limit_binds_below_the_site_limit() -> None:
     """A 10 A feeder holds one car at 10 A (two would need 12 A); the other feeder's cars share the rest of the site."""
     nodes = (
