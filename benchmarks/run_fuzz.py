@@ -203,6 +203,8 @@ def render(report: Report) -> str:
     actions_201 = len(actions("ocpp2.0.1"))
     return "\n".join(
         [
+            "## OCPP fuzzing",
+            "",
             f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, Python "
             f"{platform.python_version()}: `python -m benchmarks.run_fuzz` ({report.seconds:.0f} s).",
             "",
