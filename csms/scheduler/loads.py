@@ -1,15 +1,18 @@
-"""Planned load per node and phase: what the API shows as "plan" and "load vs limit"."""
+"""Load per node and phase, planned or measured: what the API shows as "plan" and "load vs limit".
+
+Both views add loads where they hang and carry them up the tree the same way (``add_unmanaged``, ``carry_up``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from csms.domain.grid import CapacityHold
+from csms.domain.grid import CapacityHold, GridNode
 from csms.scheduler.model import NodeLoad
 from csms.scheduler.network import Network
 
-__all__ = ["node_loads"]
+__all__ = ["add_unmanaged", "carry_up", "node_loads"]
 
 
 def node_loads(
@@ -32,21 +35,11 @@ def node_loads(
         add(session.node_id, session.phases, current, session.voltage_v)
     for session in network.fixed:
         add(session.node_id, session.phases, session.fixed_a or 0.0, session.voltage_v)
-    for node in network.nodes.values():
-        for phase, current in zip((1, 2, 3), node.unmanaged_a, strict=True):
-            if phase in node.phases:
-                add(node.id, (phase,), current, node.voltage_v)
+    add_unmanaged(network.nodes, amps, watts)
     for hold in holds:
         if hold.start <= when < hold.end and hold.node_id in network.nodes:
             add(hold.node_id, hold.phases, hold.current_a, network.nodes[hold.node_id].voltage_v)
-    for node_id in sorted(network.nodes, key=lambda n: -len(network.ancestors[n])):
-        parent = network.nodes[node_id].parent_id
-        if parent is not None:
-            below, above = amps[node_id], amps[parent]
-            above[0] += below[0]
-            above[1] += below[1]
-            above[2] += below[2]
-            watts[parent] += watts[node_id]
+    carry_up(network.nodes, amps, watts)
     return [
         NodeLoad(
             node_id,
@@ -58,3 +51,47 @@ def node_loads(
         )
         for node_id, a in amps.items()
     ]
+
+
+def add_unmanaged(
+    nodes: Mapping[str, GridNode], amps: dict[str, list[float]], watts: dict[str, float] | None = None
+) -> None:
+    """Adds each node's unmanaged load (per phase it carries) to its own entry in ``amps`` (and ``watts``)."""
+    for node in nodes.values():
+        own = amps[node.id]
+        for phase, current in zip((1, 2, 3), node.unmanaged_a, strict=True):
+            if current and phase in node.phases:
+                own[phase - 1] += current
+                if watts is not None:
+                    watts[node.id] += current * node.voltage_v
+
+
+def carry_up(
+    nodes: Mapping[str, GridNode], amps: dict[str, list[float]], watts: dict[str, float] | None = None
+) -> None:
+    """Adds every node's load into its parent's, deepest nodes first: afterwards each node's entry in ``amps``
+    (L1..L3, and in ``watts``) holds the load of everything under it as well as its own."""
+    for node_id in _deepest_first(nodes):
+        parent = nodes[node_id].parent_id
+        if parent is not None:
+            below, above = amps[node_id], amps[parent]
+            above[0] += below[0]
+            above[1] += below[1]
+            above[2] += below[2]
+            if watts is not None:
+                watts[parent] += watts[node_id]
+
+
+def _deepest_first(nodes: Mapping[str, GridNode]) -> list[str]:
+    depth: dict[str, int] = {}
+    for node_id in nodes:
+        chain: list[str] = []
+        current: str | None = node_id
+        while current is not None and current not in depth:
+            chain.append(current)
+            current = nodes[current].parent_id
+        level = -1 if current is None else depth[current]
+        for unknown in reversed(chain):
+            level += 1
+            depth[unknown] = level
+    return sorted(nodes, key=lambda node_id: -depth[node_id])

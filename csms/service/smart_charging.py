@@ -30,6 +30,7 @@ from csms.domain.transactions import Transaction
 from csms.errors import StationError, StorageError
 from csms.scheduler import Algorithm, plan
 from csms.scheduler.changes import ChangePolicy, LimitChange, select_changes
+from csms.scheduler.loads import add_unmanaged, carry_up
 from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.service.charging_profiles import (
     Capabilities,
@@ -302,24 +303,18 @@ class SmartChargingService:
     def measured_loads(self, now: datetime) -> dict[str, tuple[float, float, float]]:
         """Per grid node, the measured current per grid phase of the sessions under it plus unmanaged load."""
         config = self._grid.config(now)
-        parents = {node.id: node.parent_id for node in config.nodes}
+        nodes = {node.id: node for node in config.nodes}
         wirings = {w.station_id: w for w in config.wirings}
-        loads = {node.id: list(node.unmanaged_a) for node in config.nodes}
-        for node in config.nodes:
-            parent = node.parent_id
-            while parent is not None:
-                for phase in range(3):
-                    loads[parent][phase] += node.unmanaged_a[phase]
-                parent = parents[parent]
+        loads = {node_id: [0.0, 0.0, 0.0] for node_id in nodes}
         for session in self.sessions():
             wiring = wirings.get(session.station_id)
             if wiring is None or session.measured_a is None or wiring.node_id not in loads:
                 continue
-            node_id: str | None = wiring.node_id
-            while node_id is not None:
-                for station_phase, amps in enumerate(session.measured_a):
-                    loads[node_id][wiring.rotation[station_phase] - 1] += amps
-                node_id = parents[node_id]
+            own = loads[wiring.node_id]
+            for station_phase, amps in enumerate(session.measured_a):
+                own[wiring.rotation[station_phase] - 1] += amps
+        add_unmanaged(nodes, loads)
+        carry_up(nodes, loads)
         return {node_id: (a[0], a[1], a[2]) for node_id, a in loads.items()}
 
     # -- planning and applying ---------------------------------------------------------------------------

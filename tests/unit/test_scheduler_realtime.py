@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from csms.domain.grid import CapacityHold, GridError, GridNode, LimitWindow, Priority
 from csms.scheduler import plan
+from csms.scheduler.loads import add_unmanaged, carry_up
 from csms.scheduler.model import SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.network import POWER, compile_network
 from tests.unit.scheduler_cases import THREE, currents, demand
@@ -362,6 +363,27 @@ def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> Non
 def test_a_car_that_can_use_part_of_a_step_is_offered_the_whole_step() -> None:
     """With room for it, a car that could use 8.87 A gets 8.9 A on a 0.1 A pilot, not 8.8 A."""
     assert currents(plan(_RATE_ON_THE_GRID, NOW))["e0"] == pytest.approx(8.9)
+
+
+def test_loads_are_carried_up_the_tree_with_unmanaged_load() -> None:
+    """Each node's load is its own plus everything under it, unmanaged load only on the phases a node carries."""
+    nodes = {
+        n.id: n
+        for n in (
+            GridNode("site", unmanaged_a=(1.0, 0.0, 0.0)),
+            GridNode("f", "site", phases=(2,), unmanaged_a=(0.0, 3.0, 0.0)),
+            GridNode("s", "f", phases=(2,)),
+            GridNode("g", "site", unmanaged_a=(0.0, 0.0, 5.0)),
+        )
+    }
+    amps = {node_id: [0.0, 0.0, 0.0] for node_id in nodes}
+    watts = dict.fromkeys(nodes, 0.0)
+    amps["s"][1] = 10.0
+    watts["s"] = 2300.0
+    add_unmanaged(nodes, amps, watts)
+    carry_up(nodes, amps, watts)
+    assert amps == {"site": [1, 13, 5], "f": [0, 13, 0], "s": [0, 10, 0], "g": [0, 0, 5]}
+    assert watts == {"site": 230 * 19, "f": 230 * 13, "s": 2300, "g": 230 * 5}
 
 
 def test_empty_planning_window_is_refused() -> None:
