@@ -135,16 +135,16 @@ def allocate(
     power = [constraint.phase == POWER for constraint in network.constraints]
     for i in wanting:
         minimum = sessions[i].min_current_a
-        if settings.pace_admission_on_power and terms[i] and all(power[k] for k, _ in terms[i]):
-            minimum = max(minimum, pace[i])
-        for k, coefficient in terms[i]:
-            if slack[k] < minimum * coefficient - _EPSILON:
+        offers: tuple[float, ...] = (minimum,)
+        if settings.pace_admission_on_power and pace[i] > minimum and terms[i] and all(power[k] for k, _ in terms[i]):
+            offers = (pace[i], minimum)  # its minimum if its pace does not fit: never pause what could charge
+        for offer in offers:
+            if all(slack[k] >= offer * coefficient - _EPSILON for k, coefficient in terms[i]):
+                for k, coefficient in terms[i]:
+                    slack[k] -= offer * coefficient
+                currents[i] = offer
+                admitted.append(i)
                 break
-        else:
-            for k, coefficient in terms[i]:
-                slack[k] -= minimum * coefficient
-            currents[i] = minimum
-            admitted.append(i)
 
     classes = sorted({sessions[i].priority for i in admitted}, reverse=True)
     by_class = [[i for i in admitted if sessions[i].priority == priority] for priority in classes]

@@ -87,6 +87,12 @@ def test_sessions_under_a_power_limit_are_admitted_at_their_pace(
     assert sorted(result.values()) == expected
 
 
+def test_a_session_whose_pace_does_not_fit_a_power_limit_still_charges_at_its_minimum() -> None:
+    """Admission at pace never pauses a car that fits at 6 A: 6.5 A worth of watts and a car needing 8 A gets 6 A."""
+    snapshot = Snapshot((GridNode("site", max_power_w=6.5 * 230 * 3),), (session("s", energy_wh=8 * 230 * 3 * 8),))
+    assert currents(plan(snapshot, NOW)) == {"s": 6}
+
+
 def test_feeder_limit_binds_below_the_site_limit() -> None:
     """A 10 A feeder holds one car at 10 A (two would need 12 A); the other feeder's cars share the rest of the site."""
     nodes = (
