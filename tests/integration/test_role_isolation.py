@@ -88,7 +88,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
                 account_id=ALICE,
             )
             world.ids["booking"] = booking["id"]
-            north, south = RawStation("CP-N"), RawStation("CP-S")
+            north, south = RawStation("CP-N", answers=dict(VALID_ANSWERS)), RawStation("CP-S")
             world.stations += [await north.connect(system), await south.connect(system)]
             world.ids["tx_a"] = await _start(north, "TAG-A")
             world.ids["tx_b"] = await _start(south, "TAG-B")
@@ -157,6 +157,13 @@ COMMANDS: dict[str, Any] = {
     "update-firmware": {"location": "https://example.com/fw.bin", "retrieve_at": FAR},
     "get-log": {"location": "https://example.com/upload"},
     "data-transfer": {"vendor_id": "Acme"},
+}
+# What CP-N answers where {"status": "Accepted"} would break the 1.6 schema (a bad answer is a 502 of its own).
+VALID_ANSWERS: dict[str, dict[str, Any]] = {
+    "GetLocalListVersion": {"listVersion": 1},
+    "GetDiagnostics": {},
+    "UnlockConnector": {"status": "Unlocked"},
+    "UpdateFirmware": {},
 }
 # A driver's app may start a session with the driver's own token and stop the driver's own session.
 DRIVER_COMMANDS = {"remote-start", "remote-stop"}
