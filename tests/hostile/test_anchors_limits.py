@@ -277,3 +277,29 @@ async def test_client_offering_permessage_deflate_gets_it(csms: CentralSystem, s
     await assert_serves(plain)
     await compressed.close()
     await plain.close()
+
+
+async def test_a_thousand_idle_unupgraded_connections_do_not_starve_a_station(tmp_path: Path) -> None:
+    """1,000 TCP connections that never send a byte hold their slot until open_timeout, but a real station
+    connects, boots and is served meanwhile; afterwards they are all dropped."""
+    async with running(make_settings(tmp_path, ocpp={"open_timeout": 5.0})) as system:
+        idle = [await asyncio.open_connection("127.0.0.1", system.ocpp_port) for _ in range(1000)]
+        station = await booted(system, "BUSY-1", "ocpp1.6")
+        await assert_serves(station)
+        closed = await asyncio.gather(*(_closed_within(reader, 30) for reader, _ in idle))
+        assert all(closed), f"{closed.count(False)} idle connections still open"
+        await assert_serves(station)
+        for _, writer in idle:
+            writer.close()
+        await station.close()
+
+
+async def _closed_within(reader: asyncio.StreamReader, timeout: float) -> bool:
+    try:
+        while await asyncio.wait_for(reader.read(4096), timeout):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
