@@ -5,11 +5,14 @@ out of order and a seqNo that restarts at 0 (#23). Real server on loopback, chec
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from csms.runtime.app import CentralSystem
+from tests.conftest import make_settings
 from tests.hostile.attack import BOOT, booted
 from tests.http_api import admin_client
+from tests.money_helpers import T0, Clock, api, charger, make_site, next_event, ok, start_16, status_16, stop_16
 from tests.ocpp_client import RawClient
 
 
@@ -102,3 +105,28 @@ async def test_v201_updated_before_started_and_seq_no_restarting_at_0_are_stored
     # Updated); a Started arriving later does not move it back.
     assert datetime.fromisoformat(first["stopped_at"]) == now - timedelta(minutes=1)
     await client.close()
+
+
+async def test_a_session_sent_72_hours_late_is_priced_with_the_chargers_times(tmp_path: Path) -> None:
+    """The same 90-minute session as test_tariffs' reference, queued offline and sent 72 h later: the time
+    charge is for the charger's 1.5 h, not for the time the messages arrived."""
+    clock = Clock(T0 + timedelta(hours=72))
+    system = CentralSystem(make_settings(tmp_path, tariffs={"tick_seconds": 0.05}), clock=clock)
+    await system.start()
+    try:
+        await make_site(system, ["CP-LATE"])
+        events = system.events.subscribe()
+        client = await charger(system, "CP-LATE")
+        at = {minutes: _iso(T0 + timedelta(minutes=minutes)) for minutes in (0, 90)}
+        await status_16(client, "Preparing", at[0])
+        transaction_id = await start_16(client, at[0], meter_wh=1000)
+        await status_16(client, "Charging", at[0])
+        await stop_16(client, transaction_id, at[90], meter_wh=21_333)
+        await next_event(events, "session.cost")
+        async with api(system) as http:
+            body = await ok(await http.get(f"/transactions/{transaction_id}/cost"))
+        assert (body["energy"], body["time"], body["session_fee"]) == ("6.10", "1.80", "0.50"), body
+        assert body["time_seconds"] == 5400
+        await client.close()
+    finally:
+        await system.stop()
