@@ -6,7 +6,7 @@ Every method commits its effects before it returns, so the adapter's reply never
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -230,6 +230,8 @@ class ChargerService:
         existing = await self._find_started(start)
         info = await self._check_token(start.station_id, start.id_token, now)
         if existing is not None:
+            if start.charger_tx_id is not None and start.timestamp < existing.started_at:
+                existing = await self._started_earlier(existing, start, info, samples)
             return TransactionReply(existing, info)
         transaction = self._new_transaction(start)
         writes = [
@@ -387,6 +389,32 @@ class ChargerService:
             self._reservations.reservation_changed(station_id, reservation_id, status, now)
 
     # -- helpers -----------------------------------------------------------------------------------------
+
+    async def _started_earlier(
+        self,
+        transaction: Transaction,
+        start: TransactionStart,
+        info: IdTokenInfo | None,
+        samples: tuple[MeterSample, ...],
+    ) -> Transaction:
+        """A 2.0.1 Started that arrives after a later event of its transaction (an offline queue replayed out of
+        order) moves the start back to the charger's time and adds what it carried (readings, a missing token).
+
+        Observers keep the start they were first told (pricing and session timers follow the first report)."""
+        writes = [sql.transaction_started_at(transaction.id, start.timestamp, start.meter_start_wh)]
+        token = start.id_token if transaction.id_token is None else None
+        if token is not None:
+            writes.append(sql.transaction_token(transaction.id, token, info.status.value if info else None))
+        samples = self._state.unseen(start.station_id, transaction.evse_id, samples)
+        writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
+        await self._storage.write(writes)
+        self._state.readings_stored(start.station_id, transaction.evse_id, samples)
+        meter_start = transaction.meter_start_wh if start.meter_start_wh is None else start.meter_start_wh
+        moved = replace(transaction, started_at=start.timestamp, meter_start_wh=meter_start)
+        if transaction.state is TransactionState.ENDED:
+            return moved
+        moved = self._state.restarted(transaction, moved)
+        return self._state.authorized(moved, token) if token is not None else moved
 
     async def _find_started(self, start: TransactionStart) -> Transaction | None:
         if start.charger_tx_id is not None:

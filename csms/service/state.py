@@ -85,6 +85,13 @@ class HotState:
         self._active_by_start[_start_key(transaction)] = updated
         return updated
 
+    def restarted(self, transaction: Transaction, moved: Transaction) -> Transaction:
+        """``transaction`` with its start moved (``moved``): re-indexed under its new start."""
+        self._active_by_start.pop(_start_key(transaction), None)
+        self._active[(moved.station_id, moved.charger_tx_id)] = moved
+        self._active_by_start[_start_key(moved)] = moved
+        return moved
+
     def authorized(self, transaction: Transaction, token: str) -> Transaction:
         """A 2.0.1 transaction whose token came after it started: the token is now its own (ConcurrentTx sees it)."""
         key = (transaction.station_id, transaction.charger_tx_id)

@@ -81,6 +81,13 @@ _UPDATE_TRANSACTION_TOKEN = (
     .where(transactions.c.id == bindparam("b_id"))
     .values(id_token=bindparam("b_token"), auth_status=bindparam("b_status"))
 )
+_UPDATE_TRANSACTION_START = (
+    update(transactions)
+    .where(transactions.c.id == bindparam("b_id"))
+    .values(
+        started_at=bindparam("b_at"), meter_start_wh=func.coalesce(bindparam("b_meter"), transactions.c.meter_start_wh)
+    )
+)
 _STOP_TRANSACTION = (
     update(transactions)
     .where(transactions.c.id == bindparam("b_id"))
@@ -418,6 +425,11 @@ def insert_transaction(tx: Transaction, auth_status: str | None, offline: bool) 
 
 def transaction_progress(transaction_id: int, seq_no: int | None) -> Write:
     return Write(_UPDATE_TRANSACTION_PROGRESS, {"b_id": transaction_id, "b_seq": seq_no})
+
+
+def transaction_started_at(transaction_id: int, started_at: datetime, meter_start_wh: float | None) -> Write:
+    """An earlier start learnt late (2.0.1 Started after a later event); the meter start when it gave one."""
+    return Write(_UPDATE_TRANSACTION_START, {"b_id": transaction_id, "b_at": started_at, "b_meter": meter_start_wh})
 
 
 def transaction_token(transaction_id: int, token: str, auth_status: str | None) -> Write:

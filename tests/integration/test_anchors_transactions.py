@@ -101,8 +101,8 @@ async def test_v201_updated_before_started_and_seq_no_restarting_at_0_are_stored
     assert sorted(t["charger_tx_id"] for t in transactions) == ["TX-A", "TX-B"]
     first = next(t for t in transactions if t["charger_tx_id"] == "TX-A")
     assert first["state"] == "ended"
-    # Known limit (docs/security.md, #23): the start time is that of the first event to arrive (here the
-    # Updated); a Started arriving later does not move it back.
+    # The Started that arrived after the Updated moved the start back to the charger's time.
+    assert datetime.fromisoformat(first["started_at"]) == now - timedelta(minutes=10)
     assert datetime.fromisoformat(first["stopped_at"]) == now - timedelta(minutes=1)
     await client.close()
 
