@@ -14,25 +14,14 @@ from csms.scheduler import Algorithm, plan
 from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.network import POWER, compile_network
 from csms.scheduler.optimal import horizon_grid, plan_optimal, solve, uniform_grid
-from tests.unit.scheduler_cases import THREE, currents, demand
+from tests.unit.scheduler_cases import THREE, currents, session_maker
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PLENTY = 1_000_000.0  # Wh: more than any case can deliver
 SETTINGS = SchedulerSettings()
 
 
-def session(
-    sid: str,
-    node: str = "site",
-    phases: tuple[int, ...] = THREE,
-    max_a: float = 32,
-    energy_wh: float | None = PLENTY,
-    minutes: float = 8 * 60,
-    **kwargs: object,
-) -> SessionDemand:
-    return demand(
-        sid, NOW, timedelta(minutes=minutes), node=node, phases=phases, max_a=max_a, energy_wh=energy_wh, **kwargs
-    )
+session = session_maker(NOW, energy_wh=PLENTY)
 
 
 def later(result: Plan, minutes: float) -> dict[str, float]:

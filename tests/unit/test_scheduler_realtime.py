@@ -12,23 +12,12 @@ from csms.scheduler import plan
 from csms.scheduler.loads import add_unmanaged, carry_up
 from csms.scheduler.model import SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.network import POWER, compile_network
-from tests.unit.scheduler_cases import THREE, currents, demand
+from tests.unit.scheduler_cases import THREE, currents, session_maker
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def session(
-    sid: str,
-    node: str = "site",
-    phases: tuple[int, ...] = THREE,
-    max_a: float = 32,
-    energy_wh: float | None = 50_000,
-    hours: float = 8,
-    **kwargs: object,
-) -> SessionDemand:
-    return demand(
-        sid, NOW, timedelta(hours=hours), node=node, phases=phases, max_a=max_a, energy_wh=energy_wh, **kwargs
-    )
+session = session_maker(NOW, energy_wh=50_000)
 
 
 def test_equal_sessions_share_a_limit_equally() -> None:
