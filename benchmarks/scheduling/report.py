@@ -312,13 +312,16 @@ def render(
     if speed:
         lines += ["### Re-plan time (every EVSE of a site -> feeders -> stations tree has a car)", ""]
         lines += [
-            "| algorithm | sessions | constraints | calls | p50 ms | p99 ms | max ms |",
-            "|---|---|---|---|---|---|---|",
+            "| algorithm | sessions | constraints | calls | p50 ms | p99 ms | max ms | p50 / EDF's | p99 / EDF's |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
+        edf = {s.sessions: s for s in speed if s.algorithm == "edf"}  # same network, same run
         for s in speed:
+            base = edf.get(s.sessions)
+            ratios = f"{s.p50_ms / base.p50_ms:.2f}x | {s.p99_ms / base.p99_ms:.2f}x" if base else "– | –"
             lines.append(
                 f"| {NAMES.get(s.algorithm, s.algorithm)} | {s.sessions:,} | {s.constraints:,} | {s.calls} "
-                f"| {s.p50_ms:,.1f} | {s.p99_ms:,.1f} | {s.max_ms:,.1f} |"
+                f"| {s.p50_ms:,.1f} | {s.p99_ms:,.1f} | {s.max_ms:,.1f} | {ratios} |"
             )
         lines.append("")
     if reaction is not None:

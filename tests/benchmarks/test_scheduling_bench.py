@@ -88,6 +88,8 @@ def test_quick_run_writes_report_and_plots(tmp_path: Path) -> None:
     assert text.count(BEGIN_MARK) == 1 and text.count(END_MARK) == 1
     for heading in ("### Targets (issue 4)", "### Every metric", "### Re-plan time", "EDF", "LLF", "equal share"):
         assert heading in text
+    # Speed is reported against EDF on the same network in the same run: EDF's own row reads 1.00x.
+    assert "| p50 / EDF's | p99 / EDF's |" in text and "| 1.00x | 1.00x |" in text
     assert (tmp_path / "scheduling-energy-vs-limit-quick.png").stat().st_size > 10_000
     assert len(list(tmp_path.glob("scheduling-*-quick.json"))) == 1
     run_scheduling.main(
