@@ -96,6 +96,10 @@ METHOD = [
     'controller cannot foresee) and not caused by unsteerable stations alone ("unavoidable"); Jain\'s '
     "index, minimum and 10th percentile of delivered / requested over all sessions (infeasible ones included); "
     "profile writes per hour an EVSE has a car; re-plan time is the scheduler call alone, wall clock.",
+    "- **Speed** (`speed.py`): one busy moment (every EVSE has a car, per-phase site limit at 30% of the "
+    "nameplate); each timed call gets fresh session objects with a little less energy left, as a later re-plan "
+    "would (the tree is the same tuple, as in the runtime); EDF is timed on the same networks in the same run "
+    "and the ratio columns divide by its figures.",
     "- **Caveats**: timings come from a shared 2-core box (others' tests ran alongside); the sweep's limits are a "
     "share of each day's own uncontrolled peak, which with 11-22 kW cars is spiky, so 30% here is looser than 30% at "
     "Caltech (6.6 kW cars): the 10% and 15% points are added to show the tight regime. Reaction is measured in "
