@@ -62,7 +62,10 @@ class BookingTimers:
                 continue
             self._idle.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sleep())
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the event is set, and
+                # the loop would then never stop (a shutdown hung at a test's teardown).
+                async with asyncio.timeout(self._sleep()):
+                    await self._wake.wait()
 
     def _sleep(self) -> float:
         due = self._service.next_due()

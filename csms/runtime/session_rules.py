@@ -52,7 +52,10 @@ class SessionRulesLoop:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.tick_seconds)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the event is set, and
+                # the loop would then never stop (a shutdown hung at a test's teardown).
+                async with asyncio.timeout(self._settings.tick_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self._service.process(self._clock())

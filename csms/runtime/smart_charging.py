@@ -63,7 +63,10 @@ class SmartChargingLoop:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.tick_seconds)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the event is set, and
+                # the loop would then never stop (a shutdown hung at a test's teardown).
+                async with asyncio.timeout(self._settings.tick_seconds):
+                    await self._wake.wait()
             if self._settings.debounce_seconds:
                 await asyncio.sleep(self._settings.debounce_seconds)
             self._wake.clear()

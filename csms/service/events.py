@@ -55,7 +55,9 @@ class Subscription:
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or None when the subscription ended or ``timeout`` passed without one."""
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as an event arrives.
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
         except TimeoutError:
             return None
 

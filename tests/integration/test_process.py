@@ -8,11 +8,14 @@ import os
 import signal
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from csms.runtime.app import CentralSystem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,3 +138,33 @@ async def test_a_slow_shutdown_step_says_where_tasks_wait(
         await app_module._step("example step", stuck_for_a_while())
     [record] = [r for r in caplog.records if "shutdown step is slow" in r.getMessage()]
     assert "example step" in record.getMessage() and "stuck_for_a_while" in record.getMessage()
+
+
+async def test_timer_loops_stop_even_when_woken_as_they_are_stopped(csms: CentralSystem) -> None:
+    """A wake-up and a stop in the same step: each loop still ends. (asyncio.wait_for on Python 3.11 swallowed
+    the cancel when the awaited event was set just before it, and the loop waited forever: a teardown hang.)"""
+    assert csms.session_rules_loop and csms.smart_loop and csms.booking_timers
+    loops = (
+        (csms.session_rules_loop.wake, csms.session_rules_loop.stop),
+        (csms.smart_loop.request_replan, csms.smart_loop.stop),
+        (csms.booking_timers.poke, csms.booking_timers.stop),
+    )
+    for wake, stop in loops:
+        await asyncio.sleep(0.05)  # the loop is idle, waiting to be woken
+        wake()
+        async with asyncio.timeout(5):  # stop() runs at once: its cancel lands in the same step as the wake-up
+            await stop()
+
+
+async def test_a_subscription_read_ends_when_cancelled_as_an_event_arrives() -> None:
+    """The same race for a live-event subscription: the reader is cancelled, not left waiting."""
+    from csms.service.events import EventBus
+
+    bus = EventBus()
+    subscription = bus.subscribe()
+    reader = asyncio.create_task(subscription.next(timeout=30))
+    await asyncio.sleep(0)
+    bus.publish("test.event", datetime.now(UTC), {})
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(reader, 5)
