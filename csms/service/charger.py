@@ -265,7 +265,7 @@ class ChargerService:
         info = await self._check_token(start.station_id, start.id_token, now)
         writes: list[Write] = [sql.touch_station(start.station_id, now)]
         is_new = transaction is None
-        late_token = None
+        late_token = owner_token = None
         if transaction is None:
             transaction = self._new_transaction(start)
             writes.append(sql.insert_transaction(transaction, info.status.value if info else None, True))
@@ -273,9 +273,12 @@ class ChargerService:
             return TransactionReply(transaction, info)
         else:
             writes.append(sql.transaction_progress(transaction.id, start.seq_no))
-            if start.id_token and transaction.id_token is None:
-                late_token = start.id_token
-                writes.append(sql.transaction_token(transaction.id, late_token, info.status.value if info else None))
+            if start.id_token and start.id_token != transaction.id_token:
+                late_token = start.id_token  # observers hear of every new token (a booking may be matched by it)
+                if transaction.id_token is None and info is not None and info.status.value == "Accepted":
+                    # The first accepted token makes the session its owner's (listed for the driver, priced for them).
+                    writes.append(sql.transaction_token(transaction.id, late_token, info.status.value))
+                    owner_token = late_token
         samples = self._state.unseen(start.station_id, transaction.evse_id, samples)
         writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
         await self._storage.write(writes)
@@ -285,8 +288,8 @@ class ChargerService:
             self._observer.transaction_started(transaction, now)
         else:
             transaction = self._state.progressed(transaction, start.seq_no)
-            if late_token is not None:
-                transaction = self._state.authorized(transaction, late_token)
+            if owner_token is not None:
+                transaction = self._state.authorized(transaction, owner_token)
         if samples:
             self._observer.metered(start.station_id, transaction.evse_id, samples, now)
         if start.charging_state is not None:
