@@ -163,6 +163,10 @@ class SecuritySettings(_Section):
     tls_ecdsa_key_file: Path | None = None
     # CA bundle (PEM) that signs station certificates; required for profile 3 (mutual TLS).
     tls_client_ca_file: Path | None = None
+    # Certificate revocation lists (PEM) of the station CA: a revoked station certificate fails the handshake.
+    # Every CA that signs station certificates needs a current CRL here (OpenSSL refuses a leaf without one);
+    # a new CRL takes effect at the next start.
+    tls_client_crl_file: Path | None = None
     # OpenSSL cipher list for TLS 1.2: the four suites of A00.FR.317 plus ECDHE_RSA with AES-GCM.
     tls_ciphers: str = (
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"

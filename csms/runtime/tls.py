@@ -71,6 +71,14 @@ def server_context(settings: SecuritySettings, on_failure: HandshakeFailed) -> s
             raise ConfigError(f"invalid config key 'security.tls_client_ca_file': {exc}") from None
         # Optional: profile 2 stations on the same port send none; profile 3 is checked before the upgrade.
         context.verify_mode = ssl.CERT_OPTIONAL
+    if settings.tls_client_crl_file is not None:
+        if settings.tls_client_ca_file is None:
+            raise ConfigError("invalid config key 'security.tls_client_crl_file': it needs security.tls_client_ca_file")
+        try:
+            context.load_verify_locations(cafile=settings.tls_client_crl_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"invalid config key 'security.tls_client_crl_file': {exc}") from None
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     context.sslobject_class = _audited(on_failure)
     return context
 

@@ -440,3 +440,51 @@ async def test_simulator_cli_reports_an_unreadable_certificate(tmp_path: Path) -
         protocol="ocpp1.6",
     )
     assert status == 2 and "TLS error" in output and "none.pem" in output, output
+
+
+def _crl(ca: trustme.CA, revoked: list[trustme.LeafCert], path: Path) -> Path:
+    """A CRL signed by ``ca`` listing ``revoked`` (made with cryptography: trustme makes no CRLs)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    issuer = x509.load_pem_x509_certificate(ca.cert_pem.bytes()).subject
+    now = datetime.now(UTC)
+    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer)
+    builder = builder.last_update(now - timedelta(hours=1)).next_update(now + timedelta(days=1))
+    for leaf in revoked:
+        serial = x509.load_pem_x509_certificate(leaf.cert_chain_pems[0].bytes()).serial_number
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - timedelta(minutes=5))
+        builder = builder.add_revoked_certificate(entry.build())
+    crl = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+async def test_profile_3_refuses_a_revoked_certificate(
+    tmp_path: Path, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the station CA's CRL configured, a revoked station certificate fails the handshake with an event;
+    a certificate the CRL does not list still connects."""
+    revoked, good = pki.station_cert("CP-3"), pki.station_cert("CP-3")
+    crl = _crl(pki.station_ca, [revoked], tmp_path / "stations.crl.pem")
+    system = CentralSystem(make_settings(tmp_path, security={**pki.settings, "tls_client_crl_file": str(crl)}))
+    await system.start()
+    try:
+        await set_security(system, "CP-3", profile=3)
+        url = ws_url(system, "CP-3", tls=True)
+        assert await tls_refused(url, pki.client(revoked))
+        [event] = await handshake_events(system, 1)
+        assert "certificate revoked" in event["detail"] and event["remote_ip"] == "127.0.0.1"
+        client = await RawClient.open(url, ssl=pki.client(good))
+        assert (await client.result("BootNotification", V16_BOOT))["status"] == "Accepted"
+        await client.close()
+    finally:
+        await system.stop()
+    only_tls_transport_errors(caplog)
+
+
+def test_a_crl_without_a_client_ca_is_a_config_error(tmp_path: Path, pki: Pki) -> None:
+    settings = {**pki.settings, "tls_client_ca_file": None, "tls_client_crl_file": str(tmp_path / "x.pem")}
+    with pytest.raises(ConfigError, match=r"security\.tls_client_crl_file"):
+        server_context(make_settings(tmp_path, security=settings).security, lambda failure: None)
