@@ -74,6 +74,8 @@ class StationSession:
         self._accepted = accepted
         self._call_lock = asyncio.Lock()
         self._pending: _PendingCall | None = None
+        # The last CALL answered on this connection (id, action, payload) and our answer frame, for retries.
+        self._last_answer: tuple[str, str, dict[str, Any], bytes] | None = None
         self._log = structlog.get_logger(__name__).bind(
             station_id=station_id, ocpp=adapter.version.value, session=self.number
         )
@@ -145,10 +147,19 @@ class StationSession:
         pending.future.set_exception(StationBadAnswer(self.station_id, pending.action, problem))
 
     async def _answer(self, call: Call) -> None:
+        last = self._last_answer
+        if last is not None and last[0] == call.message_id and last[1] == call.action and last[2] == call.payload:
+            # The same CALL again on this connection (the charger missed our answer and retries, one CALL at a
+            # time): it gets the answer it missed, and the action does not run twice. Only an identical frame
+            # counts, so a charger that reuses one message id for different messages loses nothing.
+            self._log.info("repeated CALL answered again", action=call.action, message_id=call.message_id[:40])
+            await self.connection.send(last[3], text=True)
+            return
         context = CallContext(self.station_id, self._clock(), self._service)
         answer = await answer_call(self.adapter, context, call, self._accepted)
         if call.action == "BootNotification" and answer.result is not None:
             self._accepted = answer.result.get("status") == "Accepted"
+        self._last_answer = (call.message_id, call.action, call.payload, answer.frame)
         await self.connection.send(answer.frame, text=True)
 
     def _resolve(self, message: CallResult | CallError) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,29 @@ async def test_v201_event_retried_with_the_same_id_is_applied_once(csms: Central
     assert first == again and first[:2] == [3, "ev-1"], (first, again)
     assert len(await _transactions(csms, "RETRY-201")) == 1
     await client.close()
+
+
+async def test_a_heartbeat_retried_with_the_same_id_gets_the_original_answer(
+    csms: CentralSystem, tmp_path: Path
+) -> None:
+    """The answer to a repeated identical CALL is the one the charger missed (same currentTime), not a new one;
+    the same id with another payload on the same connection is a new message and is handled."""
+    client = await booted(csms, "RETRY-HB", "ocpp1.6")
+    heartbeat = json.dumps([2, "hb-1", "Heartbeat", {}])
+    await client.send_raw(heartbeat)
+    first = await client.next_reply()
+    await asyncio.sleep(1.1)  # currentTime has whole-second (or finer) resolution: a new answer would differ
+    await client.send_raw(heartbeat)
+    assert await client.next_reply() == first
+    for at, value in (("2026-12-07T10:00:00Z", "10"), ("2026-12-07T10:01:00Z", "20")):
+        # a charger reusing one id for different messages loses nothing
+        body = {"connectorId": 1, "meterValue": [{"timestamp": at, "sampledValue": [{"value": value}]}]}
+        await client.send_raw(json.dumps([2, "hb-1", "MeterValues", body]))
+        assert (await client.next_reply())[:2] == [3, "hb-1"]
+    await client.close()
+    with sqlite3.connect(tmp_path / "csms.db") as db:
+        rows = db.execute("SELECT value FROM meter_values WHERE station_id = 'RETRY-HB' ORDER BY timestamp").fetchall()
+    assert [float(v) for (v,) in rows] == [10.0, 20.0]
 
 
 async def test_v16_message_id_reused_after_a_reconnect_is_a_new_message(csms: CentralSystem) -> None:
