@@ -312,6 +312,8 @@ class CentralSystem:
     def _station_connection(self, station_id: str, connected: bool) -> None:
         if self.charger_events is not None:
             self.charger_events.station_connection(station_id, connected, self.clock())
+        if connected and self.session_rules is not None:
+            self.session_rules.station_connected(station_id)  # many 1.6 chargers reconnect without a boot
 
     def _grid_changed(self) -> None:
         if self.smart_loop is not None:

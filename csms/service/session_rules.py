@@ -219,7 +219,20 @@ class SessionRulesService:
             self._push(_State(state.station_id, state.evse_id, None, report, state.timestamp))
 
     def station_booted(self, station_id: str, now: datetime) -> None:
-        pass
+        self.station_connected(station_id)
+
+    def station_connected(self, station_id: str) -> None:
+        """A station (back) online gets the stops that failed while it was away at once, not at their retry time."""
+        waiting = [
+            transaction_id
+            for transaction_id in self._stop_retry_at
+            if (transaction := self._transactions.get(transaction_id)) is not None
+            and transaction.station_id == station_id
+        ]
+        for transaction_id in waiting:
+            del self._stop_retry_at[transaction_id]
+        if waiting:
+            self._wake()
 
     def charging_needs(self, station_id: str, evse_id: int, needs: ChargingNeeds, now: datetime) -> bool:
         return False
