@@ -22,7 +22,7 @@ from csms.domain.pricing import PriceQuote, QuoteRequest
 from csms.domain.session_rules import LimitAction, SessionRules
 from csms.domain.tariffs import Overstay, Prices, Tariff, Tier, TimeBasis, TimeWindow
 from csms.errors import InvalidRequest, NotFound
-from csms.service.session_rules import SessionCost, SessionRulesService
+from csms.service.session_rules import SessionCost, SessionRulesService, cost_summary_data
 from csms.service.tariffs import TariffService
 from csms.storage.tariffs import tier_to_json
 
@@ -287,29 +287,10 @@ def may_see_cost(principal: Principal, site_id: str | None, account_id: str | No
 
 
 def cost_json(cost: SessionCost) -> dict[str, Any]:
-    session, breakdown = cost.session, cost.breakdown
-    assert session.price is not None and breakdown is not None
-    return {
-        "transaction_id": session.transaction_id,
-        "final": cost.final,
-        "currency": breakdown.currency,
-        "tier": breakdown.tier,
-        "price_source": breakdown.source,
-        "prices": _prices_json(session.price.prices),
-        "energy_wh": breakdown.energy_wh,
-        "energy": str(breakdown.energy),
-        "time_basis": breakdown.time_basis.value,
-        "time_seconds": breakdown.time_seconds,
-        "time": str(breakdown.time),
-        "session_fee": str(breakdown.session_fee),
-        "overstay": {
-            "minutes": breakdown.overstay_minutes,
-            "fee": str(breakdown.overstay),
-            "reason": breakdown.overstay_reason,
-            "started_at": breakdown.overstay_started_at,
-        },
-        "total": str(breakdown.total),
-    }
+    """The cost document of ``GET /transactions/{id}/cost``: the service's, without whose it is (checked, not shown)."""
+    body = cost_summary_data(cost)
+    del body["site_id"], body["account_id"], body["overstay"]["connector_freed_at"]
+    return body
 
 
 async def cost_body(ctx: ApiContext, transaction_id: int, principal: Principal, now: datetime) -> dict[str, Any]:
