@@ -28,15 +28,17 @@ import psutil
 
 from benchmarks.resilience.light import LightStation
 from benchmarks.resilience.server import ADMIN_TOKEN, CsmsProcess, ServerOptions
+from csms.config import OcppSettings
 
 __all__ = ["HalfOpenPlan", "run_halfopen"]
 
 
 @dataclass(frozen=True)
 class HalfOpenPlan:
-    ping_interval: float = 60.0
-    ping_timeout: float = 60.0
-    close_timeout: float = 10.0
+    # The full run measures the server's defaults.
+    ping_interval: float = OcppSettings.model_fields["ping_interval"].default
+    ping_timeout: float = OcppSettings.model_fields["ping_timeout"].default
+    close_timeout: float = OcppSettings.model_fields["close_timeout"].default
     timeout_s: float = 300.0
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from csms.config import OcppSettings, load_settings
 from tests.conftest import make_settings
 from tests.hostile.attack import SUBPROTOCOLS, assert_serves, booted, deafened, running, wait_until, ws_url
 from tests.ocpp_client import RawClient
@@ -105,6 +106,17 @@ async def test_station_that_stops_reading_is_cut_off_by_the_send_timeout(
         await assert_serves(again)
         await again.close()
         await bystander.close()
+
+
+@pytest.mark.parametrize("source", ["built-in defaults", "config/csms.toml"])
+def test_default_keepalive_frees_a_half_open_connection_within_90_seconds(source: str) -> None:
+    """Anchor test #12: the worst case is a peer vanishing just after a pong; the next ping goes out ping_interval
+    later, its pong is awaited ping_timeout, and the closing handshake close_timeout (the test below shows the
+    three settings are what frees the connection)."""
+    repo = Path(__file__).resolve().parents[2]
+    ocpp = OcppSettings() if source == "built-in defaults" else load_settings(repo / "config" / "csms.toml").ocpp
+    assert ocpp.ping_interval is not None and ocpp.ping_timeout is not None
+    assert ocpp.ping_interval + ocpp.ping_timeout + ocpp.close_timeout <= 90
 
 
 async def test_half_open_connection_is_freed_by_keepalive(tmp_path: Path, subprotocol: str) -> None:
