@@ -25,6 +25,7 @@ __all__ = [
     "FailureThrottle",
     "Listener",
     "PasswordEncoding",
+    "PendingRotation",
     "Requirement",
     "SecurityEvent",
     "SecurityEventKind",
@@ -99,6 +100,18 @@ class SecurityEventKind(StrEnum):
     PASSWORD_ROTATION_FAILED = "PasswordRotationFailed"  # Rejected or no answer: the old password stays
 
 
+class PendingRotation(StrEnum):
+    """Why a rotated-to password is still valid next to the old one, and which login settles it."""
+
+    # RebootRequired: the station stored the new password and keeps using the old one until it reboots, so only
+    # its first login with the new one settles the rotation (the old one is retired then).
+    REBOOT_REQUIRED = "RebootRequired"
+    # No answer (timeout, the station went away, or the server stopped while waiting): the station may or may not
+    # have stored the new password, so its next login settles it: with the new one the old is retired, with the
+    # old one the new is dropped.
+    UNANSWERED = "Unanswered"
+
+
 @dataclass(frozen=True, slots=True)
 class SecurityEvent:
     at: datetime
@@ -115,8 +128,10 @@ class StationCredentials:
     station_id: str
     profile: SecurityProfile
     password_hash: str | None = None
-    # The password being rotated to: valid next to the old one until the station answers (A01.FR.03/.04).
+    # The password being rotated to: valid next to the old one until the station answers (A01.FR.03/.04), or,
+    # when its answer leaves that open, until a login settles it (pending_reason).
     pending_hash: str | None = None
+    pending_reason: PendingRotation | None = None
     password_set_at: datetime | None = None
     updated_at: datetime | None = None
 

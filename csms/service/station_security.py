@@ -30,6 +30,7 @@ from csms.domain.security import (
     FailureThrottle,
     Listener,
     PasswordEncoding,
+    PendingRotation,
     Requirement,
     SecurityEvent,
     SecurityEventKind,
@@ -43,7 +44,7 @@ from csms.domain.security import (
     subject_problem,
 )
 from csms.domain.stations import StationId
-from csms.errors import Conflict, InvalidRequest, StationError, StationOffline, StorageError
+from csms.errors import Conflict, InvalidRequest, StationError, StationOffline, StationTimeout, StorageError
 from csms.service.commands import CommandService
 from csms.storage import security as store
 from csms.storage.sql import SqlStorage
@@ -181,8 +182,8 @@ class StationSecurityService:
                 refusal = await self._check_password(attempt, record)
                 if isinstance(refusal, Refusal):
                     return refusal
-                if refusal == _NEW_PASSWORD and identity not in self._rotating:
-                    await self._retire_old_password(record)
+                if record.pending_hash is not None and identity not in self._rotating:
+                    await self._settle_by_login(record, used_new=refusal == _NEW_PASSWORD)
             case Requirement.CERTIFICATE:
                 if attempt.certificate is None:
                     await self._fail(attempt, SecurityEventKind.CERTIFICATE_MISSING, "no client certificate")
@@ -194,14 +195,27 @@ class StationSecurityService:
         self._by_identity.succeed(identity)
         return Admission(profile)
 
-    async def _retire_old_password(self, record: StationCredentials) -> None:
-        """The station logged in with the password of a rotation it answered RebootRequired: from now on only
-        that one works (A01.FR.03, applied once the station uses the new password)."""
+    async def _settle_by_login(self, record: StationCredentials, used_new: bool) -> None:
+        """A login settles a rotation the station's answer left open (see :class:`PendingRotation`).
+
+        With the new password: from now on only that one works (A01.FR.03, applied once the station uses it).
+        With the old one after an unanswered rotation: the station did not take the new password, which is
+        dropped (A01.FR.04). The old one after RebootRequired settles nothing: the station has not rebooted yet.
+        """
+        reason = record.pending_reason or PendingRotation.REBOOT_REQUIRED
         now = self._clock()
-        promoted = replace(record, password_hash=record.pending_hash, pending_hash=None, password_set_at=now)
-        await self._save(replace(promoted, updated_at=now), now)
-        detail = "station logged in with the password of its RebootRequired rotation: the old one is retired"
-        await self.record(SecurityEventKind.PASSWORD_ROTATED, record.station_id, None, detail)
+        if used_new:
+            settled = replace(record, password_hash=record.pending_hash, password_set_at=now)
+            kind = SecurityEventKind.PASSWORD_ROTATED
+            detail = f"station logged in with the password of its {reason} rotation: the old one is retired"
+        elif reason is PendingRotation.UNANSWERED:
+            settled = record
+            kind = SecurityEventKind.PASSWORD_ROTATION_FAILED
+            detail = "station logged in with the old password after an unanswered rotation: the new one is dropped"
+        else:
+            return
+        await self._save(replace(settled, pending_hash=None, pending_reason=None, updated_at=now), now)
+        await self.record(kind, record.station_id, None, detail)
 
     async def _check_password(self, attempt: ConnectAttempt, record: StationCredentials) -> Refusal | str | None:
         """A Refusal, or None when the current password matched, or _NEW_PASSWORD when the pending one did."""
@@ -310,7 +324,13 @@ class StationSecurityService:
         record = old or StationCredentials(station_id, profile)
         record = replace(record, profile=profile, updated_at=now)
         if secret is not None:
-            record = replace(record, password_hash=await self._hash(secret), pending_hash=None, password_set_at=now)
+            record = replace(
+                record,
+                password_hash=await self._hash(secret),
+                pending_hash=None,
+                pending_reason=None,
+                password_set_at=now,
+            )
         if profile in (SecurityProfile.BASIC, SecurityProfile.TLS_BASIC) and record.password_hash is None:
             raise InvalidRequest(f"security profile {int(profile)} needs a password: give one or generate one")
         events = []
@@ -350,10 +370,11 @@ class StationSecurityService:
         if station_id in self._rotating:
             raise Conflict(f"a password change for station {station_id} is already under way")
         if record.pending_hash is not None:
-            # The station answered RebootRequired to the last rotation and has not logged in with that password
-            # yet: a new one would replace the only hash of the password it reboots with and lock it out.
+            # The station answered RebootRequired to the last rotation (or did not answer it) and has not logged
+            # in since to settle it: a new password would replace the only hash of the one it may log in with
+            # next, and lock it out.
             raise Conflict(
-                f"station {station_id} has yet to log in with the password of its last rotation (RebootRequired): "
+                f"station {station_id} has yet to log in after its last rotation ({record.pending_reason}): "
                 "reset the station first, or set its credentials with PUT /stations/{id}/security"
             )
         self._rotating.add(station_id)
@@ -377,7 +398,12 @@ class StationSecurityService:
             raise InvalidRequest("give the new password or ask for a generated one")
         wire = shown if shown is not None else password
         assert wire is not None
-        pending = replace(record, pending_hash=await self._hash(secret), updated_at=self._clock())
+        # Stored as unanswered until the answer comes: should the server stop meanwhile, the station's next login
+        # settles the rotation.
+        pending_hash = await self._hash(secret)
+        pending = replace(
+            record, pending_hash=pending_hash, pending_reason=PendingRotation.UNANSWERED, updated_at=self._clock()
+        )
         await self._save(pending, self._clock())
         command: SetConfiguration | SetVariables
         if version == "1.6":
@@ -386,14 +412,22 @@ class StationSecurityService:
             command = SetVariables((VariableRef("SecurityCtrlr", "BasicAuthPassword", value=wire),))
         try:
             result = await self._commands.execute(station_id, command, self._clock())
+        except (StationTimeout, StationOffline) as exc:
+            # No answer: the station may have stored the new password (and its answer got lost), so dropping it
+            # could lock the station out at its next login. Both stay valid until that login settles it.
+            detail = f"no answer ({exc}): both passwords accepted until the station's next login settles it"
+            await self.record(SecurityEventKind.PASSWORD_ROTATION_FAILED, station_id, None, detail)
+            raise
         except StationError as exc:
-            await self._settle(record, accepted=False, detail=f"no answer: {exc}")
+            await self._settle(record, accepted=False, detail=f"no usable answer: {exc}")
             raise
         status = result.status if version == "1.6" else _set_variable_status(result.response)
         if status == _REBOOT_REQUIRED:
             # OCPP 1.6 §5.3 (ChangeConfiguration) and 2.0.1 SetVariableStatusEnum: the change was made but takes
             # effect after a reboot. The station has stored the new password and keeps using the old one until
             # then: both stay valid, and its first login with the new one retires the old (see admit()).
+            pending = replace(pending, pending_reason=PendingRotation.REBOOT_REQUIRED)
+            await self._save(pending, self._clock())
             detail = "station answered RebootRequired: both passwords accepted until it logs in with the new one"
             await self.record(SecurityEventKind.PASSWORD_ROTATED, station_id, None, detail)
             return PasswordChange(pending, shown, status)
@@ -404,10 +438,12 @@ class StationSecurityService:
     async def _settle(self, record: StationCredentials, accepted: bool, detail: str) -> StationCredentials:
         now = self._clock()
         if accepted:
-            record = replace(record, password_hash=record.pending_hash, pending_hash=None, password_set_at=now)
+            record = replace(
+                record, password_hash=record.pending_hash, pending_hash=None, pending_reason=None, password_set_at=now
+            )
             kind = SecurityEventKind.PASSWORD_ROTATED
         else:
-            record = replace(record, pending_hash=None)
+            record = replace(record, pending_hash=None, pending_reason=None)
             kind = SecurityEventKind.PASSWORD_ROTATION_FAILED
         await self._save(replace(record, updated_at=now), now)
         await self.record(kind, record.station_id, None, detail)

@@ -10,7 +10,13 @@ from datetime import datetime
 from sqlalchemy import Row, bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from csms.domain.security import SecurityEvent, SecurityEventKind, SecurityProfile, StationCredentials
+from csms.domain.security import (
+    PendingRotation,
+    SecurityEvent,
+    SecurityEventKind,
+    SecurityProfile,
+    StationCredentials,
+)
 from csms.storage.tables_security import security_events, station_credentials
 from csms.storage.writer import Write
 
@@ -28,6 +34,7 @@ def put_credentials(credentials: StationCredentials, now: datetime) -> list[Writ
         "profile": int(credentials.profile),
         "password_hash": credentials.password_hash,
         "pending_hash": credentials.pending_hash,
+        "pending_reason": credentials.pending_reason.value if credentials.pending_reason else None,
         "password_set_at": credentials.password_set_at,
         "updated_at": now,
     }
@@ -76,6 +83,10 @@ def _credentials(row: Row[tuple[object, ...]]) -> StationCredentials:
         profile=SecurityProfile(m["profile"]),
         password_hash=m["password_hash"],
         pending_hash=m["pending_hash"],
+        # Rows from before migration 0011 could only be pending after a RebootRequired.
+        pending_reason=PendingRotation(m["pending_reason"] or PendingRotation.REBOOT_REQUIRED)
+        if m["pending_hash"] is not None
+        else None,
         password_set_at=m["password_set_at"],
         updated_at=m["updated_at"],
     )

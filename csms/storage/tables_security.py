@@ -20,6 +20,7 @@ station_credentials = Table(
     Column("profile", Integer, nullable=False),  # csms.domain.security.SecurityProfile
     Column("password_hash", String(200)),
     Column("pending_hash", String(200)),  # the password being rotated to, until the station answers
+    Column("pending_reason", String(20)),  # csms.domain.security.PendingRotation: which login settles it
     Column("password_set_at", UtcDateTime()),
     Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from csms.cli import app
 from csms.runtime.app import CentralSystem
 from simulator.station import SimStation
+from tests.conftest import make_settings
 from tests.http_api import CLI_ENV, admin_client
 from tests.ocpp_client import RawClient
 from tests.security.helpers import BOOTS, basic, events, handshake, set_security, ws_url
@@ -152,6 +153,52 @@ async def test_reboot_required_keeps_both_passwords_until_the_station_uses_the_n
     async with admin_client(csms.api_port) as http:
         shown = (await http.get(f"/stations/{identity}/security")).json()
     assert shown["rotation_pending"] is False, shown
+
+
+@pytest.mark.parametrize("protocol", ["ocpp1.6", "ocpp2.0.1"])
+@pytest.mark.parametrize("next_login", ["new", "old"])
+async def test_unanswered_rotation_keeps_both_passwords_until_the_next_login_settles_it(
+    tmp_path: Path, protocol: str, next_login: str
+) -> None:
+    """A station that never answers may have stored the new password (its answer lost): dropping it could lock the
+    station out. Both stay valid; the station's next login decides: with the new one the old is retired, with the
+    old one the new is dropped. The decision survives a restart of the server."""
+    identity = f"TMO-{protocol[-3:]}-{next_login}"
+    settings = make_settings(tmp_path, ocpp={"call_timeout": 0.5})
+    system = CentralSystem(settings)
+    await system.start()
+    try:
+        await set_security(system, identity, profile=1, password=OLD)
+        silent = await RawClient.open(
+            ws_url(system, identity), protocol, lambda action, payload: None, additional_headers=basic(identity, OLD)
+        )
+        await silent.result("BootNotification", BOOTS[protocol])
+        status, result = await rotate(system, identity, password=NEW)
+        assert status == 504 and result["type"].endswith("station-timeout"), result
+        assert len(silent.received_calls) == 1
+        (failed,) = await events(system, station_id=identity, kind="PasswordRotationFailed")
+        assert "both passwords accepted" in failed["detail"], failed
+        async with admin_client(system.api_port) as http:
+            assert (await http.get(f"/stations/{identity}/security")).json()["rotation_pending"] is True
+        status, result = await rotate(system, identity, password="other-Passw0rd-89")
+        assert status == 409 and "Unanswered" in result["detail"], result
+        await silent.close()
+    finally:
+        await system.stop()
+    system = CentralSystem(settings)  # the open rotation is stored, not only held in memory
+    await system.start()
+    try:
+        used, other = (NEW, OLD) if next_login == "new" else (OLD, NEW)
+        assert (await handshake(ws_url(system, identity), basic(identity, used)))[0] == 101
+        assert (await handshake(ws_url(system, identity), basic(identity, other)))[0] == 401
+        assert (await handshake(ws_url(system, identity), basic(identity, used)))[0] == 101
+        kind = "PasswordRotated" if next_login == "new" else "PasswordRotationFailed"
+        settled = (await events(system, station_id=identity, kind=kind))[0]["detail"]
+        assert settled.endswith("the old one is retired" if next_login == "new" else "the new one is dropped")
+        async with admin_client(system.api_port) as http:
+            assert (await http.get(f"/stations/{identity}/security")).json()["rotation_pending"] is False
+    finally:
+        await system.stop()
 
 
 async def test_rotation_needs_a_connected_password_station(csms: CentralSystem) -> None:
