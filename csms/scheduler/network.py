@@ -125,11 +125,19 @@ def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
     return topology
 
 
-def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune: bool = True) -> Network:
+def compile_network(
+    snapshot: Snapshot, start: datetime, end: datetime, *, prune: bool = True, prune_at_maxima: bool = False
+) -> Network:
     """Constraints for planning [start, end).
 
     With ``prune``, constraints that cannot bind (all sessions under them at their maximum still fit) are left
-    out; checks that want every node's constraint (tests, benchmarks) pass ``prune=False``.
+    out; checks that want every node's constraint (tests, benchmarks) pass ``prune=False``. With
+    ``prune_at_maxima`` as well, so are those that all sessions under them at their maximum fill exactly: they
+    bind only where every session under them is at its maximum, which each session's own maximum already stops.
+    A planner that never offers more than a session's maximum gets the same currents without them, and on a busy
+    site they are most constraints (a 32 A station with two 32 A single-phase cars on different phases: one per
+    phase, each filled exactly by its one car). The LP planner keeps them (it could pick another of several
+    optima).
 
     Raises:
         GridError: the tree is invalid, or a session hangs from an unknown node or draws on a phase its node
@@ -167,7 +175,7 @@ def compile_network(snapshot: Snapshot, start: datetime, end: datetime, *, prune
     holds = [hold for hold in snapshot.holds if hold.start < end and hold.end > start]
     steady = _steady_loads(nodes, fixed, ancestors)
     capacities = _capacities(topology, holds, steady, boundaries[:-1])
-    kept = _binding(topology, controllable, shapes, capacities) if prune else range(len(topology.keys))
+    kept = _binding(topology, controllable, shapes, capacities, prune_at_maxima) if prune else range(len(topology.keys))
     terms_of = topology.renumbered(kept)
     members: list[list[int]] = [[] for _ in kept]
     coefficients: list[list[float]] = [[] for _ in kept]
@@ -217,8 +225,10 @@ def _binding(
     sessions: Sequence[SessionDemand],
     shapes: Mapping[tuple[str, tuple[int, ...], float], list[int]],
     capacities: Sequence[tuple[float, ...]],
+    at_maxima: bool,
 ) -> list[int]:
-    """Constraints that could bind: those that every session at its maximum would still not fill are dropped.
+    """Constraints that could bind: those that every session at its maximum would still not fill are dropped
+    (and, ``at_maxima``, those it would fill exactly; a constraint already overloaded is always kept).
 
     A station's own limit is usually at or above what its EVSEs can draw; on a large site those are most of the
     constraints, and dropping them makes every later step proportionally cheaper without changing any plan.
@@ -229,6 +239,8 @@ def _binding(
         most = sum(sessions[i].max_current_a for i in indices)
         for k, coefficient in terms_of[shape]:
             worst[k] += most * coefficient
+    if at_maxima:
+        return [k for k, capacity in enumerate(capacities) if worst[k] > min(capacity)]
     return [k for k, capacity in enumerate(capacities) if worst[k] > min(capacity) - 1e-9]
 
 

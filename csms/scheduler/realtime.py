@@ -56,7 +56,7 @@ class _Needs:
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
     end = now + settings.horizon
-    network = compile_network(snapshot, now, end)
+    network = compile_network(snapshot, now, end, prune_at_maxima=True)  # it never offers above a maximum
     needs = _initial_needs(network.sessions, now, settings)
     periods: list[list[Period]] = [[] for _ in network.sessions]
     stretches: list[tuple[datetime, list[float]]] = []  # (start, currents) per segment, for the loads
