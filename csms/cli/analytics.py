@@ -53,6 +53,20 @@ def _fetch(api: str, token: str | None, report: str, params: dict[str, Any]) -> 
     return request("GET", f"{api}/api/v1/analytics/{report}", token, params=params)
 
 
+def _report_for_table(
+    api: str, token: str | None, report: str, params: dict[str, Any], *, as_json: bool, as_csv: bool
+) -> Any:
+    """The report's body for a table, or None when it was already printed as CSV or JSON."""
+    if as_csv:
+        _csv(api, token, report, params)
+        return None
+    body = _fetch(api, token, report, params)
+    if as_json:
+        print_json(body)
+        return None
+    return body
+
+
 def _csv(api: str, token: str | None, report: str, params: dict[str, Any]) -> None:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
@@ -87,12 +101,8 @@ def patterns(
 ) -> None:
     """Arrivals and departures by hour and weekday, dwell time and energy per session."""
     params = _params(site_id=site, station_id=station, evse_id=evse, start=start, end=end, tz=tz)
-    if as_csv:
-        _csv(api, token, "patterns", params)
-        return
-    body = _fetch(api, token, "patterns", params)
-    if as_json:
-        print_json(body)
+    body = _report_for_table(api, token, "patterns", params, as_json=as_json, as_csv=as_csv)
+    if body is None:
         return
     console = Console()
     console.print(f"{body['sessions']} sessions ({body['completed']} completed), times in {body['time_zone']}")
@@ -120,12 +130,8 @@ def users(
 ) -> None:
     """Sessions, energy and dwell per account (a driver's key: its own figures only)."""
     params = _params(site_id=site, station_id=station, start=start, end=end)
-    if as_csv:
-        _csv(api, token, "users", params)
-        return
-    body = _fetch(api, token, "users", params)
-    if as_json:
-        print_json(body)
+    body = _report_for_table(api, token, "users", params, as_json=as_json, as_csv=as_csv)
+    if body is None:
         return
     table = Table("account", "token", "sessions", "energy kWh", "mean dwell min", "no-show rate", "overstay rate")
     for row in body["users"]:
@@ -155,12 +161,8 @@ def utilisation(
 ) -> None:
     """Share of time each connector spent charging, occupied, idle, reserved or out of service."""
     params = _params(site_id=site, station_id=station, evse_id=evse, start=start, end=end)
-    if as_csv:
-        _csv(api, token, "utilisation", params)
-        return
-    body = _fetch(api, token, "utilisation", params)
-    if as_json:
-        print_json(body)
+    body = _report_for_table(api, token, "utilisation", params, as_json=as_json, as_csv=as_csv)
+    if body is None:
         return
     table = Table("station", "EVSE", "conn.", "charging %", "occupied %", "idle %", "out of service %", "unknown %")
     for row in body["connectors"]:
@@ -189,12 +191,8 @@ def load(
 ) -> None:
     """Peak charging load per site against its grid limit."""
     params = _params(site_id=site, start=start, end=end, bucket_minutes=bucket_minutes)
-    if as_csv:
-        _csv(api, token, "load", params)
-        return
-    body = _fetch(api, token, "load", params)
-    if as_json:
-        print_json(body)
+    body = _report_for_table(api, token, "load", params, as_json=as_json, as_csv=as_csv)
+    if body is None:
         return
     table = Table("site", "energy kWh", "mean kW", "peak kW", "peak at", "limit kW", "peak/limit", "minutes over")
     for site_load in body["sites"]:
