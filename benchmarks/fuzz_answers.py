@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from benchmarks.fuzzing import BOOT, CODES, dumps, from_schema, mutated, response_schema
+from benchmarks.fuzzing import CODES, dumps, from_schema, mutated, open_booted, response_schema
 
 __all__ = [
     "COMMAND_BODIES",
@@ -242,14 +242,7 @@ class AnswerStation:
         self._reader.start()
 
     def _open(self) -> ClientConnection:
-        opening = connect(
-            self._ws_url, subprotocols=[self.subprotocol], open_timeout=10, max_size=None, ping_interval=None
-        )  # type: ignore[list-item]
-        connection = self._stack.enter_context(opening)
-        connection.send(json.dumps([2, "boot", "BootNotification", BOOT[self.subprotocol]]))
-        reply = json.loads(connection.recv(timeout=10))
-        assert reply[0] == 3 and reply[2]["status"] == "Accepted", reply
-        return connection
+        return open_booted(self._stack, self._ws_url, self.subprotocol)
 
     def close(self) -> None:
         self._stack.close()

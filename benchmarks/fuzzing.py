@@ -49,6 +49,7 @@ __all__ = [
     "dumps",
     "from_schema",
     "mutated",
+    "open_booted",
     "raw_frames",
     "request_schema",
     "response_schema",
@@ -355,6 +356,18 @@ class Tally:
     mutations: Counter[str] = field(default_factory=Counter)
 
 
+def open_booted(stack: contextlib.ExitStack, url: str, subprotocol: str) -> ClientConnection:
+    """A station connection (closed with ``stack``) whose BootNotification was accepted."""
+    # No keepalive pings: websockets draws their payload from `random`, and hypothesis warns (an error under
+    # pytest) when the global random state moves while it draws an example.
+    opening = connect(url, subprotocols=[subprotocol], open_timeout=10, max_size=None, ping_interval=None)  # type: ignore[list-item]
+    connection = stack.enter_context(opening)
+    connection.send(json.dumps([2, "boot", "BootNotification", BOOT[subprotocol]]))
+    reply = json.loads(connection.recv(timeout=10))
+    assert reply[0] == 3 and reply[2]["status"] == "Accepted", reply
+    return connection
+
+
 class FuzzClient:
     """One station connection that sends fuzz frames, each followed by a Heartbeat sentinel, and checks replies."""
 
@@ -368,16 +381,7 @@ class FuzzClient:
         self.connection = self._open()
 
     def _open(self) -> ClientConnection:
-        # No keepalive pings: websockets draws their payload from `random`, and hypothesis warns (an error under
-        # pytest) when the global random state moves while it draws an example.
-        opening = connect(
-            self._url, subprotocols=[self.subprotocol], open_timeout=10, max_size=None, ping_interval=None
-        )  # type: ignore[list-item]
-        connection = self._stack.enter_context(opening)
-        connection.send(json.dumps([2, "boot", "BootNotification", BOOT[self.subprotocol]]))
-        reply = json.loads(connection.recv(timeout=10))
-        assert reply[0] == 3 and reply[2]["status"] == "Accepted", reply
-        return connection
+        return open_booted(self._stack, self._url, self.subprotocol)
 
     def close(self) -> None:
         self._stack.close()
