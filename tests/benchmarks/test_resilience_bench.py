@@ -7,32 +7,17 @@ the full run's business (BENCHMARKS.md). kill -9 and half-open/churn have their 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.quick_run import KEPT, run_quick
 
 
 def test_quick_storm_and_soak_bring_everyone_back_without_errors(tmp_path: Path) -> None:
     """`run_resilience storm soak --quick`: every station reconnects after the kill and restart (both retry
     policies), the soak's traffic is all answered with no fd left behind, and the section lands between its
     markers."""
-    env = dict(os.environ)
-    env.pop("PYTHONASYNCIODEBUG", None)  # the runs are timed: asyncio's debug mode would distort them
     report = tmp_path / "BENCHMARKS.md"
-    report.write_text("# Benchmarks\n\nkept\n")
-    process = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run_resilience", "storm", "soak", "--quick"]
-        + ["--output", str(report), "--results", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    run_quick("run_resilience", report, "--results", str(tmp_path), "storm", "soak")
     storm = json.loads((tmp_path / "resilience-storm-quick.json").read_text())["summary"]
     assert storm["initially_connected"] == storm["stations"] > 0
     for group in ("v16", "v201"):
@@ -43,6 +28,6 @@ def test_quick_storm_and_soak_bring_everyone_back_without_errors(tmp_path: Path)
     assert soak["connected"] == soak["target"] and soak["errors"] == 0 and soak["answered"] > soak["connected"]
     assert soak["fds_after"] <= soak["fds_idle"] and soak["connected_after"] == 0
     text = report.read_text()
-    assert text.startswith("# Benchmarks\n\nkept\n")
+    assert text.startswith(KEPT)
     assert text.count("<!-- resilience:begin -->") == 1 and text.count("<!-- resilience:end -->") == 1
     assert "### Reconnect storm" in text and "### Soak" in text
