@@ -16,12 +16,14 @@ from fastapi import Depends, Header, Request
 
 from csms.api.context import ApiContext
 from csms.domain.accounts import BOOTSTRAP_ADMIN, Principal, Role
+from csms.domain.grid import GridNode
 from csms.errors import Forbidden, NotFound, Unauthorized
 
 __all__ = [
     "CurrentPrincipal",
     "current_principal",
     "require_admin",
+    "require_node",
     "require_site",
     "require_staff",
     "require_station",
@@ -60,6 +62,17 @@ def require_site(principal: Principal, site_id: str) -> None:
     require_staff(principal)
     if not principal.may_manage_site(site_id):
         raise NotFound("site", site_id)
+
+
+def require_node(context: ApiContext, principal: Principal, node_id: str) -> GridNode:
+    """The grid node, when it is under one of the caller's sites: drivers get 403; a missing node or one under
+    another operator's site the same 404."""
+    require_staff(principal)
+    node = context.grid.node(node_id)
+    site_id = context.grid.setup.site_of_node(node_id)
+    if site_id is None or not principal.may_manage_site(site_id):
+        raise NotFound("grid node", node_id)
+    return node
 
 
 def require_station(context: ApiContext, principal: Principal, station_id: str) -> None:

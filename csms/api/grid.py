@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from csms.api.auth import CurrentPrincipal, require_admin, require_staff
+from csms.api.auth import CurrentPrincipal, require_admin, require_node, require_staff
 from csms.api.paging import Context, Limit, Offset, RowId, page
 from csms.domain.accounts import Principal
 from csms.domain.grid import ALL_PHASES, GridError, GridNode, StationWiring, grid_phases
@@ -196,7 +196,7 @@ async def create_grid_node(
     if body.parent_id is None:
         require_admin(principal)
     elif not principal.is_admin:  # an admin's unknown parent is the service's 422, naming the rule
-        _require_node(ctx, principal, body.parent_id)
+        require_node(ctx, principal, body.parent_id)
     node = GridNode(body.id, body.parent_id, body.max_current_a, body.max_power_w, tuple(body.phases), body.voltage_v)
     await ctx.grid.create_node(node, ctx.clock())
     response.headers["Location"] = f"/api/v1/grid-nodes/{node.id}"
@@ -206,7 +206,7 @@ async def create_grid_node(
 @router.get("/grid-nodes/{node_id}")
 async def get_grid_node(node_id: NodePath, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """A node with its children, wired stations, limit windows and the limits in force now."""
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     return _node_detail(ctx, node_id)
 
 
@@ -214,7 +214,7 @@ async def get_grid_node(node_id: NodePath, ctx: Context, principal: CurrentPrinc
 async def update_grid_node(
     node_id: NodePath, body: NodeUpdate, ctx: Context, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     changes = body.model_dump(include=body.model_fields_set)
     if "phases" in changes:
         changes["phases"] = tuple(changes["phases"])
@@ -227,7 +227,7 @@ async def delete_grid_node(node_id: NodePath, ctx: Context, principal: CurrentPr
     """Delete a node with its limit windows; refused (409) while it has children or wired stations.
 
     Deleting a site is for admins; operators delete nodes under their sites."""
-    if _require_node(ctx, principal, node_id).parent_id is None:
+    if require_node(ctx, principal, node_id).parent_id is None:
         require_admin(principal)
     await ctx.grid.delete_node(node_id)
     return Response(status_code=204)
@@ -255,7 +255,7 @@ async def list_sites(
 async def list_limit_windows(
     node_id: NodePath, ctx: Context, principal: CurrentPrincipal, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     windows = ctx.grid.setup.windows_of(node_id)
     return page([_window_body(w) for w in windows[offset : offset + limit]], limit, offset)
 
@@ -265,7 +265,7 @@ async def add_limit_window(
     node_id: NodePath, body: WindowCreate, ctx: Context, principal: CurrentPrincipal, response: Response
 ) -> dict[str, Any]:
     """Lower the node's limit for a while, once or every day; the lowest limit in force wins."""
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     window = await ctx.grid.add_window(body.spec(node_id), ctx.clock())
     response.headers["Location"] = f"/api/v1/grid-nodes/{node_id}/limit-windows/{window.id}"
     return _window_body(window)
@@ -275,7 +275,7 @@ async def add_limit_window(
 async def get_limit_window(
     node_id: NodePath, window_id: RowId, ctx: Context, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     return _window_body(ctx.grid.window(node_id, window_id))
 
 
@@ -283,7 +283,7 @@ async def get_limit_window(
 async def remove_limit_window(
     node_id: NodePath, window_id: RowId, ctx: Context, principal: CurrentPrincipal
 ) -> Response:
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     await ctx.grid.remove_window(node_id, window_id)
     return Response(status_code=204)
 
@@ -296,7 +296,7 @@ async def put_unmanaged_load(
     node_id: NodePath, body: UnmanagedLoadBody, ctx: Context, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Report the load on this node that we do not control (e.g. the building), in A per phase."""
-    _require_node(ctx, principal, node_id)
+    require_node(ctx, principal, node_id)
     l1, l2, l3 = body.unmanaged_a
     load = await ctx.grid.set_unmanaged_load(node_id, (l1, l2, l3), ctx.clock())
     return {"node_id": node_id, "unmanaged_a": list(load.amps), "unmanaged_at": load.at}
@@ -335,7 +335,7 @@ async def put_station_wiring(
     if not principal.is_admin:  # an admin's unknown node is the service's 422, naming the rule
         if station_id in ctx.grid.setup.wirings:
             _require_wired_here(ctx, principal, station_id)
-        _require_node(ctx, principal, body.node_id)
+        require_node(ctx, principal, body.node_id)
     wiring = StationWiring(station_id, body.node_id, tuple(body.rotation), body.phases, body.max_current_a)
     return _wiring_body(await ctx.grid.set_wiring(wiring, ctx.clock()))
 
@@ -353,15 +353,6 @@ async def delete_station_wiring(station_id: StationPath, ctx: Context, principal
 def _manages_node(ctx: Context, principal: Principal, node_id: str) -> bool:
     site_id = ctx.grid.setup.site_of_node(node_id)
     return site_id is not None and principal.may_manage_site(site_id)
-
-
-def _require_node(ctx: Context, principal: Principal, node_id: str) -> GridNode:
-    """The node, when it is under one of the caller's sites (drivers: 403; another operator's node: 404)."""
-    require_staff(principal)
-    node = ctx.grid.node(node_id)
-    if not _manages_node(ctx, principal, node_id):
-        raise NotFound("grid node", node_id)
-    return node
 
 
 def _require_wired_here(ctx: Context, principal: Principal, station_id: str) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from csms.api.auth import CurrentPrincipal, require_staff, visible_station_ids
+from csms.api.auth import CurrentPrincipal, require_node, require_staff, visible_station_ids
 from csms.api.context import ApiContext, api_context
 from csms.domain.accounts import Principal, Role
 from csms.domain.ev_charging import ChargingNeeds
@@ -47,7 +47,7 @@ def _service(ctx: ApiContext) -> SmartChargingService:
 @router.get("/sites/{site_id}/plan")
 async def get_site_plan(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """The latest plan for the site: per node planned load against its limits over time, per session limits."""
-    _require_site_of(ctx, principal, site_id)
+    require_node(ctx, principal, site_id)
     service = _service(ctx)
     config = ctx.grid.config(ctx.clock())
     under = _nodes_under(config, site_id)
@@ -81,7 +81,7 @@ async def get_site_plan(site_id: str, ctx: Context, principal: CurrentPrincipal)
 @router.get("/sites/{site_id}/load")
 async def get_site_load(site_id: str, ctx: Context, principal: CurrentPrincipal) -> dict[str, Any]:
     """Live: measured current per phase of every node under the site (sessions plus unmanaged load) vs limit."""
-    _require_site_of(ctx, principal, site_id)
+    require_node(ctx, principal, site_id)
     service = _service(ctx)
     now = ctx.clock()
     config = ctx.grid.config(now)
@@ -167,14 +167,6 @@ async def replan_now(ctx: Context, principal: CurrentPrincipal) -> dict[str, Any
     await loop.settled()
     result = ctx.smart_charging.latest_plan if ctx.smart_charging else None
     return {"created_at": result.created_at if result else None, "sessions": len(result.sessions) if result else 0}
-
-
-def _require_site_of(ctx: ApiContext, principal: Principal, node_id: str) -> None:
-    """The node (a site, usually) is under one of the caller's sites: drivers 403, another operator's 404."""
-    require_staff(principal)
-    site_id = ctx.grid.setup.site_of_node(node_id)
-    if site_id is None or not principal.may_manage_site(site_id):
-        raise NotFound("grid node", node_id)
 
 
 async def _own_transactions(ctx: ApiContext, principal: Principal) -> set[int]:
