@@ -69,6 +69,10 @@ class _Topology:
     ancestors: Mapping[str, tuple[str, ...]]
     keys: tuple[tuple[str, int], ...]  # (node id, phase or POWER) per constraint index
     keys_above: Mapping[str, tuple[tuple[int, int], ...]]  # node id -> (constraint index, phase) at or above it
+    index_of: Mapping[tuple[str, int], int]  # constraint index per key
+    limits: tuple[float, ...]  # per constraint index: the node's limit without windows (inf if none)
+    scheduled: tuple[int, ...]  # constraint indices of nodes with a limit schedule
+    scheduled_nodes: tuple[str, ...]  # ids of nodes with a limit schedule
     # Per session shape (node, phases, voltage): its (constraint index, coefficient) terms, filled as shapes are
     # met. Sessions come and go, stations and their phases stay: most re-plans find every shape here.
     terms: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
@@ -76,6 +80,8 @@ class _Topology:
     # when a limit, an unsteerable load or the sessions' maxima shift enough to make a constraint (non-)binding).
     _kept: list[Sequence[int]] = field(default_factory=list)
     _renumbered: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    # The last compiled network's constraints, and what they were compiled from (see ``compile_network``).
+    _last: list[_Compiled] = field(default_factory=list)
 
     def renumbered(self, kept: Sequence[int]) -> Callable[[tuple[str, tuple[int, ...], float]], Terms]:
         """A function from a session shape to its terms numbered by position in ``kept``."""
@@ -92,6 +98,17 @@ class _Topology:
             return found
 
         return of
+
+
+class _Compiled(NamedTuple):
+    """A compiled network's constraints and everything they depend on besides the tree."""
+
+    signature: list[tuple[str, tuple[int, ...], float, float, float | None]]  # per session, see _signature
+    holds: tuple[CapacityHold, ...]  # those in the window
+    times: tuple[datetime, ...] | int  # the boundaries where limits change in time, else the segment count
+    pruning: tuple[bool, bool]
+    constraints: tuple[Constraint, ...]
+    session_constraints: tuple[Terms, ...]
 
 
 # The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
@@ -118,7 +135,13 @@ def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
         node_id: tuple((index_of[key], key[1]) for above in chain for key in _keys(above) if key in index_of)
         for node_id, chain in ancestors.items()
     }
-    topology = _Topology(by_id, ancestors, tuple(keys), keys_above)
+    limits = []
+    for node_id, phase in keys:
+        limit = by_id[node_id].max_power_w if phase == POWER else by_id[node_id].max_current_a
+        limits.append(float("inf") if limit is None else limit)
+    scheduled = tuple(k for k, (node_id, _) in enumerate(keys) if by_id[node_id].schedule)
+    scheduled_nodes = tuple(node_id for node_id, node in by_id.items() if node.schedule)
+    topology = _Topology(by_id, ancestors, tuple(keys), keys_above, index_of, tuple(limits), scheduled, scheduled_nodes)
     if len(_TOPOLOGIES) >= _TOPOLOGY_CACHE_SIZE:
         _TOPOLOGIES.pop(next(iter(_TOPOLOGIES)))
     _TOPOLOGIES[id(nodes)] = (nodes, topology)
@@ -146,11 +169,38 @@ def compile_network(
     if not start < end:
         raise GridError(f"the planning window must end after it starts ({start} .. {end})")
     topology = _topology(snapshot.nodes)
-    nodes, ancestors, known = topology.nodes, topology.ancestors, topology.terms
+    nodes, ancestors = topology.nodes, topology.ancestors
+    for hold in snapshot.holds:
+        if hold.node_id not in nodes:
+            raise GridError(f"capacity hold {hold.id!r} is on unknown node {hold.node_id!r}")
+    boundaries = _boundaries(snapshot, topology, start, end)
+    holds = tuple(hold for hold in snapshot.holds if hold.start < end and hold.end > start)
+    # Between re-plans, mostly only what sessions want changes (energy, departure), not which sessions hang where
+    # or their maxima: then the constraints are those of the last compile and only the sessions are new.
+    signature = _signature(snapshot.sessions)
+    times = boundaries if holds or topology.scheduled_nodes else len(boundaries)  # capacities may change in time
+    pruning = (prune, prune_at_maxima)
+    last = topology._last[0] if topology._last else None
+    if (
+        last is not None
+        and last.times == times
+        and last.pruning == pruning
+        and last.holds == holds
+        and last.signature == signature
+    ):
+        for session in snapshot.sessions:
+            if not session.min_current_a >= 0:  # the rest of each session was checked when last compiled
+                raise GridError(f"session {session.id!r}: currents must be >= 0")
+        controllable = tuple(s for s in snapshot.sessions if s.fixed_a is None)
+        fixed = tuple(s for s in snapshot.sessions if s.fixed_a is not None)
+        return Network(
+            start, end, boundaries, controllable, fixed, last.constraints, last.session_constraints, nodes, ancestors
+        )
+    known = topology.terms
     # One pass: check each session, split controllable from fixed, and group the controllable ones by shape
     # (sessions on one station with the same phases and voltage are under the same constraints).
-    controllable: list[SessionDemand] = []
-    fixed: list[SessionDemand] = []
+    controllable_list: list[SessionDemand] = []
+    fixed_list: list[SessionDemand] = []
     shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
     for session in snapshot.sessions:
         shape = (session.node_id, session.phases, session.voltage_v)
@@ -162,24 +212,22 @@ def compile_network(
         if session.fixed_a is None:
             indices = shapes.get(shape)
             if indices is None:
-                shapes[shape] = [len(controllable)]
+                shapes[shape] = [len(controllable_list)]
             else:
-                indices.append(len(controllable))
-            controllable.append(session)
+                indices.append(len(controllable_list))
+            controllable_list.append(session)
         else:
-            fixed.append(session)
-    for hold in snapshot.holds:
-        if hold.node_id not in nodes:
-            raise GridError(f"capacity hold {hold.id!r} is on unknown node {hold.node_id!r}")
-    boundaries = _boundaries(snapshot, nodes, start, end)
-    holds = [hold for hold in snapshot.holds if hold.start < end and hold.end > start]
-    steady = _steady_loads(nodes, fixed, ancestors)
-    capacities = _capacities(topology, holds, steady, boundaries[:-1])
-    kept = _binding(topology, controllable, shapes, capacities, prune_at_maxima) if prune else range(len(topology.keys))
+            fixed_list.append(session)
+    steady = _steady_loads(nodes, fixed_list, ancestors)
+    lowest, by_segment = _capacities(topology, holds, steady, boundaries[:-1])
+    if prune:
+        kept: Sequence[int] = _binding(topology, controllable_list, shapes, lowest, prune_at_maxima)
+    else:
+        kept = range(len(topology.keys))
     terms_of = topology.renumbered(kept)
     members: list[list[int]] = [[] for _ in kept]
     coefficients: list[list[float]] = [[] for _ in kept]
-    per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable)
+    per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable_list)
     for shape, indices in shapes.items():
         terms = terms_of(shape)
         for k, coefficient in terms:
@@ -188,13 +236,32 @@ def compile_network(
         for index in indices:
             per_session[index] = terms
     keys = topology.keys
+    segments = len(boundaries) - 1
     constraints = tuple(
-        Constraint(*keys[k], tuple(members[new_k]), tuple(coefficients[new_k]), capacities[k])
+        Constraint(
+            *keys[k], tuple(members[new_k]), tuple(coefficients[new_k]), by_segment.get(k) or (lowest[k],) * segments
+        )
         for new_k, k in enumerate(kept)
     )
+    session_constraints = tuple(per_session)
+    topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints)]
     return Network(
-        start, end, boundaries, tuple(controllable), tuple(fixed), constraints, tuple(per_session), nodes, ancestors
+        start,
+        end,
+        boundaries,
+        tuple(controllable_list),
+        tuple(fixed_list),
+        constraints,
+        session_constraints,
+        nodes,
+        ancestors,
     )
+
+
+def _signature(sessions: Sequence[SessionDemand]) -> list[tuple[str, tuple[int, ...], float, float, float | None]]:
+    """Per session, all that the constraints depend on: where it hangs, its phases, voltage, maximum and fixed draw
+    (its order too: constraints list sessions by index)."""
+    return [(s.node_id, s.phases, s.voltage_v, s.max_current_a, s.fixed_a) for s in sessions]
 
 
 def _capacities(
@@ -202,29 +269,34 @@ def _capacities(
     holds: Sequence[CapacityHold],
     steady: Mapping[tuple[str, int], float],
     segment_starts: Sequence[datetime],
-) -> list[tuple[float, ...]]:
-    """Per constraint key, its capacity in each segment: the limit in force minus what cannot be steered."""
-    nodes, ancestors = topology.nodes, topology.ancestors
-    held = {above for hold in holds for above in ancestors[hold.node_id]}
-    count = len(segment_starts)
-    capacities: list[tuple[float, ...]] = []
-    for key in topology.keys:
-        node_id, phase = key
-        node = nodes[node_id]
-        if node.schedule or node_id in held:
-            capacities.append(tuple(_capacity(node, phase, holds, steady, ancestors, when) for when in segment_starts))
-            continue
-        limit = node.max_power_w if phase == POWER else node.max_current_a  # no window, no hold: one value
-        capacity = float("inf") if limit is None else limit - steady.get(key, 0.0)
-        capacities.append((capacity,) * count)
-    return capacities
+) -> tuple[list[float], dict[int, tuple[float, ...]]]:
+    """Per constraint index, its lowest capacity over the segments (the limit in force minus what cannot be
+    steered), and the capacity per segment of those whose limit changes in time (a window or a hold)."""
+    nodes, ancestors, index_of = topology.nodes, topology.ancestors, topology.index_of
+    lowest = list(topology.limits)
+    for key, used in steady.items():
+        k = index_of.get(key)
+        if k is not None:
+            lowest[k] -= used  # as ``_capacity`` computes it: the limit minus what is used
+    changing = set(topology.scheduled)
+    for node_id in {above for hold in holds for above in ancestors[hold.node_id]}:
+        changing.update(k for key in _keys(node_id) if (k := index_of.get(key)) is not None)
+    by_segment: dict[int, tuple[float, ...]] = {}
+    keys = topology.keys
+    for k in sorted(changing):
+        node_id, phase = keys[k]
+        by_segment[k] = capacities = tuple(
+            _capacity(nodes[node_id], phase, holds, steady, ancestors, when) for when in segment_starts
+        )
+        lowest[k] = min(capacities)
+    return lowest, by_segment
 
 
 def _binding(
     topology: _Topology,
     sessions: Sequence[SessionDemand],
     shapes: Mapping[tuple[str, tuple[int, ...], float], list[int]],
-    capacities: Sequence[tuple[float, ...]],
+    lowest: Sequence[float],
     at_maxima: bool,
 ) -> list[int]:
     """Constraints that could bind: those that every session at its maximum would still not fill are dropped
@@ -240,8 +312,8 @@ def _binding(
         for k, coefficient in terms_of[shape]:
             worst[k] += most * coefficient
     if at_maxima:
-        return [k for k, capacity in enumerate(capacities) if worst[k] > min(capacity)]
-    return [k for k, capacity in enumerate(capacities) if worst[k] > min(capacity) - 1e-9]
+        return [k for k, capacity in enumerate(lowest) if worst[k] > capacity]
+    return [k for k, capacity in enumerate(lowest) if worst[k] > capacity - 1e-9]
 
 
 def _terms(topology: _Topology, shape: tuple[str, tuple[int, ...], float]) -> tuple[tuple[int, float], ...]:
@@ -287,12 +359,10 @@ def _limits_power(node: GridNode) -> bool:
     return node.max_power_w is not None or any(w.max_power_w is not None for w in node.schedule)
 
 
-def _boundaries(
-    snapshot: Snapshot, nodes: Mapping[str, GridNode], start: datetime, end: datetime
-) -> tuple[datetime, ...]:
+def _boundaries(snapshot: Snapshot, topology: _Topology, start: datetime, end: datetime) -> tuple[datetime, ...]:
     points = {start, end}
-    for node in nodes.values():
-        points |= node.change_points(start, end)
+    for node_id in topology.scheduled_nodes:
+        points |= topology.nodes[node_id].change_points(start, end)
     points |= {t for hold in snapshot.holds for t in (hold.start, hold.end) if start < t < end}
     return tuple(sorted(points))
 
