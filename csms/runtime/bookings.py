@@ -8,12 +8,10 @@ expired. Time comes from the injected clock; tests that move the clock call :met
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 
 from csms.config import BookingSettings
+from csms.runtime.loops import WakeableLoop
 from csms.runtime.session import Clock
 from csms.service.bookings import BookingService
 
@@ -22,14 +20,12 @@ __all__ = ["BookingTimers"]
 log = structlog.get_logger(__name__)
 
 
-class BookingTimers:
+class BookingTimers(WakeableLoop):
     def __init__(self, service: BookingService, settings: BookingSettings, clock: Clock) -> None:
+        super().__init__()
         self._service = service
         self._settings = settings
         self._clock = clock
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
         """Look at the bookings again now (something changed, or the clock moved)."""
@@ -37,18 +33,7 @@ class BookingTimers:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="booking-timers")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def settled(self) -> None:
-        """Wait until nothing is pending: every queued event and due timer handled (tests, the API)."""
-        await self._idle.wait()
+        self._start_task(self._run(), "booking-timers")
 
     async def _run(self) -> None:
         while True:
@@ -61,11 +46,7 @@ class BookingTimers:
             if self._wake.is_set() or self._service.has_notes():
                 continue
             self._idle.set()
-            with contextlib.suppress(TimeoutError):
-                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the event is set, and
-                # the loop would then never stop (a shutdown hung at a test's teardown).
-                async with asyncio.timeout(self._sleep()):
-                    await self._wake.wait()
+            await self._sleep_until_woken(self._sleep())
 
     def _sleep(self) -> float:
         due = self._service.next_due()
