@@ -58,8 +58,7 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
     end = now + settings.horizon
     network = compile_network(snapshot, now, end, prune_at_maxima=True)  # it never offers above a maximum
     needs = _initial_needs(network.sessions, now, settings)
-    periods: list[list[Period]] = [[] for _ in network.sessions]
-    stretches: list[tuple[datetime, list[float]]] = []  # (start, currents) per segment, for the loads
+    stretches: list[tuple[datetime, list[float]]] = []  # (start, currents) per segment
     notes: dict[str, str] = {}
     overloaded: set[str] = set()
     for segment in range(network.segment_count):
@@ -67,12 +66,11 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
         capacities = [c.capacities[segment] for c in network.constraints]
         overloaded |= {c.node_id for c, capacity in zip(network.constraints, capacities, strict=True) if capacity < 0}
         currents = allocate(network, capacities, needs, start, settings)
-        for i, current in enumerate(currents):
-            if not periods[i] or periods[i][-1].current_a != current:
-                periods[i].append(Period(start, current))
         stretches.append((start, currents))
         if segment == 0:
             notes = _notes(network, currents, needs)
+        if segment == network.segment_count - 1:
+            break  # no later stretch to plan from the energy left
         hours = (stop - start).total_seconds() / 3600
         energy = needs.energy_wh
         for i, (session, current) in enumerate(zip(network.sessions, currents, strict=True)):
@@ -82,7 +80,7 @@ def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings
         created_at=now,
         end=end,
         algorithm="realtime",
-        sessions={s.id: SessionPlan(s.id, tuple(p)) for s, p in zip(network.sessions, periods, strict=True)},
+        sessions=_session_plans(network.sessions, stretches),
         loads_from=lambda: tuple(
             load for start, currents in stretches for load in node_loads(network, currents, snapshot.holds, start)
         ),
@@ -169,6 +167,37 @@ def _raise_toward(
     speeds = headroom if weights is None else [weights[i] for i in members]
     for i, increment in zip(members, progressive_fill(network, slack, members, headroom, speeds), strict=True):
         currents[i] += increment
+
+
+def _session_plans(
+    sessions: Sequence[SessionDemand], stretches: Sequence[tuple[datetime, list[float]]]
+) -> dict[str, SessionPlan]:
+    """Each session's periods: a new one wherever its current changes. Sessions with the same current at the
+    same instant share one Period (and, with one stretch, one tuple of them): ten thousand of each cost a sizeable
+    part of a re-plan, mostly in the garbage collector."""
+    if len(stretches) == 1:
+        start, currents = stretches[0]
+        alone: dict[float, tuple[Period]] = {}
+        plans: dict[str, SessionPlan] = {}
+        for session, current in zip(sessions, currents, strict=True):
+            periods = alone.get(current)
+            if periods is None:
+                periods = alone[current] = (Period(start, current),)
+            plans[session.id] = SessionPlan(session.id, periods)
+        return plans
+    plans = {}
+    shared: dict[tuple[datetime, float], Period] = {}
+    for i, session in enumerate(sessions):
+        changes: list[Period] = []
+        for start, currents in stretches:
+            current = currents[i]
+            if not changes or changes[-1].current_a != current:
+                period = shared.get((start, current))
+                if period is None:
+                    period = shared[(start, current)] = Period(start, current)
+                changes.append(period)
+        plans[session.id] = SessionPlan(session.id, tuple(changes))
+    return plans
 
 
 def _initial_needs(sessions: Sequence[SessionDemand], start: datetime, settings: SchedulerSettings) -> _Needs:
