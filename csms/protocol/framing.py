@@ -151,8 +151,10 @@ def parse_frame(version: OcppVersion, data: str | bytes) -> Message:
     if type_id == 3 and len(frame) == 3 and isinstance(frame[2], dict):
         problem = _payload_problem(data, frame[2])
         if problem is not None:
-            # A reply we could not store fails the command it answers, as if the charger had refused it.
-            return CallError(message_id, problem[0].value, f"unusable reply: {problem[1]}", {})
+            # A reply we cannot store is an unusable answer like a malformed one (the command it answers fails
+            # with station-bad-answer, not as if the charger had sent a CALLERROR); the charger gets no CALLERROR
+            # back, since its frame was well-formed OCPP-J.
+            raise FrameError(message_id, problem[0], f"CALLRESULT {problem[1]}", reply=False)
         return CallResult(message_id, frame[2])
     if type_id == 4 and len(frame) in (4, 5) and isinstance(frame[2], str):
         details = frame[4] if len(frame) == 5 and isinstance(frame[4], dict) else {}

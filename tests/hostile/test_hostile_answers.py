@@ -52,6 +52,14 @@ async def serves_after(station: RawClient) -> None:
     assert len(said) <= 1 and all(f[0] == 4 for f in said), said
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    """Vendor data nested ``levels`` deep: valid JSON, deeper than the CSMS stores."""
+    data: dict[str, Any] = {"vendorId": "acme"}
+    for _ in range(levels):
+        data = {"vendorId": "acme", "inner": data}
+    return data
+
+
 @pytest.fixture(params=SUBPROTOCOLS)
 def subprotocol(request: pytest.FixtureRequest) -> str:
     result: str = request.param
@@ -71,6 +79,7 @@ def subprotocol(request: pytest.FixtureRequest) -> str:
         ([4, "Bogus", "no", {}], "unknown error code 'Bogus'"),
         ([4, 17, "no", {}], "malformed CALLRESULT or CALLERROR"),
         ([7, {"status": "Accepted"}], "message type 7"),
+        ([3, {"status": "Accepted", "customData": _nested(100)}], "nested deeper than 64 levels"),
     ],
 )
 async def test_malformed_answer_fails_the_command_at_once_with_a_502(

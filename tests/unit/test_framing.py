@@ -141,13 +141,15 @@ def test_unknown_message_type(version: OcppVersion, reply: bool, type_id: str) -
         ('{"configurationKey":' + nested(100) + "}", "FormatViolation"),
     ],
 )
-def test_unusable_call_result_becomes_call_error(version: OcppVersion, payload: str, code: str) -> None:
-    """A CALLRESULT we could not store fails the command it answers instead of reaching storage."""
-    message = parse_frame(version, f'[3,"r1",{payload}]')
-    assert isinstance(message, CallError)
-    assert message.message_id == "r1"
-    assert message.code == code
-    assert message.description.startswith("unusable reply:")
+def test_unusable_call_result_is_a_frame_error_without_a_reply(version: OcppVersion, payload: str, code: str) -> None:
+    """A CALLRESULT we could not store is a malformed answer (the command it answers fails as station-bad-answer)
+    and never reaches storage; the charger is not sent a CALLERROR for it."""
+    with pytest.raises(FrameError) as caught:
+        parse_frame(version, f'[3,"r1",{payload}]')
+    assert caught.value.message_id == "r1"
+    assert caught.value.code == code
+    assert caught.value.description.startswith("CALLRESULT payload is nested deeper")
+    assert caught.value.reply is False
 
 
 # -- error codes on the wire -------------------------------------------------------------------------------------
