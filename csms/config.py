@@ -156,6 +156,10 @@ class SecuritySettings(_Section):
     # upgrade (OCPP-J 2.0.1 part 4 §3.2). Off: it may connect and is held at boot with unknown_station_status
     # (an approval queue: an operator accepts it later).
     refuse_unknown_identities: bool = True
+    # A station connecting with the ocpp2.0.1 subprotocol must name itself with an identifierString (part 4
+    # §3.1.1: A-Z a-z 0-9 * - _ = + | @ . , at most 48): others get 400 before the upgrade. 1.6 has no such rule
+    # and chargers in the field use other characters, so for 1.6 it is opt-in.
+    v16_identifier_string: bool = False
     # The TLS listener for profiles 2 and 3 (wss://); None = no TLS listener. Same path as the plain one.
     tls_port: int | None = Field(default=None, ge=0, le=65535)
     tls_host: str | None = None  # default: ocpp.host

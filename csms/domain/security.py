@@ -87,6 +87,7 @@ class SecurityEventKind(StrEnum):
     AUTH_FAILED = "AuthFailed"  # wrong password, or the station has no password set
     THROTTLED = "Throttled"  # too many failures: attempts refused for a while without checking
     UNKNOWN_STATION = "UnknownStation"  # identity not known and auto-registration is off
+    IDENTITY_REFUSED = "IdentityRefused"  # the identity is no identifierString (2.0.1, or 1.6 when configured)
     PROFILE_MISMATCH = "ProfileMismatch"  # connected on a port of another profile (downgrade attempt)
     UNSECURED_REFUSED = "UnsecuredRefused"  # profile 0 station while unsecured connections are off
     CERTIFICATE_MISSING = "CertificateMissing"  # profile 3 without a client certificate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ __all__ = [
     "StationId",
     "StationInfo",
     "decide_boot",
+    "is_identifier_string",
     "is_valid_identity",
 ]
 
@@ -28,6 +30,16 @@ _FORBIDDEN_IDENTITY_CHARACTERS = frozenset(":/?#[]@\\ \t\r\n") | frozenset(chr(c
 
 def is_valid_identity(identity: str) -> bool:
     return 0 < len(identity) <= _MAX_IDENTITY_LENGTH and not (set(identity) & _FORBIDDEN_IDENTITY_CHARACTERS)
+
+
+# OCPP 2.0.1 part 4 §3.1.1: the identity is an identifierString (part 2 §2.1.13: a-z A-Z 0-9 * - _ = : + | @ .)
+# of at most 48 characters, without ':' (it separates the Basic-auth user from the password).
+_IDENTIFIER_STRING = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
+
+
+def is_identifier_string(identity: str) -> bool:
+    """Whether ``identity`` may name a 2.0.1 station (1.6 has no such rule: see security.v16_identifier_string)."""
+    return _IDENTIFIER_STRING.fullmatch(identity) is not None
 
 
 class RegistrationStatus(StrEnum):

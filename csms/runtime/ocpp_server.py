@@ -16,7 +16,9 @@ from urllib.parse import unquote
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHeader
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
@@ -179,6 +181,7 @@ class OcppServer:
             _remote_ip(connection),
             authorization[0] if len(authorization) == 1 else None,
             _client_subject(connection) if listener is Listener.TLS else None,
+            _offered_version(request.headers),
         )
         outcome = await self._security.admit(attempt)
         if not isinstance(outcome, Refusal):
@@ -273,3 +276,16 @@ def _client_subject(connection: ServerConnection) -> Subject | None:
 
 def _offered(headers: Headers) -> str:
     return ", ".join(headers.get_all("Sec-WebSocket-Protocol")) or "none"
+
+
+def _offered_version(headers: Headers) -> str | None:
+    """The OCPP version the handshake will select (as _select_subprotocol does), to apply its identity rules
+    before the upgrade; None when no supported subprotocol is offered (the connection is then closed with 1002)."""
+    offered: list[str] = []
+    try:
+        for value in headers.get_all("Sec-WebSocket-Protocol"):
+            offered += parse_subprotocol(value)
+    except InvalidHeader:
+        return None  # websockets refuses the handshake itself
+    version = select_version(offered)
+    return version.value if version else None

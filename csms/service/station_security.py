@@ -43,7 +43,7 @@ from csms.domain.security import (
     secret_candidates,
     subject_problem,
 )
-from csms.domain.stations import StationId
+from csms.domain.stations import StationId, is_identifier_string
 from csms.errors import Conflict, InvalidRequest, StationError, StationOffline, StationTimeout, StorageError
 from csms.service.commands import CommandService
 from csms.storage import security as store
@@ -91,6 +91,7 @@ class ConnectAttempt:
     remote_ip: str | None
     authorization: str | None  # the Authorization header, if any
     certificate: Subject | None  # the verified client certificate's subject (TLS port), if one was sent
+    ocpp_version: str | None = None  # the version the offered subprotocols select ("1.6", "2.0.1"), if any
 
 
 class StationSecurityService:
@@ -156,6 +157,12 @@ class StationSecurityService:
     async def admit(self, attempt: ConnectAttempt) -> Admission | Refusal:
         """Whether this upgrade request may become a station connection; refusals are recorded as events."""
         identity, ip = attempt.identity, attempt.remote_ip
+        if self._needs_identifier_string(attempt.ocpp_version) and not is_identifier_string(identity):
+            detail = f"identity is no identifierString, required for OCPP {attempt.ocpp_version}"
+            await self._fail(attempt, SecurityEventKind.IDENTITY_REFUSED, detail, count=False)
+            return Refusal(
+                400, "identity must be 1-48 characters of A-Z a-z 0-9 * - _ = + | @ . (OCPP identifierString)"
+            )
         now = self._monotonic()
         locked = max(self._by_identity.locked_for(identity, now), self._by_ip.locked_for(ip or "", now))
         if locked > 0:
@@ -194,6 +201,9 @@ class StationSecurityService:
                     return Refusal(403, "client certificate does not belong to this station")
         self._by_identity.succeed(identity)
         return Admission(profile)
+
+    def _needs_identifier_string(self, version: str | None) -> bool:
+        return version == "2.0.1" or (version == "1.6" and self._settings.v16_identifier_string)
 
     async def _settle_by_login(self, record: StationCredentials, used_new: bool) -> None:
         """A login settles a rotation the station's answer left open (see :class:`PendingRotation`).

@@ -30,13 +30,16 @@ def basic(user: str | bytes, password: str | bytes) -> dict[str, str]:
 
 
 async def handshake(
-    url: str, headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None
+    url: str,
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+    subprotocols: tuple[str, ...] = ("ocpp1.6",),
 ) -> tuple[int, dict[str, str], str]:
     """Open and close a websocket: (101, {}, "") when upgraded, else the refusal's status, headers and body."""
     try:
         async with connect(
             url,
-            subprotocols=["ocpp1.6"],
+            subprotocols=list(subprotocols),  # type: ignore[arg-type]
             additional_headers=headers,
             open_timeout=5,
             ssl=context,  # type: ignore[list-item]

@@ -154,6 +154,42 @@ async def test_unknown_identity_gets_404_when_auto_register_is_off(tmp_path: Pat
         await system.stop()
 
 
+# Identities with characters 1.6 tolerates but the 2.0.1 identifierString does not (URL-encoded where needed).
+NOT_IDENTIFIER_STRINGS = ["CP~1", "CP%21", "CP%5E1", "%C3%9Cnic%C3%B8de", "CP%2C1", "CP(1)"]
+
+
+@pytest.mark.parametrize("encoded", NOT_IDENTIFIER_STRINGS)
+async def test_v201_identity_must_be_an_identifier_string(csms: CentralSystem, encoded: str) -> None:
+    """2.0.1 part 4 §3.1.1: with the ocpp2.0.1 subprotocol the identity is an identifierString; any other gets 400
+    before the upgrade and an IdentityRefused event. The same identity with ocpp1.6 connects (1.6 has no such
+    rule); every identifierString character but '@' is accepted with 2.0.1 ('@' is refused for every version, as
+    a URL delimiter)."""
+    url = f"ws://127.0.0.1:{csms.ocpp_port}/ocpp/{encoded}"
+    status, _, body = await handshake(url, subprotocols=("ocpp2.0.1",))
+    assert status == 400 and "identifierString" in body, (status, body)
+    (event,) = await events(csms, kind="IdentityRefused")
+    assert "OCPP 2.0.1" in event["detail"], event
+    # Offering both selects 2.0.1 (the server's preference), so the rule applies too.
+    assert (await handshake(url, subprotocols=("ocpp1.6", "ocpp2.0.1")))[0] == 400
+    assert (await handshake(url, subprotocols=("ocpp1.6",)))[0] == 101
+    good = "Aa0*-_=+|.z"  # '@' too is an identifierString character, but refused for every version (see below)
+    assert (await handshake(ws_url(csms, good), subprotocols=("ocpp2.0.1",)))[0] == 101
+
+
+async def test_v16_identifier_string_rule_is_opt_in(tmp_path: Path) -> None:
+    """security.v16_identifier_string applies the 2.0.1 rule to 1.6 stations too."""
+    system = await start(tmp_path, security={"v16_identifier_string": True})
+    try:
+        url = f"ws://127.0.0.1:{system.ocpp_port}/ocpp/CP~16"
+        status, _, body = await handshake(url, subprotocols=("ocpp1.6",))
+        assert status == 400 and "identifierString" in body, (status, body)
+        (event,) = await events(system, station_id="CP~16")
+        assert event["kind"] == "IdentityRefused" and "OCPP 1.6" in event["detail"], event
+        assert (await handshake(ws_url(system, "CP-16"), subprotocols=("ocpp1.6",)))[0] == 101
+    finally:
+        await system.stop()
+
+
 async def test_unsecured_stations_are_refused_when_allow_unsecured_is_off(tmp_path: Path) -> None:
     """With security.allow_unsecured off, a station without credentials gets 401; one with profile 1 connects."""
     system = await start(tmp_path, security={"allow_unsecured": False})
