@@ -44,6 +44,8 @@ class Network:
     fixed: tuple[SessionDemand, ...]  # sessions with a fixed draw
     constraints: tuple[Constraint, ...]
     session_constraints: tuple[tuple[tuple[int, float], ...], ...]  # per session: (constraint index, coefficient)
+    # Per session, its place in the order every constraint lists its members in (one order for all of them).
+    member_rank: tuple[int, ...]
     nodes: Mapping[str, GridNode]
     ancestors: Mapping[str, tuple[str, ...]]  # node id -> itself and every node above it
 
@@ -73,6 +75,7 @@ class _Topology:
     limits: tuple[float, ...]  # per constraint index: the node's limit without windows (inf if none)
     scheduled: tuple[int, ...]  # constraint indices of nodes with a limit schedule
     scheduled_nodes: tuple[str, ...]  # ids of nodes with a limit schedule
+    unmanaged: Mapping[tuple[str, int], float]  # see _unmanaged_loads
     # Per session shape (node, phases, voltage): its (constraint index, coefficient) terms, filled as shapes are
     # met. Sessions come and go, stations and their phases stay: most re-plans find every shape here.
     terms: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
@@ -100,15 +103,21 @@ class _Topology:
         return of
 
 
+# Per session, in snapshot order, all that the constraints depend on: where it hangs, its phases, voltage, maximum
+# and fixed draw. Lists of what the sessions hold already: nothing is allocated per session to compare them.
+_Signature = tuple[list[str], list[tuple[int, ...]], list[float], list[float], list[float | None]]
+
+
 class _Compiled(NamedTuple):
     """A compiled network's constraints and everything they depend on besides the tree."""
 
-    signature: list[tuple[str, tuple[int, ...], float, float, float | None]]  # per session, see _signature
+    signature: _Signature
     holds: tuple[CapacityHold, ...]  # those in the window
     times: tuple[datetime, ...] | int  # the boundaries where limits change in time, else the segment count
     pruning: tuple[bool, bool]
     constraints: tuple[Constraint, ...]
     session_constraints: tuple[Terms, ...]
+    member_rank: tuple[int, ...]
 
 
 # The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
@@ -141,7 +150,10 @@ def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
         limits.append(float("inf") if limit is None else limit)
     scheduled = tuple(k for k, (node_id, _) in enumerate(keys) if by_id[node_id].schedule)
     scheduled_nodes = tuple(node_id for node_id, node in by_id.items() if node.schedule)
-    topology = _Topology(by_id, ancestors, tuple(keys), keys_above, index_of, tuple(limits), scheduled, scheduled_nodes)
+    unmanaged = _unmanaged_loads(by_id, ancestors)
+    topology = _Topology(
+        by_id, ancestors, tuple(keys), keys_above, index_of, tuple(limits), scheduled, scheduled_nodes, unmanaged
+    )
     if len(_TOPOLOGIES) >= _TOPOLOGY_CACHE_SIZE:
         _TOPOLOGIES.pop(next(iter(_TOPOLOGIES)))
     _TOPOLOGIES[id(nodes)] = (nodes, topology)
@@ -194,40 +206,53 @@ def compile_network(
         controllable = tuple(s for s in snapshot.sessions if s.fixed_a is None)
         fixed = tuple(s for s in snapshot.sessions if s.fixed_a is not None)
         return Network(
-            start, end, boundaries, controllable, fixed, last.constraints, last.session_constraints, nodes, ancestors
+            start,
+            end,
+            boundaries,
+            controllable,
+            fixed,
+            last.constraints,
+            last.session_constraints,
+            last.member_rank,
+            nodes,
+            ancestors,
         )
     known = topology.terms
     # One pass: check each session, split controllable from fixed, and group the controllable ones by shape
     # (sessions on one station with the same phases and voltage are under the same constraints).
     controllable_list: list[SessionDemand] = []
     fixed_list: list[SessionDemand] = []
+    maxima: list[float] = []  # of the controllable ones
     shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
-    for session in snapshot.sessions:
-        shape = (session.node_id, session.phases, session.voltage_v)
+    for session, node_id, phases, voltage_v, maximum, fixed_a in zip(snapshot.sessions, *signature, strict=True):
+        shape = (node_id, phases, voltage_v)
         if shape not in known:
             _check_session(session, nodes)  # a known shape hangs from a known node on phases it carries
             _terms(topology, shape)
-        if not session.max_current_a >= 0 or not session.min_current_a >= 0:
+        if not maximum >= 0 or not session.min_current_a >= 0:
             raise GridError(f"session {session.id!r}: currents must be >= 0")
-        if session.fixed_a is None:
+        if fixed_a is None:
             indices = shapes.get(shape)
             if indices is None:
                 shapes[shape] = [len(controllable_list)]
             else:
                 indices.append(len(controllable_list))
             controllable_list.append(session)
+            maxima.append(maximum)
         else:
             fixed_list.append(session)
-    steady = _steady_loads(nodes, fixed_list, ancestors)
+    steady = _steady_loads(topology, fixed_list)
     lowest, by_segment = _capacities(topology, holds, steady, boundaries[:-1])
     if prune:
-        kept: Sequence[int] = _binding(topology, controllable_list, shapes, lowest, prune_at_maxima)
+        kept: Sequence[int] = _binding(topology, maxima, shapes, lowest, prune_at_maxima)
     else:
         kept = range(len(topology.keys))
     terms_of = topology.renumbered(kept)
     members: list[list[int]] = [[] for _ in kept]
     coefficients: list[list[float]] = [[] for _ in kept]
     per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable_list)
+    rank = [0] * len(controllable_list)
+    ranked = 0
     for shape, indices in shapes.items():
         terms = terms_of(shape)
         for k, coefficient in terms:
@@ -235,6 +260,8 @@ def compile_network(
             coefficients[k] += [coefficient] * len(indices)
         for index in indices:
             per_session[index] = terms
+            rank[index] = ranked
+            ranked += 1
     keys = topology.keys
     segments = len(boundaries) - 1
     constraints = tuple(
@@ -244,7 +271,8 @@ def compile_network(
         for new_k, k in enumerate(kept)
     )
     session_constraints = tuple(per_session)
-    topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints)]
+    member_rank = tuple(rank)
+    topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints, member_rank)]
     return Network(
         start,
         end,
@@ -253,15 +281,20 @@ def compile_network(
         tuple(fixed_list),
         constraints,
         session_constraints,
+        member_rank,
         nodes,
         ancestors,
     )
 
 
-def _signature(sessions: Sequence[SessionDemand]) -> list[tuple[str, tuple[int, ...], float, float, float | None]]:
-    """Per session, all that the constraints depend on: where it hangs, its phases, voltage, maximum and fixed draw
-    (its order too: constraints list sessions by index)."""
-    return [(s.node_id, s.phases, s.voltage_v, s.max_current_a, s.fixed_a) for s in sessions]
+def _signature(sessions: Sequence[SessionDemand]) -> _Signature:
+    return (
+        [s.node_id for s in sessions],
+        [s.phases for s in sessions],
+        [s.voltage_v for s in sessions],
+        [s.max_current_a for s in sessions],
+        [s.fixed_a for s in sessions],
+    )
 
 
 def _capacities(
@@ -294,7 +327,7 @@ def _capacities(
 
 def _binding(
     topology: _Topology,
-    sessions: Sequence[SessionDemand],
+    maxima: Sequence[float],
     shapes: Mapping[tuple[str, tuple[int, ...], float], list[int]],
     lowest: Sequence[float],
     at_maxima: bool,
@@ -308,7 +341,7 @@ def _binding(
     worst = [0.0] * len(topology.keys)
     terms_of = topology.terms
     for shape, indices in shapes.items():
-        most = sum(sessions[i].max_current_a for i in indices)
+        most = sum([maxima[i] for i in indices])
         for k, coefficient in terms_of[shape]:
             worst[k] += most * coefficient
     if at_maxima:
@@ -367,25 +400,38 @@ def _boundaries(snapshot: Snapshot, topology: _Topology, start: datetime, end: d
     return tuple(sorted(points))
 
 
-def _steady_loads(
-    nodes: Mapping[str, GridNode], fixed: Sequence[SessionDemand], ancestors: Mapping[str, tuple[str, ...]]
-) -> dict[tuple[str, int], float]:
+def _steady_loads(topology: _Topology, fixed: Sequence[SessionDemand]) -> dict[tuple[str, int], float]:
     """Per (node, phase or POWER): unmanaged load anywhere under the node plus the fixed sessions under it."""
+    used = dict(topology.unmanaged)
+    for session in fixed:
+        _add_load(used, topology.ancestors, session.node_id, session.phases, session.fixed_a or 0.0, session.voltage_v)
+    return used
+
+
+def _unmanaged_loads(
+    nodes: Mapping[str, GridNode], ancestors: Mapping[str, tuple[str, ...]]
+) -> dict[tuple[str, int], float]:
+    """Per (node, phase or POWER): unmanaged load anywhere under the node (it changes with the tree only)."""
     used: dict[tuple[str, int], float] = {}
-
-    def add(node_id: str, phases: tuple[int, ...], current: float, voltage: float) -> None:
-        for above in ancestors[node_id]:
-            for phase in phases:
-                used[(above, phase)] = used.get((above, phase), 0.0) + current
-            used[(above, POWER)] = used.get((above, POWER), 0.0) + current * voltage * len(phases)
-
     for node in nodes.values():
         for phase, current in zip((1, 2, 3), node.unmanaged_a, strict=True):
             if current and phase in node.phases:
-                add(node.id, (phase,), current, node.voltage_v)
-    for session in fixed:
-        add(session.node_id, session.phases, session.fixed_a or 0.0, session.voltage_v)
+                _add_load(used, ancestors, node.id, (phase,), current, node.voltage_v)
     return used
+
+
+def _add_load(
+    used: dict[tuple[str, int], float],
+    ancestors: Mapping[str, tuple[str, ...]],
+    node_id: str,
+    phases: tuple[int, ...],
+    current: float,
+    voltage: float,
+) -> None:
+    for above in ancestors[node_id]:
+        for phase in phases:
+            used[(above, phase)] = used.get((above, phase), 0.0) + current
+        used[(above, POWER)] = used.get((above, POWER), 0.0) + current * voltage * len(phases)
 
 
 def _capacity(
