@@ -14,6 +14,7 @@ import structlog
 
 from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.metering import MeterSample, energy_wh
+from csms.domain.seq_numbers import seen_seq_nos, with_seq_no
 from csms.domain.stations import (
     ConnectorState,
     RegistrationStatus,
@@ -224,16 +225,21 @@ class ChargerService:
         return authorize(await self._token(token), now, self._policy.allow_unknown_tokens)
 
     async def start_transaction(
-        self, start: TransactionStart, now: datetime, samples: tuple[MeterSample, ...] = ()
+        self, start: TransactionStart, now: datetime, samples: tuple[MeterSample, ...] = (), started: bool = True
     ) -> TransactionReply:
-        """Store a new transaction, or find the one a replayed start already created (idempotent)."""
+        """Store a new transaction, or find the one a replayed start already created (idempotent).
+
+        ``started``: ``start`` is the charger's Started (or 1.6 StartTransaction), not a later event standing in
+        for one that never arrived."""
         existing = await self._find_started(start)
         info = await self._check_token(start.station_id, start.id_token, now)
         if existing is not None:
             if start.charger_tx_id is not None and start.timestamp < existing.started_at:
                 existing = await self._started_earlier(existing, start, info, samples)
+            if start.seq_no is not None and started:
+                existing = await self._saw_seq_no(existing, start.seq_no, started=True)
             return TransactionReply(existing, info)
-        transaction = self._new_transaction(start)
+        transaction = self._new_transaction(start, started)
         writes = [
             sql.insert_transaction(transaction, info.status.value if info else None, start.offline),
             sql.touch_station(start.station_id, now),
@@ -266,13 +272,21 @@ class ChargerService:
         writes: list[Write] = [sql.touch_station(start.station_id, now)]
         is_new = transaction is None
         late_token = owner_token = None
+        progressed = transaction
         if transaction is None:
-            transaction = self._new_transaction(start)
+            transaction = self._new_transaction(start, started=False)
             writes.append(sql.insert_transaction(transaction, info.status.value if info else None, True))
         elif _is_replay(transaction, start.seq_no) or transaction.state is TransactionState.ENDED:
+            if start.seq_no is not None and start.seq_no not in seen_seq_nos(transaction):
+                # Late (below the highest number seen, or after the end): not applied, but no longer missing.
+                await self._saw_seq_no(transaction, start.seq_no)
             return TransactionReply(transaction, info)
         else:
-            writes.append(sql.transaction_progress(transaction.id, start.seq_no))
+            if start.seq_no is not None:
+                progressed = with_seq_no(transaction, start.seq_no)
+                writes.append(sql.transaction_seq_nos(progressed))
+            else:
+                writes.append(sql.transaction_progress(transaction.id, start.seq_no))
             if start.id_token and start.id_token != transaction.id_token:
                 late_token = start.id_token  # observers hear of every new token (a booking may be matched by it)
                 if transaction.id_token is None and info is not None and info.status.value == "Accepted":
@@ -287,7 +301,8 @@ class ChargerService:
             self._state.started(transaction)
             self._observer.transaction_started(transaction, now)
         else:
-            transaction = self._state.progressed(transaction, start.seq_no)
+            assert progressed is not None
+            transaction = self._state.progressed(progressed)
             if owner_token is not None:
                 transaction = self._state.authorized(transaction, owner_token)
         if samples:
@@ -315,7 +330,20 @@ class ChargerService:
             sql.touch_station(station_id, now),
             *sql.meter_value_writes(station_id, transaction.evse_id, transaction.id, samples),
         ]
+        ended = replace(transaction, state=TransactionState.ENDED)
+        if stop.seq_no is not None:
+            # 2.0.1: the end settles which of the transaction's events never arrived.
+            ended = with_seq_no(ended, stop.seq_no)
+            writes.append(sql.transaction_seq_nos(ended))
         await self._storage.write(writes)
+        if ended.seq_no_gaps is not None:
+            log.warning(
+                "transaction events missing",
+                station_id=station_id,
+                transaction_id=transaction.id,
+                charger_tx_id=transaction.charger_tx_id,
+                missing_seq_nos=ended.seq_no_gaps,
+            )
         self._state.ended(transaction)
         self._state.forget_readings(station_id, transaction.evse_id)
         self._observer.transaction_ended(transaction, now)
@@ -332,7 +360,7 @@ class ChargerService:
         self, start: TransactionStart, stop: TransactionStop, now: datetime
     ) -> TransactionReply:
         """A 2.0.1 Ended event for a transaction we never saw start: store both ends at once."""
-        reply = await self.start_transaction(start, now)
+        reply = await self.start_transaction(start, now, started=False)
         await self.stop_transaction(start.station_id, reply.transaction, stop, now)
         return reply
 
@@ -419,6 +447,24 @@ class ChargerService:
         moved = self._state.restarted(transaction, moved)
         return self._state.authorized(moved, token) if token is not None else moved
 
+    async def _saw_seq_no(self, transaction: Transaction, number: int, started: bool = False) -> Transaction:
+        """Record that event ``number`` of ``transaction`` arrived (nothing else of it is applied here)."""
+        updated = with_seq_no(transaction, number, started)
+        if updated == transaction:
+            return transaction
+        await self._storage.write([sql.transaction_seq_nos(updated)])
+        if updated.state is TransactionState.ENDED:
+            if updated.seq_no_gaps != transaction.seq_no_gaps:
+                log.info(
+                    "late transaction event",
+                    station_id=transaction.station_id,
+                    transaction_id=transaction.id,
+                    seq_no=number,
+                    missing_seq_nos=updated.seq_no_gaps,
+                )
+            return updated
+        return self._state.progressed(updated)
+
     async def _find_started(self, start: TransactionStart) -> Transaction | None:
         if start.charger_tx_id is not None:
             return await self.find_transaction(start.station_id, start.charger_tx_id)
@@ -440,9 +486,9 @@ class ChargerService:
         busy = record is not None and self._state.token_busy_elsewhere(token, station_id)
         return authorize(record, now, self._policy.allow_unknown_tokens, has_other_active_transaction=busy)
 
-    def _new_transaction(self, start: TransactionStart) -> Transaction:
+    def _new_transaction(self, start: TransactionStart, started: bool) -> Transaction:
         transaction_id = next(self._transaction_ids)
-        return Transaction(
+        transaction = Transaction(
             id=transaction_id,
             station_id=start.station_id,
             evse_id=start.evse_id,
@@ -453,8 +499,9 @@ class ChargerService:
             meter_start_wh=start.meter_start_wh,
             state=TransactionState.ACTIVE,
             reservation_id=start.reservation_id,
-            last_seq_no=start.seq_no,
         )
+        # 2.0.1: with_seq_no sets last_seq_no too (a row with only last_seq_no is read as complete up to it).
+        return transaction if start.seq_no is None else with_seq_no(transaction, start.seq_no, started)
 
 
 def _is_replay(transaction: Transaction, seq_no: int | None) -> bool:

@@ -179,6 +179,7 @@ class ChargerEvents:
                 data["stopped_at"] = final.stopped_at
                 data["stop_reason"] = final.stop_reason
                 data["energy_wh"] = _energy(final)
+                data["seq_no_gaps"] = final.seq_no_gaps  # 2.0.1: events of the session that never arrived
         self._bus.publish(
             pending.kind, pending.at, data, site_ids=self._sites(pending.station_id), account_id=account_id
         )

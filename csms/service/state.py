@@ -79,10 +79,10 @@ class HotState:
         if transaction.id_token:
             self._active_by_token[transaction.id_token].add(key)
 
-    def progressed(self, transaction: Transaction, seq_no: int | None) -> Transaction:
-        updated = replace(transaction, last_seq_no=seq_no)
-        self._active[(transaction.station_id, transaction.charger_tx_id)] = updated
-        self._active_by_start[_start_key(transaction)] = updated
+    def progressed(self, updated: Transaction) -> Transaction:
+        """A transaction in progress with new sequence numbers (same start, token and id)."""
+        self._active[(updated.station_id, updated.charger_tx_id)] = updated
+        self._active_by_start[_start_key(updated)] = updated
         return updated
 
     def restarted(self, transaction: Transaction, moved: Transaction) -> Transaction:

@@ -76,6 +76,16 @@ _INSERT_TRANSACTION = insert(transactions)
 _UPDATE_TRANSACTION_PROGRESS = (
     update(transactions).where(transactions.c.id == bindparam("b_id")).values(last_seq_no=bindparam("b_seq"))
 )
+_UPDATE_TRANSACTION_SEQ_NOS = (
+    update(transactions)
+    .where(transactions.c.id == bindparam("b_id"))
+    .values(
+        last_seq_no=bindparam("b_seq"),
+        seq_nos=bindparam("b_seen"),
+        started_seq_no=bindparam("b_started"),
+        seq_no_gaps=bindparam("b_gaps"),
+    )
+)
 _UPDATE_TRANSACTION_TOKEN = (
     update(transactions)
     .where(transactions.c.id == bindparam("b_id"))
@@ -417,6 +427,9 @@ def insert_transaction(tx: Transaction, auth_status: str | None, offline: bool) 
             "stop_id_token": None,
             "reservation_id": tx.reservation_id,
             "last_seq_no": tx.last_seq_no,
+            "seq_nos": tx.seq_nos,
+            "started_seq_no": tx.started_seq_no,
+            "seq_no_gaps": tx.seq_no_gaps,
             "offline": offline,
             "remote_start_id": None,
         },
@@ -425,6 +438,20 @@ def insert_transaction(tx: Transaction, auth_status: str | None, offline: bool) 
 
 def transaction_progress(transaction_id: int, seq_no: int | None) -> Write:
     return Write(_UPDATE_TRANSACTION_PROGRESS, {"b_id": transaction_id, "b_seq": seq_no})
+
+
+def transaction_seq_nos(tx: Transaction) -> Write:
+    """The 2.0.1 sequence numbers of ``tx`` as they now stand (highest, seen, Started's, missing)."""
+    return Write(
+        _UPDATE_TRANSACTION_SEQ_NOS,
+        {
+            "b_id": tx.id,
+            "b_seq": tx.last_seq_no,
+            "b_seen": tx.seq_nos,
+            "b_started": tx.started_seq_no,
+            "b_gaps": tx.seq_no_gaps,
+        },
+    )
 
 
 def transaction_started_at(transaction_id: int, started_at: datetime, meter_start_wh: float | None) -> Write:
@@ -624,4 +651,7 @@ def _transaction(row: Row[Any]) -> Transaction:
         stop_reason=m["stop_reason"],
         reservation_id=m["reservation_id"],
         last_seq_no=m["last_seq_no"],
+        seq_nos=m["seq_nos"],
+        started_seq_no=m["started_seq_no"],
+        seq_no_gaps=m["seq_no_gaps"],
     )

@@ -131,6 +131,9 @@ transactions = Table(
     Column("stop_id_token", String(36)),
     Column("reservation_id", Integer),
     Column("last_seq_no", Integer),
+    Column("seq_nos", Text),  # 2.0.1: seqNos seen, csms.domain.seq_numbers form
+    Column("started_seq_no", Integer),
+    Column("seq_no_gaps", Text),  # seqNos missing when the transaction ended
     Column("offline", Boolean, nullable=False, default=False),
     Column("remote_start_id", Integer),
     UniqueConstraint("station_id", "charger_tx_id", name="uq_transactions_charger_tx"),

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
 from tests.hostile.attack import BOOT, booted
@@ -130,3 +132,75 @@ async def test_a_session_sent_72_hours_late_is_priced_with_the_chargers_times(tm
         await client.close()
     finally:
         await system.stop()
+
+
+async def _transaction(system: CentralSystem, station_id: str, charger_tx_id: str) -> dict[str, Any]:
+    items = (await _get(system, "/transactions", station_id=station_id))["items"]
+    (found,) = [t for t in items if t["charger_tx_id"] == charger_tx_id]
+    body: dict[str, Any] = await _get(system, f"/transactions/{found['id']}")
+    return body
+
+
+async def test_v201_seq_no_gaps_are_reported_when_the_transaction_ends(
+    csms: CentralSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#23: the seqNos a transaction never received are stored on it when it ends (GET /transactions/{id},
+    session.stopped on the events stream) and logged as a warning; a replayed event adds no gap and is not
+    applied twice; an event that arrives after the end closes its gap; a seqNo restarting at 0 (a rebooted
+    station, or its next transaction) is no gap; an Ended whose Started never came reports the numbers before it."""
+    events = csms.events.subscribe()
+    client = await booted(csms, "GAPS-1", "ocpp2.0.1")
+    now = datetime.now(UTC).replace(microsecond=0)
+    evse = {"evse": {"id": 1, "connectorId": 1}}
+
+    def reading(minutes: int, wh: int) -> dict[str, Any]:
+        at = _iso(now - timedelta(minutes=60 - minutes))
+        return {"meterValue": [{"timestamp": at, "sampledValue": [{"value": wh}]}]}
+
+    sent = [
+        _event("Started", 0, "TX-G", now - timedelta(minutes=60), **evse, **reading(0, 1000)),
+        _event("Updated", 1, "TX-G", now - timedelta(minutes=50), **reading(10, 1100)),
+        _event("Updated", 3, "TX-G", now - timedelta(minutes=30), **reading(30, 1300)),  # 2 never arrives
+        _event("Updated", 3, "TX-G", now - timedelta(minutes=30), **reading(30, 1300)),  # replayed
+        _event("Updated", 6, "TX-G", now - timedelta(minutes=20), **reading(40, 1400)),  # 4 and 5 never arrive
+    ]
+    for message in sent:
+        assert (await client.call("TransactionEvent", message))[0] == 3
+    running = await _transaction(csms, "GAPS-1", "TX-G")
+    assert (running["state"], running["seq_no_gaps"], running["seq_nos"]) == ("active", None, "0-1,3,6")
+    assert (await client.call("TransactionEvent", _event("Ended", 7, "TX-G", now - timedelta(minutes=10))))[0] == 3
+    ended = await _transaction(csms, "GAPS-1", "TX-G")
+    assert (ended["state"], ended["seq_no_gaps"]) == ("ended", "2, 4-5"), ended
+    stopped = await next_event(events, "session.stopped")
+    assert stopped.data["transaction_id"] == ended["id"] and stopped.data["seq_no_gaps"] == "2, 4-5", stopped.data
+    warnings = [r.getMessage() for r in caplog.records if "transaction events missing" in r.getMessage()]
+    assert len(warnings) == 1 and "4-5" in warnings[0], warnings
+    values = (await _get(csms, f"/transactions/{ended['id']}/meter-values"))["items"]
+    assert sorted(v["value"] for v in values) == [1000, 1100, 1300, 1400], values  # the replay stored nothing
+    # Event 4, delivered late after the end: no longer missing.
+    assert (await client.call("TransactionEvent", _event("Updated", 4, "TX-G", now - timedelta(minutes=25))))[0] == 3
+    assert (await _transaction(csms, "GAPS-1", "TX-G"))["seq_no_gaps"] == "2, 5"
+    await client.close()
+
+    # The station reboots: its next transaction counts from 0 again, and so does the one it was in the middle of.
+    client = await booted(csms, "GAPS-1", "ocpp2.0.1")
+    for message in [
+        _event("Started", 0, "TX-H", now - timedelta(minutes=9), **evse),
+        _event("Updated", 1, "TX-H", now - timedelta(minutes=8)),
+    ]:
+        assert (await client.call("TransactionEvent", message))[0] == 3
+    await client.close()
+    client = await booted(csms, "GAPS-1", "ocpp2.0.1")
+    for message in [
+        _event("Updated", 0, "TX-H", now - timedelta(minutes=5)),
+        _event("Updated", 1, "TX-H", now - timedelta(minutes=4)),
+        _event("Ended", 2, "TX-H", now - timedelta(minutes=3)),
+    ]:
+        assert (await client.call("TransactionEvent", message))[0] == 3
+    assert (await _transaction(csms, "GAPS-1", "TX-H"))["seq_no_gaps"] is None
+    # An Ended for a transaction never heard of: its Started and the events before are missing.
+    assert (await client.call("TransactionEvent", _event("Ended", 3, "TX-E", now - timedelta(minutes=1), **evse)))[
+        0
+    ] == 3
+    assert (await _transaction(csms, "GAPS-1", "TX-E"))["seq_no_gaps"] == "0-2"
+    await client.close()
