@@ -15,7 +15,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from itertools import chain
+from typing import NamedTuple, cast
+
+import numpy as np
+import numpy.typing as npt
 
 from csms.domain.grid import CapacityHold, GridError, GridNode, validate_tree
 from csms.scheduler.model import SessionDemand, Snapshot
@@ -25,6 +29,22 @@ __all__ = ["Constraint", "Network", "compile_network"]
 POWER = 0  # the "phase" of a node's power constraint
 
 Terms = tuple[tuple[int, float], ...]  # a session's (constraint index, coefficient) pairs
+
+
+class Incidence(NamedTuple):
+    """Every constraint's (session, coefficient) terms as flat arrays, constraint by constraint and in the order it
+    lists its members: a sum over the members of every constraint is one ``np.bincount``, which adds them in
+    that order, as a loop over ``Constraint.members`` would (same floats, same plans)."""
+
+    constraint: npt.NDArray[np.intp]
+    session: npt.NDArray[np.intp]
+    coefficient: npt.NDArray[np.float64]
+
+    def sums(self, values: npt.NDArray[np.float64], constraints: int) -> list[float]:
+        """Per constraint, the sum of ``values[session] * coefficient`` over its members."""
+        return cast(
+            list[float], np.bincount(self.constraint, values[self.session] * self.coefficient, constraints).tolist()
+        )
 
 
 class Constraint(NamedTuple):  # a named tuple: large sites have tens of thousands
@@ -46,6 +66,7 @@ class Network:
     session_constraints: tuple[tuple[tuple[int, float], ...], ...]  # per session: (constraint index, coefficient)
     # Per session, its place in the order every constraint lists its members in (one order for all of them).
     member_rank: tuple[int, ...]
+    terms: Incidence  # the constraints' members again, as flat arrays
     nodes: Mapping[str, GridNode]
     ancestors: Mapping[str, tuple[str, ...]]  # node id -> itself and every node above it
 
@@ -118,6 +139,7 @@ class _Compiled(NamedTuple):
     constraints: tuple[Constraint, ...]
     session_constraints: tuple[Terms, ...]
     member_rank: tuple[int, ...]
+    terms: Incidence
 
 
 # The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
@@ -214,6 +236,7 @@ def compile_network(
             last.constraints,
             last.session_constraints,
             last.member_rank,
+            last.terms,
             nodes,
             ancestors,
         )
@@ -272,7 +295,14 @@ def compile_network(
     )
     session_constraints = tuple(per_session)
     member_rank = tuple(rank)
-    topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints, member_rank)]
+    incidence = Incidence(
+        np.repeat(np.arange(len(members), dtype=np.intp), [len(m) for m in members]),
+        np.fromiter(chain.from_iterable(members), np.intp),
+        np.fromiter(chain.from_iterable(coefficients), np.float64),
+    )
+    topology._last[:] = [
+        _Compiled(signature, holds, times, pruning, constraints, session_constraints, member_rank, incidence)
+    ]
     return Network(
         start,
         end,
@@ -282,6 +312,7 @@ def compile_network(
         constraints,
         session_constraints,
         member_rank,
+        incidence,
         nodes,
         ancestors,
     )

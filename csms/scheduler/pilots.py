@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from csms.scheduler.network import Network
 
 __all__ = ["round_to_pilots"]
@@ -35,15 +37,15 @@ def round_to_pilots(
     denied the next step it fits (even if it can use only part of that step: it draws what it can).
     """
     sessions = network.sessions
-    rounded = [_floor_to_pilot(rate, s.pilot_step_a, s.min_current_a) for rate, s in zip(rates, sessions, strict=True)]
-    slack = list(capacities)
-    for constraint_index, constraint in enumerate(network.constraints):
-        slack[constraint_index] -= sum(
-            rounded[i] * coefficient for i, coefficient in zip(constraint.members, constraint.coefficients, strict=True)
-        )
-    # Largest remainder first: 15.99997 A deserves the freed step more than 16.00003 A does.
-    urgency = {i: position for position, i in enumerate(order)}
-    by_remainder = sorted(order, key=lambda i: (-(rates[i] - rounded[i]), urgency[i]))
+    rounded = [
+        _floor_to_pilot(rate, s.pilot_step_a, s.min_current_a) if rate else 0.0
+        for rate, s in zip(rates, sessions, strict=True)
+    ]
+    used = network.terms.sums(np.array(rounded), len(capacities))
+    slack = [capacity - load for capacity, load in zip(capacities, used, strict=True)]
+    # Largest remainder first: 15.99997 A deserves the freed step more than 16.00003 A does; ties in ``order``
+    # (the sort is stable).
+    by_remainder = sorted(order, key=lambda i: rounded[i] - rates[i])
     for i in by_remainder:
         wanted = rates[i]
         session = sessions[i]
