@@ -173,6 +173,11 @@ class SecuritySettings(_Section):
     # Every CA that signs station certificates needs a current CRL here (OpenSSL refuses a leaf without one);
     # a new CRL takes effect at the next start.
     tls_client_crl_file: Path | None = None
+    # 2.0.1 A00.FR.430: the CSMS MAY accept an expired station certificate (a station whose clock or renewal
+    # failed keeps charging). On: OpenSSL skips every validity-period check of the station's chain (so a
+    # not-yet-valid certificate passes too); the chain, the CA, the subject and CRLs are still checked, and each
+    # such login is a CertificateExpiredAccepted event.
+    tls_accept_expired_client_certificates: bool = False
     # OpenSSL cipher list for TLS 1.2: the four suites of A00.FR.317 plus ECDHE_RSA with AES-GCM.
     tls_ciphers: str = (
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"

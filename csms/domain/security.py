@@ -92,6 +92,8 @@ class SecurityEventKind(StrEnum):
     UNSECURED_REFUSED = "UnsecuredRefused"  # profile 0 station while unsecured connections are off
     CERTIFICATE_MISSING = "CertificateMissing"  # profile 3 without a client certificate
     CERTIFICATE_REJECTED = "CertificateRejected"  # client certificate subject is not this station's
+    # an expired certificate let in by security.tls_accept_expired_client_certificates (A00.FR.430)
+    CERTIFICATE_EXPIRED_ACCEPTED = "CertificateExpiredAccepted"
     TLS_HANDSHAKE_FAILED = "TlsHandshakeFailed"  # TLS refused: old version, unknown CA, expired certificate
     CONNECTION_REPLACED = "ConnectionReplaced"  # an authenticated duplicate connection took over
     CONNECTION_FLAPPING = "ConnectionFlapping"  # more than 3 replacements of one identity within a minute

@@ -10,6 +10,7 @@ import math
 import re
 import ssl
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -182,6 +183,7 @@ class OcppServer:
             authorization[0] if len(authorization) == 1 else None,
             _client_subject(connection) if listener is Listener.TLS else None,
             _offered_version(request.headers),
+            _client_not_after(connection) if listener is Listener.TLS else None,
         )
         outcome = await self._security.admit(attempt)
         if not isinstance(outcome, Refusal):
@@ -289,3 +291,15 @@ def _offered_version(headers: Headers) -> str | None:
         return None  # websockets refuses the handshake itself
     version = select_version(offered)
     return version.value if version else None
+
+
+def _client_not_after(connection: ServerConnection) -> datetime | None:
+    """When the verified client certificate's validity period ends (None without one, or unreadable)."""
+    certificate = connection.transport.get_extra_info("peercert")
+    not_after = certificate.get("notAfter") if certificate else None
+    if not isinstance(not_after, str):
+        return None
+    try:
+        return datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+    except ValueError:
+        return None

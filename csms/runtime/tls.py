@@ -22,6 +22,10 @@ from csms.errors import ConfigError
 
 __all__ = ["HandshakeFailed", "HandshakeFailure", "server_context"]
 
+# OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h, since 1.1.0): verify without checking validity periods.
+# Python's ssl module passes any flag bits to X509_VERIFY_PARAM_set_flags but names only a few.
+_X509_V_FLAG_NO_CHECK_TIME = 0x200000
+
 
 @dataclass(frozen=True, slots=True)
 class HandshakeFailure:
@@ -79,6 +83,14 @@ def server_context(settings: SecuritySettings, on_failure: HandshakeFailed) -> s
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"invalid config key 'security.tls_client_crl_file': {exc}") from None
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    if settings.tls_accept_expired_client_certificates:
+        if settings.tls_client_ca_file is None:
+            raise ConfigError(
+                "invalid config key 'security.tls_accept_expired_client_certificates': "
+                "it needs security.tls_client_ca_file"
+            )
+        # A00.FR.430 (2.0.1): accepting expired station certificates is the CSMS's choice; off by default.
+        context.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
     context.sslobject_class = _audited(on_failure)
     return context
 

@@ -92,6 +92,7 @@ class ConnectAttempt:
     authorization: str | None  # the Authorization header, if any
     certificate: Subject | None  # the verified client certificate's subject (TLS port), if one was sent
     ocpp_version: str | None = None  # the version the offered subprotocols select ("1.6", "2.0.1"), if any
+    certificate_not_after: datetime | None = None  # the end of the client certificate's validity period
 
 
 class StationSecurityService:
@@ -199,6 +200,11 @@ class StationSecurityService:
                 if problem is not None:
                     await self._fail(attempt, SecurityEventKind.CERTIFICATE_REJECTED, problem)
                     return Refusal(403, "client certificate does not belong to this station")
+                expired = attempt.certificate_not_after
+                if expired is not None and expired < self._clock():
+                    # Only security.tls_accept_expired_client_certificates lets OpenSSL pass it: say so each time.
+                    detail = f"client certificate expired {expired.isoformat()}: accepted (A00.FR.430)"
+                    await self.record(SecurityEventKind.CERTIFICATE_EXPIRED_ACCEPTED, identity, ip, detail)
         self._by_identity.succeed(identity)
         return Admission(profile)
 

@@ -488,3 +488,41 @@ def test_a_crl_without_a_client_ca_is_a_config_error(tmp_path: Path, pki: Pki) -
     settings = {**pki.settings, "tls_client_ca_file": None, "tls_client_crl_file": str(tmp_path / "x.pem")}
     with pytest.raises(ConfigError, match=r"security\.tls_client_crl_file"):
         server_context(make_settings(tmp_path, security=settings).security, lambda failure: None)
+
+
+@pytest.mark.allow_error_logs
+async def test_expired_station_certificates_are_accepted_only_when_configured(
+    tmp_path: Path, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A00.FR.430: with security.tls_accept_expired_client_certificates the station's expired certificate connects,
+    with a CertificateExpiredAccepted event each time; the rest is still checked: another station's expired
+    certificate gets 403, an expired one from another CA fails the handshake. A valid one raises no event. (Off,
+    the default, an expired certificate fails the handshake: test_profile_3_refuses_expired_and_foreign_...)"""
+    now = datetime.now(UTC)
+    past = {"not_before": now - timedelta(days=30), "not_after": now - timedelta(days=1)}
+    settings = {**pki.settings, "tls_accept_expired_client_certificates": True}
+    system = CentralSystem(make_settings(tmp_path, security=settings))
+    await system.start()
+    try:
+        await set_security(system, "CP-OLD", profile=3)
+        url = ws_url(system, "CP-OLD", tls=True)
+        client = await RawClient.open(url, ssl=pki.client(pki.station_cert("CP-OLD", **past)))
+        assert (await client.result("BootNotification", V16_BOOT))["status"] == "Accepted"
+        await client.close()
+        (event,) = await events(system, station_id="CP-OLD", kind="CertificateExpiredAccepted")
+        assert "A00.FR.430" in event["detail"] and event["remote_ip"] == "127.0.0.1", event
+        other = pki.client(pki.station_cert("CP-OTHER", **past))
+        assert (await handshake(url, context=other))[0] == 403
+        foreign = pki.station_cert("CP-OLD", ca=trustme.CA(organization_name=CPO), **past)
+        assert await tls_refused(url, pki.client(foreign))
+        assert (await handshake(url, context=pki.client(pki.station_cert("CP-OLD"))))[0] == 101
+        assert len(await events(system, station_id="CP-OLD", kind="CertificateExpiredAccepted")) == 1
+    finally:
+        await system.stop()
+    only_tls_transport_errors(caplog)
+
+
+def test_accepting_expired_certificates_without_a_client_ca_is_a_config_error(tmp_path: Path, pki: Pki) -> None:
+    settings = {**pki.settings, "tls_client_ca_file": None, "tls_accept_expired_client_certificates": True}
+    with pytest.raises(ConfigError, match=r"security\.tls_accept_expired_client_certificates"):
+        server_context(make_settings(tmp_path, security=settings).security, lambda failure: None)
