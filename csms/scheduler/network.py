@@ -39,6 +39,24 @@ class Incidence(NamedTuple):
     constraint: npt.NDArray[np.intp]
     session: npt.NDArray[np.intp]
     coefficient: npt.NDArray[np.float64]
+    starts: npt.NDArray[np.intp]  # constraint k's terms are [starts[k], starts[k + 1])
+    # The same terms session by session: session i's are by_session[session_starts[i] : session_starts[i + 1]].
+    by_session: npt.NDArray[np.intp]
+    session_starts: npt.NDArray[np.intp]
+
+    def terms_of(
+        self, sessions: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+        """The terms of ``sessions``, session after session: (constraint, coefficient, position in ``sessions``)."""
+        first, lengths = self.session_starts[sessions], self.session_lengths[sessions]
+        owners = np.repeat(np.arange(len(sessions), dtype=np.intp), lengths)
+        offsets = np.arange(len(owners), dtype=np.intp) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        picked = self.by_session[np.repeat(first, lengths) + offsets]
+        return self.constraint[picked], self.coefficient[picked], owners
+
+    @property
+    def session_lengths(self) -> npt.NDArray[np.intp]:
+        return np.diff(self.session_starts)
 
     def sums(self, values: npt.NDArray[np.float64], constraints: int) -> list[float]:
         """Per constraint, the sum of ``values[session] * coefficient`` over its members."""
@@ -64,8 +82,6 @@ class Network:
     fixed: tuple[SessionDemand, ...]  # sessions with a fixed draw
     constraints: tuple[Constraint, ...]
     session_constraints: tuple[tuple[tuple[int, float], ...], ...]  # per session: (constraint index, coefficient)
-    # Per session, its place in the order every constraint lists its members in (one order for all of them).
-    member_rank: tuple[int, ...]
     terms: Incidence  # the constraints' members again, as flat arrays
     nodes: Mapping[str, GridNode]
     ancestors: Mapping[str, tuple[str, ...]]  # node id -> itself and every node above it
@@ -138,7 +154,6 @@ class _Compiled(NamedTuple):
     pruning: tuple[bool, bool]
     constraints: tuple[Constraint, ...]
     session_constraints: tuple[Terms, ...]
-    member_rank: tuple[int, ...]
     terms: Incidence
 
 
@@ -235,7 +250,6 @@ def compile_network(
             fixed,
             last.constraints,
             last.session_constraints,
-            last.member_rank,
             last.terms,
             nodes,
             ancestors,
@@ -274,8 +288,6 @@ def compile_network(
     members: list[list[int]] = [[] for _ in kept]
     coefficients: list[list[float]] = [[] for _ in kept]
     per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable_list)
-    rank = [0] * len(controllable_list)
-    ranked = 0
     for shape, indices in shapes.items():
         terms = terms_of(shape)
         for k, coefficient in terms:
@@ -283,8 +295,6 @@ def compile_network(
             coefficients[k] += [coefficient] * len(indices)
         for index in indices:
             per_session[index] = terms
-            rank[index] = ranked
-            ranked += 1
     keys = topology.keys
     segments = len(boundaries) - 1
     constraints = tuple(
@@ -294,15 +304,19 @@ def compile_network(
         for new_k, k in enumerate(kept)
     )
     session_constraints = tuple(per_session)
-    member_rank = tuple(rank)
+    lengths = [len(m) for m in members]
+    member_sessions = np.fromiter(chain.from_iterable(members), np.intp)
     incidence = Incidence(
-        np.repeat(np.arange(len(members), dtype=np.intp), [len(m) for m in members]),
-        np.fromiter(chain.from_iterable(members), np.intp),
+        np.repeat(np.arange(len(members), dtype=np.intp), lengths),
+        member_sessions,
         np.fromiter(chain.from_iterable(coefficients), np.float64),
+        np.concatenate(([0], np.cumsum(lengths))).astype(np.intp),
+        np.argsort(member_sessions, kind="stable").astype(np.intp),
+        np.concatenate(([0], np.cumsum(np.bincount(member_sessions, minlength=len(controllable_list))))).astype(
+            np.intp
+        ),
     )
-    topology._last[:] = [
-        _Compiled(signature, holds, times, pruning, constraints, session_constraints, member_rank, incidence)
-    ]
+    topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints, incidence)]
     return Network(
         start,
         end,
@@ -311,7 +325,6 @@ def compile_network(
         tuple(fixed_list),
         constraints,
         session_constraints,
-        member_rank,
         incidence,
         nodes,
         ancestors,
