@@ -84,7 +84,9 @@ def progressive_fill(
         rising[stopped] = False
         increments[stopped] = np.minimum(speeds[stopped] * level, heads[stopped])
         touched, coefficients, owners = incidence.terms_of(indices[stopped])
-        once = np.unique(touched)
+        seen = np.zeros(len(slope), dtype=bool)
+        seen[touched] = True
+        once = np.flatnonzero(seen)  # not np.unique: its first call imports numpy.ma (~100 ms)
         ref_slack[once] -= slope[once] * (level - ref_level[once])
         ref_level[once] = level
         np.subtract.at(slope, touched, coefficients * speeds[stopped][owners])

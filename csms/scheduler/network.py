@@ -120,6 +120,11 @@ class _Topology:
     # when a limit, an unsteerable load or the sessions' maxima shift enough to make a constraint (non-)binding).
     _kept: list[Sequence[int]] = field(default_factory=list)
     _renumbered: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
+    # Equal terms (and term lists: most stations' own constraints are pruned, leaving their sessions under the same
+    # ones) are one object: tens of thousands of small tuples that live on cost the garbage collector more than
+    # building them.
+    _pairs: dict[tuple[int, float], tuple[int, float]] = field(default_factory=dict)
+    _lists: dict[Terms, Terms] = field(default_factory=dict)
     # The last compiled network's constraints, and what they were compiled from (see ``compile_network``).
     _last: list[_Compiled] = field(default_factory=list)
 
@@ -128,13 +133,17 @@ class _Topology:
         if self._kept != [kept]:
             self._kept[:] = [kept]
             self._renumbered.clear()
-        cache, terms = self._renumbered, self.terms
+            self._pairs.clear()
+            self._lists.clear()
+        cache, terms, pairs, lists = self._renumbered, self.terms, self._pairs, self._lists
         renumber = {k: new_k for new_k, k in enumerate(kept)}
 
         def of(shape: tuple[str, tuple[int, ...], float]) -> Terms:
             found = cache.get(shape)
             if found is None:
-                found = cache[shape] = tuple((renumber[k], c) for k, c in terms[shape] if k in renumber)
+                pair = pairs.setdefault
+                fresh = tuple([pair(p, p) for p in [(renumber[k], c) for k, c in terms[shape] if k in renumber]])
+                found = cache[shape] = lists.setdefault(fresh, fresh)
             return found
 
         return of
