@@ -178,6 +178,11 @@ class SecuritySettings(_Section):
     # not-yet-valid certificate passes too); the chain, the CA, the subject and CRLs are still checked, and each
     # such login is a CertificateExpiredAccepted event.
     tls_accept_expired_client_certificates: bool = False
+    # 1.6 legacy stations (A00.FR.324: a station expected to be legacy SHOULD be allowed TLS 1.0/1.1 with
+    # TLS_RSA_WITH_AES_128_CBC_SHA). Empty (the default): TLS 1.2+ only. Listing identities opens TLS 1.0/1.1 on the
+    # TLS port at OpenSSL security level 0 for every handshake (needs the RSA chain); after the handshake a
+    # connection below TLS 1.2 is refused (403) unless it is a listed station speaking OCPP 1.6.
+    tls_legacy_v16_stations: list[str] = Field(default_factory=list, max_length=100_000)
     # OpenSSL cipher list for TLS 1.2: the four suites of A00.FR.317 plus ECDHE_RSA with AES-GCM.
     tls_ciphers: str = (
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:"

@@ -95,6 +95,7 @@ class SecurityEventKind(StrEnum):
     # an expired certificate let in by security.tls_accept_expired_client_certificates (A00.FR.430)
     CERTIFICATE_EXPIRED_ACCEPTED = "CertificateExpiredAccepted"
     TLS_HANDSHAKE_FAILED = "TlsHandshakeFailed"  # TLS refused: old version, unknown CA, expired certificate
+    LEGACY_TLS_REFUSED = "LegacyTlsRefused"  # TLS 1.0/1.1 from a station not listed as a 1.6 legacy station
     CONNECTION_REPLACED = "ConnectionReplaced"  # an authenticated duplicate connection took over
     CONNECTION_FLAPPING = "ConnectionFlapping"  # more than 3 replacements of one identity within a minute
     PROFILE_CHANGED = "ProfileChanged"

@@ -184,6 +184,7 @@ class OcppServer:
             _client_subject(connection) if listener is Listener.TLS else None,
             _offered_version(request.headers),
             _client_not_after(connection) if listener is Listener.TLS else None,
+            _tls_version(connection) if listener is Listener.TLS else None,
         )
         outcome = await self._security.admit(attempt)
         if not isinstance(outcome, Refusal):
@@ -303,3 +304,9 @@ def _client_not_after(connection: ServerConnection) -> datetime | None:
         return datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
     except ValueError:
         return None
+
+
+def _tls_version(connection: ServerConnection) -> str | None:
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    version = ssl_object.version() if ssl_object is not None else None
+    return version if isinstance(version, str) else None

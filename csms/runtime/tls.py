@@ -1,6 +1,7 @@
 """The TLS context of the OCPP TLS listener (security profiles 2 and 3).
 
-TLS 1.2 or newer only (A00.FR.312-.314; 2.0.1 bans 1.0/1.1), the suites of A00.FR.317 (an RSA and an optional
+TLS 1.2 or newer only (A00.FR.312-.314; 2.0.1 bans 1.0/1.1) unless 1.6 legacy stations are listed (A00.FR.324,
+opt-in: then 1.0/1.1 too, decided per station before the upgrade), the suites of A00.FR.317 (an RSA and an optional
 ECDSA server certificate: ECDHE_ECDSA_* needs the latter, TLS_RSA_* the former), no compression (.320). With a
 client CA configured, client certificates are requested and, when sent, verified by OpenSSL (chain and validity
 period, .403/.407); a station whose certificate fails never gets past the TLS handshake. The subject (O and CN) is
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import ssl
 import sys
+import warnings
 from asyncio.sslproto import SSLProtocol
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,11 @@ from csms.config import SecuritySettings
 from csms.errors import ConfigError
 
 __all__ = ["HandshakeFailed", "HandshakeFailure", "server_context"]
+
+# A00.FR.324: the one suite a 1.6 legacy station gets on TLS 1.0/1.1 (TLS_RSA_WITH_AES_128_CBC_SHA). OpenSSL 3 only
+# negotiates TLS 1.0/1.1 at security level 0 (their handshake signs with SHA-1).
+_LEGACY_SUITE = "AES128-SHA"
+_LEGACY_SECURITY_LEVEL = "@SECLEVEL=0"
 
 # OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h, since 1.1.0): verify without checking validity periods.
 # Python's ssl module passes any flag bits to X509_VERIFY_PARAM_set_flags but names only a few.
@@ -52,10 +59,20 @@ def server_context(settings: SecuritySettings, on_failure: HandshakeFailed) -> s
         ConfigError: naming the key of a missing or unreadable certificate, key or CA file.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    ciphers = settings.tls_ciphers
+    if settings.tls_legacy_v16_stations:
+        # Last in the list, and the server's preference wins: a TLS 1.2 client still gets an AEAD suite. Which
+        # station may stay below TLS 1.2 is decided after the handshake, when its identity is known.
+        with warnings.catch_warnings():
+            # Python deprecates TLS 1.0/1.1 (so do we): this is the opt-in of A00.FR.324, documented with its risk.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        ciphers = f"{ciphers}:{_LEGACY_SUITE}:{_LEGACY_SECURITY_LEVEL}"
+    else:
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.set_ciphers(settings.tls_ciphers)
+        context.set_ciphers(ciphers)
     except ssl.SSLError:
         message = f"invalid config key 'security.tls_ciphers': no usable cipher in {settings.tls_ciphers!r}"
         raise ConfigError(message) from None

@@ -57,6 +57,7 @@ log = structlog.get_logger(__name__)
 # white paper's advice), an unknown version 20 characters valid in both.
 _GENERATED_LENGTH = {"2.0.1": 40, None: 20}
 _FLAPPING_REPLACEMENTS = 3
+_LEGACY_TLS_VERSIONS = frozenset({"TLSv1", "TLSv1.1"})
 _REBOOT_REQUIRED = "RebootRequired"
 _NEW_PASSWORD = "new password"  # _check_password: the login used the pending (rotated-to) password
 
@@ -93,6 +94,7 @@ class ConnectAttempt:
     certificate: Subject | None  # the verified client certificate's subject (TLS port), if one was sent
     ocpp_version: str | None = None  # the version the offered subprotocols select ("1.6", "2.0.1"), if any
     certificate_not_after: datetime | None = None  # the end of the client certificate's validity period
+    tls_version: str | None = None  # the negotiated TLS version ("TLSv1.2", ...) on the TLS port
 
 
 class StationSecurityService:
@@ -128,6 +130,7 @@ class StationSecurityService:
         # in a reconnect loop (reported once a minute per identity).
         self._replacements = FailureThrottle(_FLAPPING_REPLACEMENTS + 1, 60.0, 60.0, keys)
         self._credentials: dict[str, StationCredentials] = {}
+        self._legacy_tls_stations = frozenset(settings.tls_legacy_v16_stations)
         self._rotating: set[str] = set()
 
     async def load(self) -> None:
@@ -164,6 +167,14 @@ class StationSecurityService:
             return Refusal(
                 400, "identity must be 1-48 characters of A-Z a-z 0-9 * - _ = + | @ . (OCPP identifierString)"
             )
+        if attempt.tls_version in _LEGACY_TLS_VERSIONS and not (
+            attempt.ocpp_version == "1.6" and identity in self._legacy_tls_stations
+        ):
+            detail = f"{attempt.tls_version} from a station not listed in security.tls_legacy_v16_stations"
+            if attempt.ocpp_version != "1.6":
+                detail = f"{attempt.tls_version} with OCPP {attempt.ocpp_version}: only 1.6 legacy stations may"
+            await self._fail(attempt, SecurityEventKind.LEGACY_TLS_REFUSED, detail, count=False)
+            return Refusal(403, "TLS 1.2 or newer required")
         now = self._monotonic()
         locked = max(self._by_identity.locked_for(identity, now), self._by_ip.locked_for(ip or "", now))
         if locked > 0:

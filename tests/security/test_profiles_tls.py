@@ -526,3 +526,47 @@ def test_accepting_expired_certificates_without_a_client_ca_is_a_config_error(tm
     settings = {**pki.settings, "tls_client_ca_file": None, "tls_accept_expired_client_certificates": True}
     with pytest.raises(ConfigError, match=r"security\.tls_accept_expired_client_certificates"):
         server_context(make_settings(tmp_path, security=settings).security, lambda failure: None)
+
+
+def legacy_client(pki: Pki, version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A 1.6 legacy station's TLS: only ``version`` (1.0 or 1.1) and only TLS_RSA_WITH_AES_128_CBC_SHA."""
+    with warnings.catch_warnings():  # the client is deliberately obsolete
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = pki.client(minimum_version=version, maximum_version=version)
+    context.set_ciphers("AES128-SHA:@SECLEVEL=0")  # let the client's OpenSSL offer TLS 1.0/1.1 at all
+    return context
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
+async def test_listed_v16_legacy_station_may_use_tls_1_0_or_1_1(
+    tmp_path: Path, pki: Pki, version: ssl.TLSVersion
+) -> None:
+    """A00.FR.324: a station listed in security.tls_legacy_v16_stations connects over TLS 1.0/1.1 with
+    TLS_RSA_WITH_AES_128_CBC_SHA and OCPP 1.6. Over the same old TLS, an unlisted station, or the listed one
+    speaking 2.0.1 (which bans TLS < 1.2), gets 403 and a LegacyTlsRefused event. A TLS 1.2 client still gets an
+    AEAD suite. (Without the setting TLS 1.1 fails the handshake: test_tls11_client_is_refused_with_an_event.)"""
+    settings = {**pki.settings, "tls_legacy_v16_stations": ["CP-LEGACY"]}
+    system = CentralSystem(make_settings(tmp_path, security=settings))
+    await system.start()
+    try:
+        for identity in ["CP-LEGACY", "CP-MODERN"]:
+            await set_security(system, identity, profile=2, password=PASSWORD)
+        url = ws_url(system, "CP-LEGACY", tls=True)
+        old = legacy_client(pki, version)
+        client = await RawClient.open(url, ssl=old, additional_headers=basic("CP-LEGACY", PASSWORD))
+        ssl_object = client.connection.transport.get_extra_info("ssl_object")
+        assert (ssl_object.version(), ssl_object.cipher()[0]) == (version.name.replace("_", "."), "AES128-SHA")
+        assert (await client.result("BootNotification", V16_BOOT))["status"] == "Accepted"
+        await client.close()
+        modern = ws_url(system, "CP-MODERN", tls=True)
+        assert (await handshake(modern, basic("CP-MODERN", PASSWORD), old))[0] == 403
+        v201 = await handshake(url, basic("CP-LEGACY", PASSWORD), old, subprotocols=("ocpp2.0.1",))
+        assert v201[0] == 403 and "TLS 1.2" in v201[2], v201
+        refused = await events(system, kind="LegacyTlsRefused")
+        assert {e["station_id"] for e in refused} == {"CP-LEGACY", "CP-MODERN"}, refused
+        current = pki.client(maximum_version=ssl.TLSVersion.TLSv1_2)
+        headers = basic("CP-MODERN", PASSWORD)
+        async with connect(modern, subprotocols=["ocpp1.6"], ssl=current, additional_headers=headers) as ws:  # type: ignore[list-item]
+            assert "GCM" in ws.transport.get_extra_info("ssl_object").cipher()[0]
+    finally:
+        await system.stop()
