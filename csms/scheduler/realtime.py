@@ -30,6 +30,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from csms.domain.grid import Priority
 from csms.scheduler.filling import progressive_fill
@@ -52,6 +56,17 @@ class _Needs:
     energy_wh: list[float]
     departure_us: list[int]  # microseconds after the plan's start (whole: seconds left come out as exactly as
     # timedelta.total_seconds() gives them)
+    sessions: _Columns  # what does not change from one stretch to the next
+
+
+class _Columns(NamedTuple):
+    """The sessions' own figures as arrays, for the arithmetic done for every session at once (``_figures``)."""
+
+    departure_us: npt.NDArray[np.int64]
+    max_current_a: npt.NDArray[np.float64]
+    min_current_a: npt.NDArray[np.float64]
+    watts_per_amp: npt.NDArray[np.float64]
+    charging: npt.NDArray[np.bool_]  # offered a current now
 
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
@@ -98,31 +113,9 @@ def allocate(
 ) -> list[float]:
     """Pilot currents for ``network.sessions`` from ``now`` for one slot, within ``capacities``."""
     sessions = network.sessions
-    slot_hours = settings.slot.total_seconds() / 3600
-    margin_hours = settings.pace_margin.total_seconds() / 3600
     count = len(sessions)
     # What each session can use in the next slot: its maximum, or less if its remaining energy is less.
-    ceiling = [0.0] * count
-    pace = [0.0] * count
-    laxity = [0.0] * count
-    urgency = [0.0] * count
-    now_us = (now - network.start) // _MICROSECOND
-    for i, (session, energy_wh, departure_us) in enumerate(
-        zip(sessions, needs.energy_wh, needs.departure_us, strict=True)
-    ):
-        watts_per_amp = _watts_per_amp(session)
-        if energy_wh <= _EPSILON or session.max_current_a < session.min_current_a or watts_per_amp <= 0:
-            continue
-        hours_left = max((departure_us - now_us) / 1e6 / 3600, slot_hours)
-        pace_hours = max(hours_left - margin_hours, slot_hours)
-        urgency[i] = 1 / hours_left
-        energy_amps = energy_wh / (watts_per_amp * slot_hours)
-        ceiling[i] = min(session.max_current_a, max(energy_amps, session.min_current_a))
-        pace[i] = min(energy_wh / (watts_per_amp * pace_hours), ceiling[i])
-        full_current_hours = energy_wh / (watts_per_amp * session.max_current_a)
-        laxity[i] = (hours_left - full_current_hours) * 3600
-        if session.offered_a:
-            laxity[i] -= settings.keep_charging_bonus_s
+    ceiling, pace, laxity, urgency = _figures(needs, (now - network.start) // _MICROSECOND, settings)
 
     wanting = [i for i in range(count) if ceiling[i] > 0]
     wanting.sort(key=lambda i: (-sessions[i].priority, laxity[i], sessions[i].arrived_at, sessions[i].id))
@@ -200,11 +193,49 @@ def _session_plans(
     return plans
 
 
+def _figures(
+    needs: _Needs, now_us: int, settings: SchedulerSettings
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per session: ceiling, pace, laxity and urgency (all 0 for a session that wants nothing or cannot charge).
+
+    Each is computed with the same operations in the same order as one session at a time would (the floats are
+    the same), for all sessions at once."""
+    columns = needs.sessions
+    slot_hours = settings.slot.total_seconds() / 3600
+    margin_hours = settings.pace_margin.total_seconds() / 3600
+    energy_wh = np.array(needs.energy_wh, dtype=np.float64)
+    watts_per_amp, maximum, minimum = columns.watts_per_amp, columns.max_current_a, columns.min_current_a
+    wants = ~(energy_wh <= _EPSILON) & ~(maximum < minimum) & ~(watts_per_amp <= 0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # where it is 0, ``wants`` is False
+        hours_left = np.maximum((columns.departure_us - now_us) / 1e6 / 3600, slot_hours)
+        pace_hours = np.maximum(hours_left - margin_hours, slot_hours)
+        urgency = 1 / hours_left
+        energy_amps = energy_wh / (watts_per_amp * slot_hours)
+        ceiling = np.minimum(maximum, np.maximum(energy_amps, minimum))
+        pace = np.minimum(energy_wh / (watts_per_amp * pace_hours), ceiling)
+        full_current_hours = energy_wh / (watts_per_amp * maximum)
+        laxity = (hours_left - full_current_hours) * 3600
+    laxity = np.where(columns.charging, laxity - settings.keep_charging_bonus_s, laxity)
+    return (
+        np.where(wants, ceiling, 0.0).tolist(),
+        np.where(wants, pace, 0.0).tolist(),
+        np.where(wants, laxity, 0.0).tolist(),
+        np.where(wants, urgency, 0.0).tolist(),
+    )
+
+
 def _initial_needs(sessions: Sequence[SessionDemand], start: datetime, settings: SchedulerSettings) -> _Needs:
     default_energy, default_stay = settings.default_energy_wh, settings.default_stay
+    departure_us = [((s.departure or s.arrived_at + default_stay) - start) // _MICROSECOND for s in sessions]
+    columns = _Columns(
+        np.array(departure_us, dtype=np.int64),
+        np.array([s.max_current_a for s in sessions], dtype=np.float64),
+        np.array([s.min_current_a for s in sessions], dtype=np.float64),
+        np.array([s.voltage_v * len(s.phases) for s in sessions], dtype=np.float64),
+        np.array([bool(s.offered_a) for s in sessions], dtype=np.bool_),
+    )
     return _Needs(
-        [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions],
-        [((s.departure or s.arrived_at + default_stay) - start) // _MICROSECOND for s in sessions],
+        [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions], departure_us, columns
     )
 
 
