@@ -136,13 +136,15 @@ class _Topology:
             self._pairs.clear()
             self._lists.clear()
         cache, terms, pairs, lists = self._renumbered, self.terms, self._pairs, self._lists
-        renumber = {k: new_k for new_k, k in enumerate(kept)}
+        renumber = [-1] * len(self.keys)
+        for new_k, k in enumerate(kept):
+            renumber[k] = new_k
 
         def of(shape: tuple[str, tuple[int, ...], float]) -> Terms:
             found = cache.get(shape)
             if found is None:
                 pair = pairs.setdefault
-                fresh = tuple([pair(p, p) for p in [(renumber[k], c) for k, c in terms[shape] if k in renumber]])
+                fresh = tuple([pair(p, p) for p in [(renumber[k], c) for k, c in terms[shape] if renumber[k] >= 0]])
                 found = cache[shape] = lists.setdefault(fresh, fresh)
             return found
 
@@ -272,13 +274,13 @@ def compile_network(
     shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
     for session, node_id, phases, voltage_v, maximum, fixed_a in zip(snapshot.sessions, *signature, strict=True):
         shape = (node_id, phases, voltage_v)
-        if shape not in known:
+        indices = shapes.get(shape) if fixed_a is None else None
+        if indices is None and shape not in known:
             _check_session(session, nodes)  # a known shape hangs from a known node on phases it carries
             _terms(topology, shape)
         if not maximum >= 0 or not session.min_current_a >= 0:
             raise GridError(f"session {session.id!r}: currents must be >= 0")
         if fixed_a is None:
-            indices = shapes.get(shape)
             if indices is None:
                 shapes[shape] = [len(controllable_list)]
             else:
