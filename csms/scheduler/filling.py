@@ -64,7 +64,10 @@ def progressive_fill(
     heapq.heapify(heap)
     ratios = heads[active] / speeds[active]
     by_cap = np.lexsort((active, ratios))
-    caps = list(zip(ratios[by_cap].tolist(), active[by_cap].tolist(), strict=True))
+    # Sessions by the level at which they reach their headroom: two lists, not a tuple per session (tens of
+    # thousands of those per re-plan keep the garbage collector busy).
+    cap_levels: list[float] = ratios[by_cap].tolist()
+    capped: list[int] = active[by_cap].tolist()
     next_cap = 0
     increments = np.zeros(count)
 
@@ -103,15 +106,15 @@ def progressive_fill(
             if true_level <= level + _TINY:
                 break
             heapq.heapreplace(heap, (true_level, k))
-        while next_cap < len(caps) and not rising[caps[next_cap][1]]:
+        while next_cap < len(capped) and not rising[capped[next_cap]]:
             next_cap += 1
-        cap_level = caps[next_cap][0] if next_cap < len(caps) else None
+        cap_level = cap_levels[next_cap] if next_cap < len(capped) else None
         constraint_level = heap[0][0] if heap else None
         if cap_level is None and constraint_level is None:
             break
         if constraint_level is None or (cap_level is not None and cap_level <= constraint_level):
             assert cap_level is not None
-            freeze(caps[next_cap][1], cap_level)
+            freeze(capped[next_cap], cap_level)
             next_cap += 1
             continue
         level, k = heapq.heappop(heap)
