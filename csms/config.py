@@ -126,6 +126,9 @@ class SmartChargingSettings(_Section):
     station_max_at_boot: bool = False
     default_stay_hours: float = Field(default=8.0, gt=0, le=168)
     default_energy_kwh: float = Field(default=30.0, ge=0, le=1000)
+    # A new session on a multi-phase station whose car has not drawn yet is admitted first (at least 6 A) for up
+    # to this long, so its meter values show which phases the car uses; 0 = no probe.
+    phase_probe_seconds: float = Field(default=300.0, ge=0, le=3600)
 
 
 class LiveSettings(_Section):

@@ -37,6 +37,9 @@ class SimConfig:
     # The CSMS learns a car's phases from its first meter values and assumes all three until then (a paused car
     # never shows them). True: it knows them from the start (e.g. ISO 15118 / NotifyEVChargingNeeds).
     phases_known_at_start: bool = False
+    # A new session whose phases are unknown is probed for this long after it plugs in (SessionDemand.probing:
+    # admitted first so its first meter values show its phases), as the runtime does by default. 0: no probe.
+    phase_probe_s: float = 300.0
     # Check every plan against the limits as the controller stated them (catches infeasible plans directly).
     check_plans: bool = True
     record: bool = True  # keep the site's load per step (for plots)

@@ -3,8 +3,9 @@
 It re-plans on events (debounced) and every slot, from what a CSMS can know: the driver's estimated departure,
 requested energy minus metered energy, a maximum current learned from meter values (like acnportal's
 SimpleRampdown: down to the draw when the car takes over 1 A less than offered, up 1 A when it takes it all),
-the phases a car draws on once it has drawn, and which stations cannot be steered (they rejected the boot
-profile, or were seen drawing above their limit) -- those are passed as ``fixed_a``. ``select_changes``
+the phases a car draws on once it has drawn (a new car is admitted first for up to ``phase_probe_s`` so that it
+does, and a car showing its phases triggers a re-plan), and which stations cannot be steered (they rejected the
+boot profile, or were seen drawing above their limit) -- those are passed as ``fixed_a``. ``select_changes``
 decides what gets written; decreases go out first and increases one step later, after the decreases are
 accepted.
 """
@@ -130,6 +131,8 @@ class Controller:
             return []
         active = np.fromiter(self.active, dtype=np.intp)
         self._check_compliance(step, active, last_draw)
+        if (last_draw[active[~self.phases_known[active]]] > 0.5).any():
+            self.event = True  # a car shows its phases: re-plan it on them (the runtime's meter values do too)
         debounce = max(1, round(self.config.debounce_s / self.config.step_s))
         due_event = self.urgent or (self.event and step - self.last_replan >= debounce)
         due_tick = step - self.last_replan >= self.config.settings.slot.total_seconds() / self.config.step_s
@@ -181,6 +184,7 @@ class Controller:
         sessions = self.workload.sessions
         stations = self.workload.site.stations
         slot = self.config.settings.slot
+        probe = timedelta(seconds=self.config.phase_probe_s)
         demands = []
         for i in active:
             session = sessions[i]
@@ -188,11 +192,12 @@ class Controller:
             phases = self.true_phases[i] if self.phases_known[i] else ALL_PHASES
             # A driver still here after the time they gave: assume they stay at least one more slot.
             departure = max(self.workload.start + timedelta(seconds=session.estimated_departure_s), now + slot)
+            arrived_at = self.workload.start + timedelta(seconds=session.arrival_s)
             common = {
                 "id": session.id,
                 "node_id": station.id,
                 "phases": phases,
-                "arrived_at": self.workload.start + timedelta(seconds=session.arrival_s),
+                "arrived_at": arrived_at,
                 "energy_wh": float(remaining[i]),
                 "departure": departure,
                 "priority": session.priority,
@@ -204,7 +209,10 @@ class Controller:
             else:
                 # A tapering car that takes 3 A is still offered the 6 A minimum: it takes what it can.
                 max_a = float(min(max(self.cap[i], IEC_MIN_CURRENT_A), self.hardware_a[i]))
-                demands.append(SessionDemand(max_current_a=max_a, offered_a=float(self.offered[i]), **common))
+                probing = not self.phases_known[i] and now - arrived_at < probe
+                demands.append(
+                    SessionDemand(max_current_a=max_a, offered_a=float(self.offered[i]), probing=probing, **common)
+                )
         return Snapshot(self.nodes, tuple(demands))
 
     def _replan(self, step: int, active: np.ndarray, last_draw: np.ndarray, delivered_wh: np.ndarray) -> list[Write]:

@@ -43,6 +43,10 @@ class SessionDemand:
     # its limit): it is assumed to draw this much per phase and everything else is planned around it.
     fixed_a: float | None = None
     pilot_step_a: float = 1.0  # pilot granularity: integer amps by default (OCPP allows 0.1)
+    # Its phases are not known yet (``phases`` is the station's, assumed for safety) and the caller wants them
+    # learned: under per-phase limits it is admitted first in its class, so that it draws and its meter values
+    # show which phases the car uses. The caller decides how long a session probes.
+    probing: bool = False
 
 
 @dataclass(frozen=True, slots=True)

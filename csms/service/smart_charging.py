@@ -468,7 +468,15 @@ class SmartChargingService:
             voltage_v=voltage,
             offered_a=session.offered_a,
             fixed_a=self._fixed_draw(session, wiring, now),
+            probing=self._probing(session, wiring, now),
         )
+
+    def _probing(self, session: EvseSession, wiring: StationWiring, now: datetime) -> bool:
+        """Whether a new session is admitted first to learn its phases (see SessionDemand.probing): until its car
+        has drawn, and only for ``phase_probe_seconds`` after it started."""
+        if session.phases is not None or wiring.phases == 1:
+            return False
+        return (now - session.started_at).total_seconds() < self._settings.phase_probe_seconds
 
     def _fixed_draw(self, session: EvseSession, wiring: StationWiring, now: datetime) -> float | None:
         """What an unsteerable session is assumed to draw, or None when we can steer it."""

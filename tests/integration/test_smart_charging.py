@@ -272,6 +272,46 @@ async def test_single_phase_car_frees_the_other_phases(system: CentralSystem) ->
     await c2.close()
 
 
+@pytest.mark.parametrize("probe_seconds", [300.0, 0.0])
+async def test_new_car_is_probed_to_learn_its_phases_then_planned_on_one(tmp_path: Path, probe_seconds: float) -> None:
+    """L2 and L3 carry 6 A of building load under a 16 A site: two three-phase cars cannot both have 6 A, but a
+    three-phase and a single-phase car on L1 can. A new car's phases are unknown until it draws: probed, it is
+    admitted first (the charging car waits), shows in its meter values that it uses L1 only, and is re-planned on
+    L1, so both charge. Without the probe it stays paused as a three-phase car and never shows it."""
+    smart = SMART | {"phase_probe_seconds": probe_seconds, "min_write_interval_seconds": 0}
+    central = CentralSystem(make_settings(tmp_path, smart_charging=smart))
+    await central.start()
+    try:
+        await make_site(central, 16, ["cp1", "cp2"])
+        response = await api(central, "PUT", "/grid-nodes/site/unmanaged-load", json={"unmanaged_a": [0, 6, 6]})
+        assert response.status_code == 200, response.text
+        three, one = Charger("cp1"), Charger("cp2")
+        c1, c2 = await three.connect(central), await one.connect(central)
+        t1 = await start_16(c1)
+        await replan(central)
+        assert three.tx_limits()[-1] == 10
+        await meter_16(c1, t1, (10, 10, 10), 2000)
+        t2 = await start_16(c2)
+        await replan(central)
+        if probe_seconds:
+            assert three.tx_limits()[-1] == 0 and one.tx_limits()[-1] >= 6  # probed: it charges, on three phases
+            await meter_16(c2, t2, (10, 0, 0), 1100)  # ...and draws on L1 only
+            await wait_for(lambda: three.tx_limits()[-1] >= 6)
+            assert (await api(central, "GET", "/charging-sessions/cp2/1")).json()["phases"] == 1
+            await replan(central)
+            plan = (await api(central, "GET", "/sites/site/plan")).json()
+            site = next(n for n in plan["nodes"] if n["node_id"] == "site")
+            assert max(site["load_a"]) <= 16  # unmanaged load included
+            assert one.tx_limits()[-1] >= 6 and three.tx_limits()[-1] + one.tx_limits()[-1] <= 16  # both on L1
+        else:
+            assert three.tx_limits()[-1] == 10 and one.tx_limits()[-1] == 0
+            assert (await api(central, "GET", "/charging-sessions/cp2/1")).json()["phases"] is None
+        await c1.close()
+        await c2.close()
+    finally:
+        await central.stop()
+
+
 async def test_v201_charging_needs_are_accepted_and_shape_the_plan(system: CentralSystem) -> None:
     """A 2.0.1 car's NotifyEVChargingNeeds is Accepted on a managed station; its TxProfile carries the transactionId."""
     await make_site(system, 32, ["cs1"])

@@ -188,6 +188,38 @@ def test_charging_session_keeps_its_place_against_a_slightly_more_urgent_one() -
     assert currents(plan(Snapshot(nodes, (much_sooner, charging)), NOW)) == {"charging": 0, "waiting": 10}
 
 
+@pytest.mark.parametrize(
+    ("limit", "probing", "expected"),
+    [
+        # Room for one car at 6 A per phase. Not probing: the car charging, and more urgent, keeps it.
+        ({"max_current_a": 10}, False, {"charging": 10, "new": 0}),
+        # Probing: the new car (phases unknown, planned on all three) is admitted first so that it draws and its
+        # meter values show its phases; the charging car waits, as 4 A are left.
+        ({"max_current_a": 10}, True, {"charging": 0, "new": 10}),
+        # Under a power limit alone the probe changes nothing: where a car's load lands does not matter there.
+        ({"max_power_w": 10 * 230 * 3}, True, {"charging": 10, "new": 0}),
+    ],
+)
+def test_a_session_with_unknown_phases_is_admitted_first_to_learn_them(
+    limit: dict[str, float], probing: bool, expected: dict[str, float]
+) -> None:
+    """A new car whose phases are unknown comes first in its class under per-phase limits, even before a more
+    urgent car that is charging: paused while planned as three-phase, a single-phase car would never show that
+    it needs only one phase."""
+    charging = session("charging", energy_wh=20_000, hours=2, offered_a=10)
+    new = session("new", energy_wh=20_000, hours=8, probing=probing)
+    result = currents(plan(Snapshot((GridNode("site", **limit),), (charging, new)), NOW))
+    assert result == expected
+
+
+def test_a_probing_session_does_not_come_before_a_higher_priority_class() -> None:
+    """The probe is first within its class only: an urgent car keeps the only 6 A."""
+    urgent = session("urgent", energy_wh=20_000, priority=Priority.URGENT)
+    new = session("new", probing=True)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=8),), (new, urgent)), NOW))
+    assert result == {"urgent": 8, "new": 0}
+
+
 def test_unknown_departure_and_energy_use_the_configured_defaults() -> None:
     """No departure or energy given: the session is planned with default_stay and default_energy_wh."""
     unknown = SessionDemand("u", "site", THREE, 32, NOW)
