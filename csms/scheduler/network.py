@@ -266,66 +266,54 @@ def compile_network(
             ancestors,
         )
     known = topology.terms
-    # One pass: check each session, split controllable from fixed, and group the controllable ones by shape
-    # (sessions on one station with the same phases and voltage are under the same constraints).
+    # One pass: check each session, split controllable from fixed, and number the shapes of the controllable ones
+    # in the order they first appear (sessions on one station with the same phases and voltage are under the same
+    # constraints; every constraint lists its members shape by shape in that order).
     controllable_list: list[SessionDemand] = []
     fixed_list: list[SessionDemand] = []
     maxima: list[float] = []  # of the controllable ones
-    shapes: dict[tuple[str, tuple[int, ...], float], list[int]] = {}
+    shape_of: list[int] = []  # of the controllable ones
+    shapes: dict[tuple[str, tuple[int, ...], float], int] = {}
     for session, node_id, phases, voltage_v, maximum, fixed_a in zip(snapshot.sessions, *signature, strict=True):
         shape = (node_id, phases, voltage_v)
-        indices = shapes.get(shape) if fixed_a is None else None
-        if indices is None and shape not in known:
+        number = shapes.get(shape) if fixed_a is None else None
+        if number is None and shape not in known:
             _check_session(session, nodes)  # a known shape hangs from a known node on phases it carries
             _terms(topology, shape)
         if not maximum >= 0 or not session.min_current_a >= 0:
             raise GridError(f"session {session.id!r}: currents must be >= 0")
         if fixed_a is None:
-            if indices is None:
-                shapes[shape] = [len(controllable_list)]
-            else:
-                indices.append(len(controllable_list))
+            if number is None:
+                number = shapes[shape] = len(shapes)
+            shape_of.append(number)
             controllable_list.append(session)
             maxima.append(maximum)
         else:
             fixed_list.append(session)
     steady = _steady_loads(topology, fixed_list)
     lowest, by_segment = _capacities(topology, holds, steady, boundaries[:-1])
+    grouped = _Grouped(topology, list(shapes), np.array(shape_of, dtype=np.intp), np.array(maxima, dtype=np.float64))
     if prune:
-        kept: Sequence[int] = _binding(topology, maxima, shapes, lowest, prune_at_maxima)
+        kept: Sequence[int] = _binding(grouped, lowest, prune_at_maxima)
     else:
         kept = range(len(topology.keys))
     terms_of = topology.renumbered(kept)
-    members: list[list[int]] = [[] for _ in kept]
-    coefficients: list[list[float]] = [[] for _ in kept]
-    per_session: list[tuple[tuple[int, float], ...]] = [()] * len(controllable_list)
-    for shape, indices in shapes.items():
-        terms = terms_of(shape)
-        for k, coefficient in terms:
-            members[k] += indices
-            coefficients[k] += [coefficient] * len(indices)
-        for index in indices:
-            per_session[index] = terms
+    shape_terms = [terms_of(shape) for shape in shapes]
+    session_constraints = tuple([shape_terms[number] for number in shape_of])
+    incidence = grouped.incidence(kept)
+    bounds = incidence.starts.tolist()
+    member_lists: list[int] = incidence.session.tolist()
+    coefficient_lists: list[float] = incidence.coefficient.tolist()
     keys = topology.keys
     segments = len(boundaries) - 1
     constraints = tuple(
         Constraint(
-            *keys[k], tuple(members[new_k]), tuple(coefficients[new_k]), by_segment.get(k) or (lowest[k],) * segments
+            *keys[k],
+            tuple(member_lists[bounds[new_k] : bounds[new_k + 1]]),
+            tuple(coefficient_lists[bounds[new_k] : bounds[new_k + 1]]),
+            by_segment.get(k) or (lowest[k],) * segments,
         )
         for new_k, k in enumerate(kept)
-    )
-    session_constraints = tuple(per_session)
-    lengths = [len(m) for m in members]
-    member_sessions = np.fromiter(chain.from_iterable(members), np.intp)
-    incidence = Incidence(
-        np.repeat(np.arange(len(members), dtype=np.intp), lengths),
-        member_sessions,
-        np.fromiter(chain.from_iterable(coefficients), np.float64),
-        np.concatenate(([0], np.cumsum(lengths))).astype(np.intp),
-        np.argsort(member_sessions, kind="stable").astype(np.intp),
-        np.concatenate(([0], np.cumsum(np.bincount(member_sessions, minlength=len(controllable_list))))).astype(
-            np.intp
-        ),
     )
     topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints, incidence)]
     return Network(
@@ -380,28 +368,72 @@ def _capacities(
     return lowest, by_segment
 
 
-def _binding(
-    topology: _Topology,
-    maxima: Sequence[float],
-    shapes: Mapping[tuple[str, tuple[int, ...], float], list[int]],
-    lowest: Sequence[float],
-    at_maxima: bool,
-) -> list[int]:
+class _Grouped:
+    """The controllable sessions grouped by shape, with the shapes' terms (in the tree's numbering) as arrays."""
+
+    def __init__(
+        self,
+        topology: _Topology,
+        shapes: list[tuple[str, tuple[int, ...], float]],
+        shape_of: npt.NDArray[np.intp],
+        maxima: npt.NDArray[np.float64],
+    ) -> None:
+        self.shape_of, self.maxima, self.keys = shape_of, maxima, len(topology.keys)
+        self.shape_count = len(shapes)
+        terms = [topology.terms[shape] for shape in shapes]
+        self.lengths = np.array([len(t) for t in terms], dtype=np.intp)
+        pairs = np.array(list(chain.from_iterable(terms)), dtype=np.float64).reshape(-1, 2)
+        self.constraint = pairs[:, 0].astype(np.intp)
+        self.coefficient = pairs[:, 1]
+        self.owner = np.repeat(np.arange(len(shapes), dtype=np.intp), self.lengths)  # shape of each term
+
+    def worst(self) -> npt.NDArray[np.float64]:
+        """Per constraint (tree numbering), its load with every session under it at its maximum: summed shape by
+        shape (each shape's maxima in session order), as a loop would."""
+        most = np.bincount(self.shape_of, self.maxima, self.shape_count)
+        return cast(
+            npt.NDArray[np.float64], np.bincount(self.constraint, most[self.owner] * self.coefficient, self.keys)
+        )
+
+    def incidence(self, kept: Sequence[int]) -> Incidence:
+        """The terms of the constraints in ``kept`` (numbered by position there), each listing its members shape
+        by shape in order of first appearance, and within a shape by session index."""
+        renumber = np.full(self.keys, -1, dtype=np.intp)
+        renumber[np.asarray(kept, dtype=np.intp)] = np.arange(len(kept), dtype=np.intp)
+        new_k = renumber[self.constraint]
+        used = new_k >= 0
+        pair_k, pair_c, pair_shape = new_k[used], self.coefficient[used], self.owner[used]
+        by_shape = np.argsort(self.shape_of, kind="stable").astype(np.intp)  # each shape's sessions, ascending
+        shape_counts = np.bincount(self.shape_of, minlength=self.shape_count)
+        shape_starts = np.cumsum(shape_counts) - shape_counts
+        counts = shape_counts[pair_shape]
+        offsets = np.arange(int(counts.sum()), dtype=np.intp) - np.repeat(np.cumsum(counts) - counts, counts)
+        sessions = by_shape[np.repeat(shape_starts[pair_shape], counts) + offsets]
+        constraint = np.repeat(pair_k, counts)
+        order = np.argsort(constraint, kind="stable")  # constraint by constraint, shapes keeping their order
+        constraint, sessions = constraint[order], sessions[order].astype(np.intp)
+        coefficient = np.repeat(pair_c, counts)[order]
+        lengths = np.bincount(constraint, minlength=len(kept))
+        return Incidence(
+            constraint.astype(np.intp),
+            sessions,
+            coefficient,
+            np.concatenate(([0], np.cumsum(lengths))).astype(np.intp),
+            np.argsort(sessions, kind="stable").astype(np.intp),
+            np.concatenate(([0], np.cumsum(np.bincount(sessions, minlength=len(self.shape_of))))).astype(np.intp),
+        )
+
+
+def _binding(grouped: _Grouped, lowest: Sequence[float], at_maxima: bool) -> list[int]:
     """Constraints that could bind: those that every session at its maximum would still not fill are dropped
     (and, ``at_maxima``, those it would fill exactly; a constraint already overloaded is always kept).
 
     A station's own limit is usually at or above what its EVSEs can draw; on a large site those are most of the
     constraints, and dropping them makes every later step proportionally cheaper without changing any plan.
     """
-    worst = [0.0] * len(topology.keys)
-    terms_of = topology.terms
-    for shape, indices in shapes.items():
-        most = sum([maxima[i] for i in indices])
-        for k, coefficient in terms_of[shape]:
-            worst[k] += most * coefficient
-    if at_maxima:
-        return [k for k, capacity in enumerate(lowest) if worst[k] > capacity]
-    return [k for k, capacity in enumerate(lowest) if worst[k] > capacity - 1e-9]
+    worst, capacity = grouped.worst(), np.array(lowest, dtype=np.float64)
+    binds = worst > capacity if at_maxima else worst > capacity - 1e-9
+    return cast(list[int], np.flatnonzero(binds).tolist())
 
 
 def _terms(topology: _Topology, shape: tuple[str, tuple[int, ...], float]) -> tuple[tuple[int, float], ...]:
