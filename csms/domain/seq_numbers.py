@@ -11,6 +11,7 @@ missing. A station that reboots and restarts its count at 0 repeats numbers alre
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, replace
 
 from csms.domain.transactions import Transaction, TransactionState
@@ -23,6 +24,8 @@ MAX_RUNS = 256
 
 Run = tuple[int, int]  # first and last number, inclusive
 _TOP = 2**63  # above any stored number (the schemas bound integers to int64)
+# "7" or "3-5"; the schema does not forbid negative numbers, so "-2--1" is a run too.
+_RUN = re.compile(r"(-?\d+)(?:-(-?\d+))?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +41,11 @@ class SeqNumbers:
             return cls()
         runs = []
         for part in text.split(","):
-            first, _, last = part.partition("-")
-            runs.append((int(first), int(last or first)))
+            match = _RUN.fullmatch(part)
+            if match is None:
+                raise ValueError(f"not a run of sequence numbers: {part!r}")
+            first = int(match[1])
+            runs.append((first, int(match[2]) if match[2] is not None else first))
         return cls(tuple(runs))
 
     def encode(self) -> str | None:

@@ -28,6 +28,7 @@ def numbers(*seen: int) -> SeqNumbers:
         ((0, 1, 3, 6), "0-1,3,6", ((2, 2), (4, 5))),
         ((5, 4), "4-5", ((0, 3),)),
         ((0, 1, 2, 0, 1), "0-2", ()),  # a restart at 0 repeats numbers: no gap
+        ((-3, -2, 0), "-3--2,0", ()),  # the schema allows negative numbers: they must round-trip
     ],
 )
 def test_runs_and_gaps(seen: tuple[int, ...], encoded: str | None, missing: tuple[tuple[int, int], ...]) -> None:
@@ -68,3 +69,8 @@ def test_a_row_from_before_tracking_is_complete_up_to_its_last_seq_no() -> None:
     legacy = transaction(last_seq_no=4)
     assert seen_seq_nos(legacy).encode() == "0-4"
     assert with_seq_no(replace(legacy, state=TransactionState.ENDED), 5).seq_no_gaps is None
+
+
+def test_gaps_below_zero_count_only_from_a_negative_started_seq_no() -> None:
+    ended = with_seq_no(replace(with_seq_no(transaction(), -3, started=True), state=TransactionState.ENDED), 0)
+    assert (ended.seq_nos, ended.seq_no_gaps) == ("-3,0", "-2--1")
