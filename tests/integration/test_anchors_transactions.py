@@ -203,4 +203,13 @@ async def test_v201_seq_no_gaps_are_reported_when_the_transaction_ends(
         0
     ] == 3
     assert (await _transaction(csms, "GAPS-1", "TX-E"))["seq_no_gaps"] == "0-2"
+    # The schema allows negative numbers: they are tracked like any other.
+    for message in [
+        _event("Started", -2, "TX-N", now - timedelta(minutes=1), **evse),
+        _event("Updated", -2, "TX-N", now - timedelta(minutes=1)),
+        _event("Ended", 1, "TX-N", now),
+    ]:
+        assert (await client.call("TransactionEvent", message))[0] == 3
+    negative = await _transaction(csms, "GAPS-1", "TX-N")
+    assert (negative["seq_nos"], negative["seq_no_gaps"]) == ("-2,1", "-1-0"), negative
     await client.close()
