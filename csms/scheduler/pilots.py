@@ -19,6 +19,8 @@ __all__ = ["round_to_pilots"]
 
 # Currents are compared with this tolerance so that 15.999999 A from a solver counts as 16 A.
 EPSILON = 1e-6
+_MARGIN = 1e-9
+_FEW = 64  # sessions below which a loop over them all is as quick as sorting some out
 
 
 def round_to_pilots(
@@ -44,13 +46,11 @@ def round_to_pilots(
     used = network.terms.sums(np.array(rounded), len(capacities))
     slack = [capacity - load for capacity, load in zip(capacities, used, strict=True)]
     # Largest remainder first: 15.99997 A deserves the freed step more than 16.00003 A does; ties in ``order``
-    # (the sort is stable).
-    by_remainder = sorted(order, key=lambda i: rounded[i] - rates[i])
-    for i in by_remainder:
+    # (the sort is stable). Those that rounding did not lower are left out up front.
+    lowered = [i for i in order if not (rates[i] <= EPSILON or rounded[i] >= rates[i] - EPSILON)]
+    for i in sorted(lowered, key=lambda i: rounded[i] - rates[i]):
         wanted = rates[i]
         session = sessions[i]
-        if wanted <= EPSILON or rounded[i] >= wanted - EPSILON:
-            continue
         step = session.pilot_step_a
         ceiling = min(math.ceil(wanted / step - EPSILON) * step, session.max_current_a)
         target = max(ceiling, session.min_current_a) if rounded[i] == 0 else ceiling
@@ -70,7 +70,7 @@ def round_to_pilots(
 def _top_up(
     network: Network, currents: list[float], slack: list[float], order: Sequence[int], ceilings: Sequence[float]
 ) -> None:
-    for i in order:
+    for i in _worth_trying(network, currents, slack, order, ceilings):
         session = network.sessions[i]
         step = session.pilot_step_a
         headroom = session.max_current_a - currents[i]
@@ -94,6 +94,32 @@ def _top_up(
             for k, coefficient in terms:
                 slack[k] -= increase * coefficient
             currents[i] += increase
+
+
+def _worth_trying(
+    network: Network, currents: list[float], slack: list[float], order: Sequence[int], ceilings: Sequence[float]
+) -> list[int]:
+    """``order`` without the sessions that ``_top_up`` would surely leave as they are: those under a constraint
+    without room for one more step (on a busy site, the site's own: most sessions). Slack only shrinks as the top-up
+    goes on, so the room each has now, computed for all at once, bounds what it would find; ``_MARGIN`` covers the
+    rounding of these array operations against the loop's."""
+    if len(order) < _FEW:
+        return list(order)
+    sessions = network.sessions
+    indices = np.asarray(order, dtype=np.intp)
+    step = np.array([sessions[i].pilot_step_a for i in order], dtype=np.float64)
+    maximum = np.array([sessions[i].max_current_a for i in order], dtype=np.float64)
+    current = np.asarray(currents, dtype=np.float64)[indices]
+    terms, coefficients, owners = network.terms.terms_of(indices)
+    room = np.full(len(order), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a step <= 0 or a coefficient of 0: tried in the loop
+        wanted = np.minimum(np.asarray(ceilings, dtype=np.float64)[indices], maximum) - current
+        wanted = np.minimum(np.ceil(wanted / step - EPSILON) * step, maximum - current)
+        positive = coefficients > 0
+        np.minimum.at(room, owners[positive], np.asarray(slack)[terms[positive]] / coefficients[positive])
+        room = np.minimum(room, wanted)
+        hopeless = (room < wanted - EPSILON - _MARGIN) & (room / step + EPSILON < 1 - _MARGIN)
+    return [i for i, skip in zip(order, hopeless.tolist(), strict=True) if not skip]
 
 
 def _floor_to_pilot(rate: float, step: float, minimum: float) -> float:
