@@ -166,6 +166,8 @@ class _Compiled(NamedTuple):
     constraints: tuple[Constraint, ...]
     session_constraints: tuple[Terms, ...]
     terms: Incidence
+    controllable: list[int]  # positions in the snapshot's sessions
+    fixed: list[int]
 
 
 # The runtime hands the same tuple of nodes to every re-plan until the tree changes; compiling a
@@ -248,11 +250,12 @@ def compile_network(
         and last.holds == holds
         and last.signature == signature
     ):
-        for session in snapshot.sessions:
-            if not session.min_current_a >= 0:  # the rest of each session was checked when last compiled
-                raise GridError(f"session {session.id!r}: currents must be >= 0")
-        controllable = tuple(s for s in snapshot.sessions if s.fixed_a is None)
-        fixed = tuple(s for s in snapshot.sessions if s.fixed_a is not None)
+        sessions = snapshot.sessions
+        if not all([session.min_current_a >= 0 for session in sessions]):
+            bad = next(session for session in sessions if not session.min_current_a >= 0)
+            raise GridError(f"session {bad.id!r}: currents must be >= 0")  # the rest was checked when last compiled
+        controllable = tuple(map(sessions.__getitem__, last.controllable))
+        fixed = tuple(map(sessions.__getitem__, last.fixed))
         return Network(
             start,
             end,
@@ -315,7 +318,13 @@ def compile_network(
         )
         for new_k, k in enumerate(kept)
     )
-    topology._last[:] = [_Compiled(signature, holds, times, pruning, constraints, session_constraints, incidence)]
+    fixed_at = [position for position, fixed_a in enumerate(signature[4]) if fixed_a is not None]
+    controllable_at = [position for position, fixed_a in enumerate(signature[4]) if fixed_a is None]
+    topology._last[:] = [
+        _Compiled(
+            signature, holds, times, pruning, constraints, session_constraints, incidence, controllable_at, fixed_at
+        )
+    ]
     return Network(
         start,
         end,

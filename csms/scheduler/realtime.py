@@ -143,7 +143,10 @@ def allocate(
         if settings.pace_admission_on_power and pace[i] > minimum and terms[i] and all(power[k] for k, _ in terms[i]):
             offers = (pace[i], minimum)  # its minimum if its pace does not fit: never pause what could charge
         for offer in offers:
-            if all(slack[k] >= offer * coefficient - _EPSILON for k, coefficient in terms[i]):
+            for k, coefficient in terms[i]:  # a loop, not all(...): this runs for every session
+                if not slack[k] >= offer * coefficient - _EPSILON:
+                    break
+            else:
                 for k, coefficient in terms[i]:
                     slack[k] -= offer * coefficient
                 currents[i] = offer
