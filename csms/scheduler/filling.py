@@ -32,8 +32,8 @@ def progressive_fill(
     network: Network,
     slack: list[float],
     sessions: Sequence[int],
-    headroom: Sequence[float],
-    weights: Sequence[float],
+    headroom: Sequence[float] | npt.NDArray[np.float64],
+    weights: Sequence[float] | npt.NDArray[np.float64],
 ) -> list[float]:
     """Increments for ``sessions`` (indices into ``network.sessions``); ``slack`` is updated in place.
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from csms.scheduler.network import Network
 
@@ -39,11 +40,13 @@ def round_to_pilots(
     denied the next step it fits (even if it can use only part of that step: it draws what it can).
     """
     sessions = network.sessions
-    rounded = [
-        _floor_to_pilot(rate, s.pilot_step_a, s.min_current_a) if rate else 0.0
-        for rate, s in zip(rates, sessions, strict=True)
-    ]
-    used = network.terms.sums(np.array(rounded), len(capacities))
+    floored = _floor_to_pilots(
+        np.asarray(rates, dtype=np.float64),
+        np.array([s.pilot_step_a for s in sessions], dtype=np.float64),
+        np.array([s.min_current_a for s in sessions], dtype=np.float64),
+    )
+    rounded: list[float] = floored.tolist()
+    used = network.terms.sums(floored, len(capacities))
     slack = [capacity - load for capacity, load in zip(capacities, used, strict=True)]
     # Largest remainder first: 15.99997 A deserves the freed step more than 16.00003 A does; ties in ``order``
     # (the sort is stable). Those that rounding did not lower are left out up front.
@@ -122,6 +125,10 @@ def _worth_trying(
     return [i for i, skip in zip(order, hopeless.tolist(), strict=True) if not skip]
 
 
-def _floor_to_pilot(rate: float, step: float, minimum: float) -> float:
-    floored = math.floor(rate / step + EPSILON) * step if step > 0 else rate
-    return floored if floored >= minimum - EPSILON and floored > 0 else 0.0
+def _floor_to_pilots(
+    rates: npt.NDArray[np.float64], steps: npt.NDArray[np.float64], minima: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Each rate down to its pilot step (as is with a step <= 0), 0 where that is below its minimum."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # a step of 0: the rate as is
+        floored = np.where(steps > 0, np.floor(rates / steps + EPSILON) * steps, rates)
+    return np.where((floored >= minima - EPSILON) & (floored > 0), floored, 0.0)

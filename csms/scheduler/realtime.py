@@ -172,8 +172,9 @@ def _raise_toward(
 ) -> None:
     """Progressive filling of ``members`` toward ``targets``; without ``weights``, in proportion to each one's
     shortfall (so all reach the same fraction of it)."""
-    headroom = [max(0.0, targets[i] - currents[i]) for i in members]
-    speeds = headroom if weights is None else [weights[i] for i in members]
+    picked = np.asarray(members, dtype=np.intp)
+    headroom = np.maximum(0.0, np.asarray(targets)[picked] - np.asarray(currents)[picked])
+    speeds = headroom if weights is None else np.asarray(weights)[picked]
     for i, increment in zip(members, progressive_fill(network, slack, members, headroom, speeds), strict=True):
         currents[i] += increment
 
@@ -262,7 +263,12 @@ def _watts_per_amp(session: SessionDemand) -> float:
 
 def _notes(network: Network, currents: Sequence[float], needs: _Needs) -> dict[str, str]:
     notes: dict[str, str] = {}
-    for session, current, energy_wh in zip(network.sessions, currents, needs.energy_wh, strict=True):
+    sessions = network.sessions
+    priority = np.array([s.priority for s in sessions], dtype=np.int64)
+    energy = np.array(needs.energy_wh, dtype=np.float64)
+    noted = np.flatnonzero((energy <= _EPSILON) | (np.array(currents) == 0) | (priority > Priority.STANDARD))
+    for i in noted.tolist():  # the others get no note
+        session, current, energy_wh = sessions[i], currents[i], needs.energy_wh[i]
         if energy_wh <= _EPSILON:
             notes[session.id] = "no energy wanted"
         elif current == 0:
