@@ -15,7 +15,6 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import chain
 from typing import NamedTuple, cast
 
 import numpy as np
@@ -127,6 +126,7 @@ class _Topology:
     _lists: dict[Terms, Terms] = field(default_factory=dict)
     # The last compiled network's constraints, and what they were compiled from (see ``compile_network``).
     _last: list[_Compiled] = field(default_factory=list)
+    shapes: _ShapeTable = field(default_factory=lambda: _ShapeTable())  # ``terms`` again, as flat arrays
 
     def renumbered(self, kept: Sequence[int]) -> Callable[[tuple[str, tuple[int, ...], float]], Terms]:
         """A function from a session shape to its terms numbered by position in ``kept``."""
@@ -154,6 +154,43 @@ class _Topology:
 # Per session, in snapshot order, all that the constraints depend on: where it hangs, its phases, voltage, maximum
 # and fixed draw. Lists of what the sessions hold already: nothing is allocated per session to compare them.
 _Signature = tuple[list[str], list[tuple[int, ...]], list[float], list[float], list[float | None]]
+
+
+@dataclass(slots=True)
+class _ShapeTable:
+    """Every shape's terms met so far (``_Topology.terms``) numbered and flattened, for array operations."""
+
+    number: dict[tuple[str, tuple[int, ...], float], int] = field(default_factory=dict)
+    constraint: list[int] = field(default_factory=list)
+    coefficient: list[float] = field(default_factory=list)
+    starts: list[int] = field(default_factory=lambda: [0])
+    _arrays: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.intp], npt.NDArray[np.intp]]] = (
+        field(default_factory=list)
+    )
+
+    def add(self, shape: tuple[str, tuple[int, ...], float], terms: Terms) -> None:
+        self.number[shape] = len(self.number)
+        for k, coefficient in terms:
+            self.constraint.append(k)
+            self.coefficient.append(coefficient)
+        self.starts.append(len(self.constraint))
+        self._arrays.clear()
+
+    def arrays(
+        self,
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """(constraint, coefficient) of every term, and where each shape's start and how many it has."""
+        if not self._arrays:
+            starts = np.array(self.starts, dtype=np.intp)
+            self._arrays.append(
+                (
+                    np.array(self.constraint, dtype=np.intp),
+                    np.array(self.coefficient, dtype=np.float64),
+                    starts[:-1],
+                    np.diff(starts),
+                )
+            )
+        return self._arrays[0]
 
 
 class _Compiled(NamedTuple):
@@ -389,11 +426,15 @@ class _Grouped:
     ) -> None:
         self.shape_of, self.maxima, self.keys = shape_of, maxima, len(topology.keys)
         self.shape_count = len(shapes)
-        terms = [topology.terms[shape] for shape in shapes]
-        self.lengths = np.array([len(t) for t in terms], dtype=np.intp)
-        pairs = np.array(list(chain.from_iterable(terms)), dtype=np.float64).reshape(-1, 2)
-        self.constraint = pairs[:, 0].astype(np.intp)
-        self.coefficient = pairs[:, 1]
+        table = topology.shapes
+        numbers = np.array([table.number[shape] for shape in shapes], dtype=np.intp)
+        every_constraint, every_coefficient, every_start, every_length = table.arrays()
+        self.lengths = every_length[numbers]
+        offsets = np.arange(int(self.lengths.sum()), dtype=np.intp) - np.repeat(
+            np.cumsum(self.lengths) - self.lengths, self.lengths
+        )
+        picked = np.repeat(every_start[numbers], self.lengths) + offsets
+        self.constraint, self.coefficient = every_constraint[picked], every_coefficient[picked]
         self.owner = np.repeat(np.arange(len(shapes), dtype=np.intp), self.lengths)  # shape of each term
 
     def worst(self) -> npt.NDArray[np.float64]:
@@ -456,6 +497,7 @@ def _terms(topology: _Topology, shape: tuple[str, tuple[int, ...], float]) -> tu
             if phase == POWER or phase in phases
         )
         topology.terms[shape] = terms
+        topology.shapes.add(shape, terms)
     return terms
 
 
