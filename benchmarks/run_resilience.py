@@ -5,13 +5,15 @@
 ``python -m benchmarks.run_resilience soak``      10,000 connections (or the most this machine allows), RSS trend
 ``python -m benchmarks.run_resilience churn``     connect/disconnect cycles, half dirty: sessions, tasks, fds
 ``python -m benchmarks.run_resilience halfopen``  a peer that vanishes without FIN: time until it is freed
+``python -m benchmarks.run_resilience bystanders``  1,000 stations' latency while idle sockets and deaf stations attack
 ``python -m benchmarks.run_resilience all``       every part in turn (several parts may be named: ``storm soak``)
 
 ``--quick`` runs a small, short version of a part (the suite's tests use it) and writes its report to
 ``benchmarks/results/BENCHMARKS-resilience-quick.md`` unless ``--output`` says otherwise; a full run rewrites the
 section between ``<!-- resilience:begin -->`` and ``<!-- resilience:end -->`` of BENCHMARKS.md. Each part's raw
 result is kept in ``benchmarks/results/resilience-<part>[-quick].json`` (gitignored) and the section is rendered
-from the latest result of every part. Everything runs on 127.0.0.1; every loop is bounded in count and time.
+from the latest result of every part (a part with no result keeps its block from the section as it was).
+Everything runs on 127.0.0.1; every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -95,8 +97,24 @@ async def _churn(quick: bool, args: argparse.Namespace, workdir: Path, progress:
     return {"plan": asdict(plan), "summary": await run_churn(plan, workdir, progress)}
 
 
+async def _bystanders(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.bystanders import QUICK_BYSTANDERS, BystandersPlan, run_bystanders
+
+    plan = QUICK_BYSTANDERS if quick else BystandersPlan()
+    if args.stations is not None:
+        plan = replace(plan, stations=args.stations)
+    return {"plan": asdict(plan), "summary": await run_bystanders(plan, workdir, progress)}
+
+
 def parts() -> dict[str, Part]:
-    return {"kill": _kill, "storm": _storm, "soak": _soak, "churn": _churn, "halfopen": _halfopen}
+    return {
+        "kill": _kill,
+        "storm": _storm,
+        "soak": _soak,
+        "churn": _churn,
+        "halfopen": _halfopen,
+        "bystanders": _bystanders,
+    }
 
 
 def violations(name: str, data: dict[str, Any]) -> int:
@@ -112,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small and short: a smoke run, not a measurement")
     parser.add_argument("--iterations", type=int, default=None, help="kill: iterations")
-    parser.add_argument("--stations", type=int, default=None, help="storm/soak: stations")
+    parser.add_argument("--stations", type=int, default=None, help="storm/soak/bystanders: stations")
     parser.add_argument("--minutes", type=float, default=None, help="soak: minutes measured after the warm-up")
     parser.add_argument("--cycles", type=int, default=None, help="churn: connect/disconnect cycles")
     parser.add_argument("--output", type=Path, default=None, help="report file (default: see above)")
@@ -145,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         found = violations(name, data)
         failed += found
         progress(f"{name}: {found} violations; wrote {path}")
-    report.write_section(output, report.render(report.load_parts(results_dir, args.quick), LEFT_OUT))
+    section = report.render(report.load_parts(results_dir, args.quick), LEFT_OUT, report.current_section(output))
+    report.write_section(output, section)
     progress(f"wrote {output}")
     return 0 if failed == 0 else 1
 

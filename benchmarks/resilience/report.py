@@ -13,12 +13,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BEGIN_MARK", "END_MARK", "PARTS", "machine", "render", "write_section"]
+__all__ = ["BEGIN_MARK", "END_MARK", "PARTS", "current_section", "machine", "render", "write_section"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN_MARK = "<!-- resilience:begin -->"
 END_MARK = "<!-- resilience:end -->"
-PARTS = ("kill", "storm", "soak", "churn", "halfopen")
+PARTS = ("kill", "storm", "soak", "churn", "halfopen", "bystanders")
+# Each part's heading: a part with no result here keeps its block from the section already in the report.
+TITLES = {
+    "kill": "### kill -9 in a busy fleet",
+    "storm": "### Reconnect storm",
+    "soak": "### Soak",
+    "churn": "### Churn",
+    "halfopen": "### Half-open connections",
+    "bystanders": "### Bystanders under attack",
+}
+LEFT_OUT_TITLE = "### Left out"
 
 
 def _git(*args: str) -> str:
@@ -91,7 +101,7 @@ def _kill(data: dict[str, Any]) -> list[str]:
         ("Server start, median / max (same database)", f"{_f(s['restart_s_median'])} s / {_f(s['restart_s_max'])} s"),
     ]
     lines = [
-        "### kill -9 in a busy fleet",
+        TITLES["kill"],
         "",
         f"{plan['stations']} raw stations (half 1.6, half 2.0.1), transactions back to back (an event every "
         f"~{plan['interval'] * 1000:.0f} ms per station, {plan['meters_per_tx']} readings per transaction and one "
@@ -118,7 +128,7 @@ def _triple(s: dict[str, Any], a: str, b: str, c: str) -> str:
 def _storm(data: dict[str, Any]) -> list[str]:
     s = data["summary"]
     lines = [
-        "### Reconnect storm",
+        TITLES["storm"],
         "",
         f"{s['stations']} stations connected and booted (half 1.6 retrying every {s['fixed_retry_s']:g} s in "
         f"lockstep, half 2.0.1 with exponential back-off and random jitter), then the server is SIGKILLed and "
@@ -152,7 +162,7 @@ def _storm(data: dict[str, Any]) -> list[str]:
 def _soak(data: dict[str, Any]) -> list[str]:
     s = data["summary"]
     lines = [
-        "### Soak",
+        TITLES["soak"],
         "",
         f"{_f(s['target'])} connections requested, **{_f(s['connected'])} connected** "
         f"({s['stop_reason']}). Each booted, then sent a Heartbeat every {s['heartbeat_s']:g} s, and "
@@ -178,7 +188,7 @@ def _soak(data: dict[str, Any]) -> list[str]:
 def _churn(data: dict[str, Any]) -> list[str]:
     s = data["summary"]
     return [
-        "### Churn",
+        TITLES["churn"],
         "",
         f"{_f(s['cycles'])} connect → boot → heartbeat → disconnect cycles, {_f(s['concurrency'])} at a time, "
         f"{_f(s['dirty'])} of them dirty (TCP reset, no close frame). Measured after the churn, against the "
@@ -198,7 +208,7 @@ def _churn(data: dict[str, Any]) -> list[str]:
 def _halfopen(data: dict[str, Any]) -> list[str]:
     s = data["summary"]
     lines = [
-        "### Half-open connections",
+        TITLES["halfopen"],
         "",
         f"Server keepalive: ping every {s['ping_interval']:g} s, {s['ping_timeout']:g} s to answer, then "
         f"{s['close_timeout']:g} s for the closing handshake (`ocpp.ping_interval`, `ping_timeout`, "
@@ -217,16 +227,73 @@ def _halfopen(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _bystanders(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    phases = {p["name"]: p for p in s["phases"]}
+    lines = [
+        TITLES["bystanders"],
+        "",
+        f"{_f(s['stations'])} booted stations send a Heartbeat every {_f(s['stations'] / s['offered_rate'])} s "
+        f"({_f(s['offered_rate'])} calls/s) through three {_f(s['phase_s'])}-second phases: nothing else (the "
+        "baseline), half-sent handshakes held open by an attacker (each dropped at `ocpp.open_timeout` is reopened "
+        "at once; anchor test #15), and stations that stop reading while flooding CALLs (anchor test #30). Fresh "
+        "stations connect and boot during every phase.",
+        "",
+        "| phase | bystander calls | errors | p50 ms | p99 ms | max ms | p99 / quiet p99 | fresh stations booted "
+        "(slowest) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in s["phases"]:
+        lines.append(
+            f"| {p['name']} | {_f(p['calls'])} | {p['errors']} | {_f(p['p50_ms'])} | {_f(p['p99_ms'])} | "
+            f"{_f(p['max_ms'])} | {_f(p['p99_vs_quiet'], 2)} | {p['fresh_connected']} of "
+            f"{p['fresh_connected'] + p['fresh_failed']} ({_f(p['fresh_max_s'], 2)} s) |"
+        )
+    idle, deaf = phases.get("idle sockets", {}), phases.get("deaf stations", {})
+    lines += [
+        "",
+        f"Idle sockets: {_f(idle.get('idle_sockets'))} held at once; the server dropped "
+        f"{_f(idle.get('dropped_by_server'))} (median lifetime {_f(idle.get('lifetime_median_s'))} s, longest "
+        f"{_f(idle.get('lifetime_max_s'))} s); "
+        f"{_f(idle.get('connects_refused'))} attacker connects refused. Deaf stations: "
+        f"{_f(deaf.get('cut_off'))} of {_f(deaf.get('deaf_stations'))} cut off (the last after "
+        f"{_f(deaf.get('cut_after_max_s'))} s), {_f(deaf.get('frames_each'))} CALLs flooded by each. "
+        f"Server ERROR log lines: {len(s['server_errors'])}; violations: {s['violations']}.",
+    ]
+    return lines
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "kill": _kill,
     "storm": _storm,
     "soak": _soak,
     "churn": _churn,
     "halfopen": _halfopen,
+    "bystanders": _bystanders,
 }
 
 
-def render(parts: dict[str, dict[str, Any]], notes: list[str]) -> str:
+def previous_blocks(section: str) -> dict[str, str]:
+    """Each part's block in an earlier rendering of the section, from its heading to the next part's or the end."""
+    starts = sorted((section.find(title + "\n"), name) for name, title in TITLES.items() if title + "\n" in section)
+    ends = [start for start, _ in starts[1:]] + [len(section)] * bool(starts)
+    blocks: dict[str, str] = {}
+    for (start, name), end in zip(starts, ends, strict=True):
+        block = section[start:end]
+        for stop in (LEFT_OUT_TITLE, END_MARK):
+            block = block.partition(stop)[0]
+        blocks[name] = block.strip("\n")
+    return blocks
+
+
+def current_section(path: Path) -> str:
+    text = path.read_text() if path.exists() else ""
+    return text.partition(BEGIN_MARK)[2].partition(END_MARK)[0]
+
+
+def render(parts: dict[str, dict[str, Any]], notes: list[str], previous: str = "") -> str:
+    """The section; a part without a result keeps its block from ``previous`` (the section as it was)."""
+    kept = previous_blocks(previous)
     lines = [
         BEGIN_MARK,
         "## Faults and durability",
@@ -244,7 +311,7 @@ def render(parts: dict[str, dict[str, Any]], notes: list[str]) -> str:
         lines.append("")
         data = parts.get(name)
         if data is None:
-            lines.append(f"### {name}: not run yet (`run_resilience.py {name}`)")
+            lines.append(kept.get(name, f"### {name}: not run yet (`run_resilience.py {name}`)"))
             continue
         lines += RENDERERS[name](data)
         lines += ["", _header(data)]

@@ -31,3 +31,33 @@ def test_quick_storm_and_soak_bring_everyone_back_without_errors(tmp_path: Path)
     assert text.startswith(KEPT)
     assert text.count("<!-- resilience:begin -->") == 1 and text.count("<!-- resilience:end -->") == 1
     assert "### Reconnect storm" in text and "### Soak" in text
+
+
+def test_quick_bystanders_are_served_while_idle_sockets_and_a_deaf_station_attack(tmp_path: Path) -> None:
+    """`run_resilience bystanders --quick`: every bystander call of every phase is answered, fresh stations boot
+    during each attack, the server drops every half-sent handshake at its open timeout and cuts the deaf station."""
+    report = tmp_path / "BENCHMARKS.md"
+    run_quick("run_resilience", report, "--results", str(tmp_path), "bystanders")
+    summary = json.loads((tmp_path / "resilience-bystanders-quick.json").read_text())["summary"]
+    phases = {p["name"]: p for p in summary["phases"]}
+    assert list(phases) == ["quiet", "idle sockets", "deaf stations"]
+    for phase in phases.values():
+        assert phase["errors"] == 0 and phase["calls"] > 0 and phase["fresh_failed"] == 0
+    idle = phases["idle sockets"]
+    assert idle["dropped_by_server"] >= idle["idle_sockets"] and idle["lifetime_max_s"] < 30
+    assert phases["deaf stations"]["cut_off"] == phases["deaf stations"]["deaf_stations"] > 0
+    assert summary["violations"] == 0 and summary["server_errors"] == []
+    text = report.read_text()
+    assert text.startswith(KEPT) and "### Bystanders under attack" in text
+
+
+def test_a_part_without_a_result_keeps_its_block_from_the_report() -> None:
+    """Results live in gitignored JSON files: re-running one part on a fresh checkout must not wipe the others."""
+    from benchmarks.resilience import report as resilience_report
+
+    # An earlier rendering in which only the soak had run: its real heading and some figures.
+    previous = resilience_report.render({}, ["a note"])
+    previous = previous.replace("### soak: not run yet (`run_resilience.py soak`)", "### Soak\n\n| soak figures |")
+    section = resilience_report.render({}, ["a note"], previous.partition(resilience_report.BEGIN_MARK)[2])
+    assert "### Soak\n\n| soak figures |\n" in section
+    assert "### storm: not run yet" in section and section.count("### Left out") == 1
