@@ -18,11 +18,12 @@ __all__ = ["BEGIN_MARK", "END_MARK", "PARTS", "current_section", "machine", "ren
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN_MARK = "<!-- resilience:begin -->"
 END_MARK = "<!-- resilience:end -->"
-PARTS = ("kill", "storm", "soak", "churn", "halfopen", "bystanders")
+PARTS = ("kill", "storm", "storm_auth", "soak", "churn", "halfopen", "bystanders")
 # Each part's heading: a part with no result here keeps its block from the section already in the report.
 TITLES = {
     "kill": "### kill -9 in a busy fleet",
     "storm": "### Reconnect storm",
+    "storm_auth": "### Reconnect storm with Basic auth",
     "soak": "### Soak",
     "churn": "### Churn",
     "halfopen": "### Half-open connections",
@@ -127,13 +128,22 @@ def _triple(s: dict[str, Any], a: str, b: str, c: str) -> str:
 
 def _storm(data: dict[str, Any]) -> list[str]:
     s = data["summary"]
+    auth = bool(s.get("basic_auth"))
     lines = [
-        TITLES["storm"],
+        TITLES["storm_auth" if auth else "storm"],
         "",
         f"{s['stations']} stations connected and booted (half 1.6 retrying every {s['fixed_retry_s']:g} s in "
         f"lockstep, half 2.0.1 with exponential back-off and random jitter), then the server is SIGKILLed and "
         "restarted at once. Back = BootNotification Accepted and a Heartbeat answered on the new connection; "
         "times from the moment the restarted listener accepts TCP.",
+    ]
+    if auth:
+        lines.append(
+            f"Every station has security profile 1 and its own password (provisioned through the API in "
+            f"{_f(s.get('provision_s'))} s) and logs in with Basic auth; the restarted server checks each password "
+            "against its argon2id hash at the default (production) cost, nothing cached."
+        )
+    lines += [
         "",
         "| | all | 1.6, no jitter | 2.0.1, jittered back-off |",
         "|---|---:|---:|---:|",
@@ -156,6 +166,15 @@ def _storm(data: dict[str, Any]) -> list[str]:
         f"{_f(s['initial_connect_s'])} s. RSS after the storm {_f(s['rss_after_mb'])} MB vs "
         f"{_f(s['rss_before_mb'])} MB before the kill. Errors in the server log: {s['server_errors']}.",
     ]
+    steady = s.get("steady")
+    if steady:
+        lines += [
+            "",
+            f"Steady state after the storm: every station sends a Heartbeat every {_f(steady['heartbeat_s'])} s; "
+            f"of the {_f(steady['calls'])} sent {_f(steady['from_s'], 0)}-{_f(steady['until_s'], 0)} s after the "
+            f"listener came back, p50 {_f(steady['p50_ms'])} ms, p99 {_f(steady['p99_ms'])} ms; "
+            f"{steady['errors']} failed.",
+        ]
     return lines
 
 
@@ -266,6 +285,7 @@ def _bystanders(data: dict[str, Any]) -> list[str]:
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "kill": _kill,
     "storm": _storm,
+    "storm_auth": _storm,
     "soak": _soak,
     "churn": _churn,
     "halfopen": _halfopen,
