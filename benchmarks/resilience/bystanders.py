@@ -246,19 +246,19 @@ async def _phase(
     work.append(_fresh_stations(server, plan, name, result))
     if name == "quiet":
         await asyncio.gather(*work)
-        return result
-    # The attacker runs in a process of its own: its CPU must not slow this process's event loop, which times
-    # the bystanders' round trips. ``until`` is on the monotonic clock, which processes share.
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as attacker:
-        loop = asyncio.get_running_loop()
-        if name == "idle sockets":
-            running = loop.run_in_executor(attacker, idle_sockets_attack, server.ocpp_port, plan, until)
-        else:
-            running = loop.run_in_executor(
-                attacker, deaf_stations_attack, server.ocpp_port, server.api_port, plan, until
-            )
-        await asyncio.gather(*work)
-        result.extra = await running
+    else:
+        # The attacker runs in a process of its own: its CPU must not slow this process's event loop, which times
+        # the bystanders' round trips. ``until`` is on the monotonic clock, which processes share.
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as attacker:
+            loop = asyncio.get_running_loop()
+            if name == "idle sockets":
+                running = loop.run_in_executor(attacker, idle_sockets_attack, server.ocpp_port, plan, until)
+            else:
+                running = loop.run_in_executor(
+                    attacker, deaf_stations_attack, server.ocpp_port, server.api_port, plan, until
+                )
+            await asyncio.gather(*work)
+            result.extra = await running
     latencies = [lat for s in bystanders for lat in s.latencies]
     result.calls = len(latencies)
     result.errors = sum(s.errors for s in bystanders)
