@@ -52,7 +52,7 @@ class StormPlan:
 QUICK_STORM = StormPlan(stations=100, timeout_s=60.0)
 STORM_AUTH = StormPlan(basic_auth=True, steady_heartbeat_s=10.0)
 QUICK_STORM_AUTH = StormPlan(
-    stations=60, timeout_s=60.0, basic_auth=True, steady_heartbeat_s=1.0, steady_from_s=5.0, steady_until_s=10.0
+    stations=60, timeout_s=60.0, basic_auth=True, steady_heartbeat_s=1.0, steady_from_s=20.0, steady_until_s=28.0
 )
 
 
