@@ -119,10 +119,8 @@ class _Topology:
     # when a limit, an unsteerable load or the sessions' maxima shift enough to make a constraint (non-)binding).
     _kept: list[Sequence[int]] = field(default_factory=list)
     _renumbered: dict[tuple[str, tuple[int, ...], float], tuple[tuple[int, float], ...]] = field(default_factory=dict)
-    # Equal terms (and term lists: most stations' own constraints are pruned, leaving their sessions under the same
-    # ones) are one object: tens of thousands of small tuples that live on cost the garbage collector more than
-    # building them.
-    _pairs: dict[tuple[int, float], tuple[int, float]] = field(default_factory=dict)
+    # Equal term lists are one object (most stations' own constraints are pruned, leaving their sessions under the
+    # same ones): thousands of small tuples that live on cost the garbage collector more than building them.
     _lists: dict[Terms, Terms] = field(default_factory=dict)
     # The last compiled network's constraints, and what they were compiled from (see ``compile_network``).
     _last: list[_Compiled] = field(default_factory=list)
@@ -133,9 +131,8 @@ class _Topology:
         if self._kept != [kept]:
             self._kept[:] = [kept]
             self._renumbered.clear()
-            self._pairs.clear()
             self._lists.clear()
-        cache, terms, pairs, lists = self._renumbered, self.terms, self._pairs, self._lists
+        cache, terms, lists = self._renumbered, self.terms, self._lists
         renumber = [-1] * len(self.keys)
         for new_k, k in enumerate(kept):
             renumber[k] = new_k
@@ -143,8 +140,7 @@ class _Topology:
         def of(shape: tuple[str, tuple[int, ...], float]) -> Terms:
             found = cache.get(shape)
             if found is None:
-                pair = pairs.setdefault
-                fresh = tuple([pair(p, p) for p in [(renumber[k], c) for k, c in terms[shape] if renumber[k] >= 0]])
+                fresh = tuple([(renumber[k], c) for k, c in terms[shape] if renumber[k] >= 0])
                 found = cache[shape] = lists.setdefault(fresh, fresh)
             return found
 
