@@ -65,12 +65,18 @@ class Transaction:
     stop_reason: str | None = None
     reservation_id: int | None = None
     last_seq_no: int | None = None
-    # 2.0.1 only: the seqNos seen (csms.domain.seq_numbers form, e.g. "0-5,7"), the Started event's seqNo (None
-    # until a Started arrives: the count is then taken to start at 0), and the numbers still missing once the
-    # transaction ended (e.g. "6, 8-9"; None: no gap).
+    # 2.0.1 only: the seqNos seen (csms.domain.seq_numbers form, e.g. "0-5,7"; "0-5,7|0-2" after the station
+    # counted from 0 again), the latest event timestamp of each numbering (ISO, "|" between numberings), the Started
+    # event's seqNo (None until a Started arrives: the count is then taken to start at 0), and the numbers still
+    # missing once the transaction ended (e.g. "6, 8-9"; None: no gap).
     seq_nos: str | None = None
     started_seq_no: int | None = None
     seq_no_gaps: str | None = None
+    seq_latest_at: str | None = None
+    # 2.0.1: the newest chargingState reported and the charger's timestamp of the event that reported it (an older
+    # event arriving late does not replace it).
+    charging_state: str | None = None
+    charging_state_at: datetime | None = None
 
     @property
     def energy_wh(self) -> float | None:

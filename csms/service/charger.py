@@ -14,7 +14,7 @@ import structlog
 
 from csms.domain.ev_charging import ChargingNeeds
 from csms.domain.metering import MeterSample, energy_wh
-from csms.domain.seq_numbers import seen_seq_nos, with_seq_no
+from csms.domain.seq_numbers import with_event
 from csms.domain.stations import (
     ConnectorState,
     RegistrationStatus,
@@ -237,7 +237,7 @@ class ChargerService:
             if start.charger_tx_id is not None and start.timestamp < existing.started_at:
                 existing = await self._started_earlier(existing, start, info, samples)
             if start.seq_no is not None and started:
-                existing = await self._saw_seq_no(existing, start.seq_no, started=True)
+                existing = await self._saw_seq_no(existing, start.seq_no, start.timestamp, started=True)
             return TransactionReply(existing, info)
         transaction = self._new_transaction(start, started)
         writes = [
@@ -272,21 +272,26 @@ class ChargerService:
         writes: list[Write] = [sql.touch_station(start.station_id, now)]
         is_new = transaction is None
         late_token = owner_token = None
+        tell_state = start.charging_state is not None  # a new transaction's state is its first
         progressed = transaction
         if transaction is None:
             transaction = self._new_transaction(start, started=False)
             writes.append(sql.insert_transaction(transaction, info.status.value if info else None, True))
-        elif _is_replay(transaction, start.seq_no) or transaction.state is TransactionState.ENDED:
-            if start.seq_no is not None and start.seq_no not in seen_seq_nos(transaction):
-                # Late (below the highest number seen, or after the end): not applied, but no longer missing.
-                await self._saw_seq_no(transaction, start.seq_no)
-            return TransactionReply(transaction, info)
         else:
+            progressed = transaction
             if start.seq_no is not None:
-                progressed = with_seq_no(transaction, start.seq_no)
-                writes.append(sql.transaction_seq_nos(progressed))
-            else:
-                writes.append(sql.transaction_progress(transaction.id, start.seq_no))
+                # Every event not received before is applied, whatever its number (csms.domain.seq_numbers).
+                progressed, fresh = with_event(transaction, start.seq_no, start.timestamp)
+                if not fresh:
+                    return TransactionReply(transaction, info)  # a replay: answered again, nothing of it applied
+            if transaction.state is TransactionState.ENDED:
+                await self._late_event(transaction, progressed, start, samples, now)
+                return TransactionReply(progressed, info)
+            tell_state = _is_newer_charging_state(transaction, start)
+            if tell_state:
+                progressed = replace(progressed, charging_state=start.charging_state, charging_state_at=start.timestamp)
+            if progressed is not transaction:
+                writes.append(sql.transaction_progress(progressed))
             if start.id_token and start.id_token != transaction.id_token:
                 late_token = start.id_token  # observers hear of every new token (a booking may be matched by it)
                 if transaction.id_token is None and info is not None and info.status.value == "Accepted":
@@ -307,7 +312,7 @@ class ChargerService:
                 transaction = self._state.authorized(transaction, owner_token)
         if samples:
             self._observer.metered(start.station_id, transaction.evse_id, samples, now)
-        if start.charging_state is not None:
+        if tell_state and start.charging_state is not None:
             self._observer.charging_state(transaction, start.charging_state, now)
         if late_token is not None:
             for authorizations in self._authorizations:
@@ -333,8 +338,8 @@ class ChargerService:
         ended = replace(transaction, state=TransactionState.ENDED)
         if stop.seq_no is not None:
             # 2.0.1: the end settles which of the transaction's events never arrived.
-            ended = with_seq_no(ended, stop.seq_no)
-            writes.append(sql.transaction_seq_nos(ended))
+            ended, _ = with_event(ended, stop.seq_no, stop.timestamp)
+            writes.append(sql.transaction_progress(ended))
         await self._storage.write(writes)
         if ended.seq_no_gaps is not None:
             log.warning(
@@ -447,23 +452,47 @@ class ChargerService:
         moved = self._state.restarted(transaction, moved)
         return self._state.authorized(moved, token) if token is not None else moved
 
-    async def _saw_seq_no(self, transaction: Transaction, number: int, started: bool = False) -> Transaction:
-        """Record that event ``number`` of ``transaction`` arrived (nothing else of it is applied here)."""
-        updated = with_seq_no(transaction, number, started)
+    async def _saw_seq_no(
+        self, transaction: Transaction, number: int, at: datetime, started: bool = False
+    ) -> Transaction:
+        """Record that event ``number`` (stamped ``at``) of ``transaction`` arrived (nothing else of it is applied)."""
+        updated, _ = with_event(transaction, number, at, started)
         if updated == transaction:
             return transaction
-        await self._storage.write([sql.transaction_seq_nos(updated)])
+        await self._storage.write([sql.transaction_progress(updated)])
         if updated.state is TransactionState.ENDED:
-            if updated.seq_no_gaps != transaction.seq_no_gaps:
-                log.info(
-                    "late transaction event",
-                    station_id=transaction.station_id,
-                    transaction_id=transaction.id,
-                    seq_no=number,
-                    missing_seq_nos=updated.seq_no_gaps,
-                )
+            self._log_late_event(transaction, updated, number)
             return updated
         return self._state.progressed(updated)
+
+    async def _late_event(
+        self,
+        transaction: Transaction,
+        updated: Transaction,
+        start: TransactionStart,
+        samples: tuple[MeterSample, ...],
+        now: datetime,
+    ) -> None:
+        """A 2.0.1 Updated of ``transaction`` arriving after its end (an offline queue sent out of order): its
+        readings are the transaction's and are stored, and it is no longer missing. What it said about the car or
+        the driver is older than the end: nothing else of it is applied, and no observer is told (the EVSE may
+        serve another car by now)."""
+        writes = [sql.transaction_progress(updated), sql.touch_station(start.station_id, now)]
+        writes += sql.meter_value_writes(start.station_id, transaction.evse_id, transaction.id, samples)
+        await self._storage.write(writes)
+        if start.seq_no is not None:
+            self._log_late_event(transaction, updated, start.seq_no)
+
+    @staticmethod
+    def _log_late_event(transaction: Transaction, updated: Transaction, number: int) -> None:
+        if updated.seq_no_gaps != transaction.seq_no_gaps:
+            log.info(
+                "late transaction event",
+                station_id=transaction.station_id,
+                transaction_id=transaction.id,
+                seq_no=number,
+                missing_seq_nos=updated.seq_no_gaps,
+            )
 
     async def _find_started(self, start: TransactionStart) -> Transaction | None:
         if start.charger_tx_id is not None:
@@ -500,13 +529,21 @@ class ChargerService:
             state=TransactionState.ACTIVE,
             reservation_id=start.reservation_id,
         )
-        # 2.0.1: with_seq_no sets last_seq_no too (a row with only last_seq_no is read as complete up to it).
-        return transaction if start.seq_no is None else with_seq_no(transaction, start.seq_no, started)
+        if start.charging_state is not None:
+            transaction = replace(transaction, charging_state=start.charging_state, charging_state_at=start.timestamp)
+        # 2.0.1: with_event sets last_seq_no too (a row with only last_seq_no is read as complete up to it).
+        return (
+            transaction if start.seq_no is None else with_event(transaction, start.seq_no, start.timestamp, started)[0]
+        )
 
 
-def _is_replay(transaction: Transaction, seq_no: int | None) -> bool:
-    """2.0.1 numbers a transaction's events; one at or below the last stored seqNo was already applied."""
-    return seq_no is not None and transaction.last_seq_no is not None and seq_no <= transaction.last_seq_no
+def _is_newer_charging_state(transaction: Transaction, event: TransactionStart) -> bool:
+    """``event`` reports a chargingState newer than the one stored (by the charger's timestamps; at the same instant
+    the later arrival wins, like connector statuses). An Updated sent late from an offline queue must not undo what
+    a newer event said (a car that finished charging would be taken as charging again)."""
+    if event.charging_state is None:
+        return False
+    return transaction.charging_state_at is None or event.timestamp >= transaction.charging_state_at
 
 
 def _last_energy(samples: tuple[MeterSample, ...]) -> float | None:

@@ -74,16 +74,16 @@ _UPSERT_CONNECTOR = _UPSERT_CONNECTOR.on_conflict_do_update(
 )
 _INSERT_TRANSACTION = insert(transactions)
 _UPDATE_TRANSACTION_PROGRESS = (
-    update(transactions).where(transactions.c.id == bindparam("b_id")).values(last_seq_no=bindparam("b_seq"))
-)
-_UPDATE_TRANSACTION_SEQ_NOS = (
     update(transactions)
     .where(transactions.c.id == bindparam("b_id"))
     .values(
         last_seq_no=bindparam("b_seq"),
         seq_nos=bindparam("b_seen"),
+        seq_latest_at=bindparam("b_latest"),
         started_seq_no=bindparam("b_started"),
         seq_no_gaps=bindparam("b_gaps"),
+        charging_state=bindparam("b_state"),
+        charging_state_at=bindparam("b_state_at"),
     )
 )
 _UPDATE_TRANSACTION_TOKEN = (
@@ -430,26 +430,29 @@ def insert_transaction(tx: Transaction, auth_status: str | None, offline: bool) 
             "seq_nos": tx.seq_nos,
             "started_seq_no": tx.started_seq_no,
             "seq_no_gaps": tx.seq_no_gaps,
+            "seq_latest_at": tx.seq_latest_at,
+            "charging_state": tx.charging_state,
+            "charging_state_at": tx.charging_state_at,
             "offline": offline,
             "remote_start_id": None,
         },
     )
 
 
-def transaction_progress(transaction_id: int, seq_no: int | None) -> Write:
-    return Write(_UPDATE_TRANSACTION_PROGRESS, {"b_id": transaction_id, "b_seq": seq_no})
-
-
-def transaction_seq_nos(tx: Transaction) -> Write:
-    """The 2.0.1 sequence numbers of ``tx`` as they now stand (highest, seen, Started's, missing)."""
+def transaction_progress(tx: Transaction) -> Write:
+    """What 2.0.1 events of ``tx`` changed as it now stands: its sequence numbers (highest, seen, latest times,
+    Started's, missing) and its charging state."""
     return Write(
-        _UPDATE_TRANSACTION_SEQ_NOS,
+        _UPDATE_TRANSACTION_PROGRESS,
         {
             "b_id": tx.id,
             "b_seq": tx.last_seq_no,
             "b_seen": tx.seq_nos,
+            "b_latest": tx.seq_latest_at,
             "b_started": tx.started_seq_no,
             "b_gaps": tx.seq_no_gaps,
+            "b_state": tx.charging_state,
+            "b_state_at": tx.charging_state_at,
         },
     )
 
@@ -654,4 +657,7 @@ def _transaction(row: Row[Any]) -> Transaction:
         seq_nos=m["seq_nos"],
         started_seq_no=m["started_seq_no"],
         seq_no_gaps=m["seq_no_gaps"],
+        seq_latest_at=m["seq_latest_at"],
+        charging_state=m["charging_state"],
+        charging_state_at=m["charging_state_at"],
     )

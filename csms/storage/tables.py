@@ -134,6 +134,9 @@ transactions = Table(
     Column("seq_nos", Text),  # 2.0.1: seqNos seen, csms.domain.seq_numbers form
     Column("started_seq_no", Integer),
     Column("seq_no_gaps", Text),  # seqNos missing when the transaction ended
+    Column("seq_latest_at", Text),  # 2.0.1: latest event timestamp of each numbering of seq_nos
+    Column("charging_state", String(24)),  # 2.0.1: newest chargingState reported ...
+    Column("charging_state_at", UtcDateTime()),  # ... and the charger's time of the event that reported it
     Column("offline", Boolean, nullable=False, default=False),
     Column("remote_start_id", Integer),
     UniqueConstraint("station_id", "charger_tx_id", name="uq_transactions_charger_tx"),
