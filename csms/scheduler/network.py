@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
 from typing import NamedTuple, cast
 
 import numpy as np
@@ -301,31 +302,31 @@ def compile_network(
             nodes,
             ancestors,
         )
-    known = topology.terms
-    # One pass: check each session, split controllable from fixed, and number the shapes of the controllable ones
-    # in the order they first appear (sessions on one station with the same phases and voltage are under the same
-    # constraints; every constraint lists its members shape by shape in that order).
-    controllable_list: list[SessionDemand] = []
-    fixed_list: list[SessionDemand] = []
-    maxima: list[float] = []  # of the controllable ones
-    shape_of: list[int] = []  # of the controllable ones
+    sessions = snapshot.sessions
+    node_ids, phase_sets, voltages, maxima_all, fixed_draws = signature
+    # Every session is checked (a known shape hangs from a known node on phases it carries, currents >= 0) and the
+    # shapes of the controllable ones are numbered in the order they first appear (sessions on one station with the
+    # same phases and voltage are under the same constraints; every constraint lists its members shape by shape in
+    # that order). The usual case, every shape known and every current >= 0, is checked for all sessions at once;
+    # otherwise one by one, in order, so the first bad session is the one named.
+    controllable_mask = [fixed_a is None for fixed_a in fixed_draws]
     shapes: dict[tuple[str, tuple[int, ...], float], int] = {}
-    for session, node_id, phases, voltage_v, maximum, fixed_a in zip(snapshot.sessions, *signature, strict=True):
-        shape = (node_id, phases, voltage_v)
-        number = shapes.get(shape) if fixed_a is None else None
-        if number is None and shape not in known:
-            _check_session(session, nodes)  # a known shape hangs from a known node on phases it carries
-            _terms(topology, shape)
-        if not maximum >= 0 or not session.min_current_a >= 0:
-            raise GridError(f"session {session.id!r}: currents must be >= 0")
-        if fixed_a is None:
-            if number is None:
-                number = shapes[shape] = len(shapes)
-            shape_of.append(number)
-            controllable_list.append(session)
-            maxima.append(maximum)
-        else:
-            fixed_list.append(session)
+    shape_of = [
+        shapes.setdefault(shape, len(shapes))
+        for shape in compress(zip(node_ids, phase_sets, voltages, strict=True), controllable_mask)
+    ]
+    known = topology.terms
+    fixed_at = [position for position, controllable in enumerate(controllable_mask) if not controllable]
+    if not (
+        all([shape in known for shape in shapes])
+        and all([(node_ids[i], phase_sets[i], voltages[i]) in known for i in fixed_at])
+        and bool(np.all(np.array(maxima_all, dtype=np.float64) >= 0))
+        and bool(np.all(np.array([s.min_current_a for s in sessions], dtype=np.float64) >= 0))
+    ):
+        _check_sessions(topology, sessions, signature)
+    controllable_list = list(compress(sessions, controllable_mask))
+    fixed_list = [sessions[i] for i in fixed_at]
+    maxima = list(compress(maxima_all, controllable_mask))
     steady = _steady_loads(topology, fixed_list)
     lowest, by_segment = _capacities(topology, holds, steady, boundaries[:-1])
     grouped = _Grouped(topology, list(shapes), np.array(shape_of, dtype=np.intp), np.array(maxima, dtype=np.float64))
@@ -370,6 +371,22 @@ def compile_network(
         nodes,
         ancestors,
     )
+
+
+def _check_sessions(topology: _Topology, sessions: Sequence[SessionDemand], signature: _Signature) -> None:
+    """Checks each session in turn (computing the terms of shapes not met before).
+
+    Raises:
+        GridError: naming the first session that hangs from an unknown node, draws on a phase its node does not
+            carry, or has a current < 0.
+    """
+    for session, node_id, phases, voltage_v, maximum in zip(sessions, *signature[:4], strict=True):
+        shape = (node_id, phases, voltage_v)
+        if shape not in topology.terms:
+            _check_session(session, topology.nodes)
+            _terms(topology, shape)
+        if not maximum >= 0 or not session.min_current_a >= 0:
+            raise GridError(f"session {session.id!r}: currents must be >= 0")
 
 
 def _signature(sessions: Sequence[SessionDemand]) -> _Signature:

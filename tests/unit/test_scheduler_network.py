@@ -102,3 +102,20 @@ def test_a_negative_minimum_is_refused_on_a_re_plan_too() -> None:
     wrong = (replace(SESSIONS[0], min_current_a=-1), *SESSIONS[1:])
     with pytest.raises(GridError, match="a1"):
         compile_network(Snapshot(NODES, wrong), NOW, END)
+
+
+def test_the_first_bad_session_is_the_one_named() -> None:
+    """Sessions are checked all at once when all is well, one by one otherwise: the error names the first."""
+    compile_network(Snapshot(NODES, SESSIONS), NOW, END)  # every shape known from here on
+    wrong = (
+        SESSIONS[0],
+        replace(SESSIONS[1], max_current_a=-1),
+        replace(SESSIONS[2], node_id="nowhere"),
+        replace(SESSIONS[3], min_current_a=-1),
+    )
+    with pytest.raises(GridError, match="a2"):
+        compile_network(Snapshot(NODES, wrong), NOW, END)
+    with pytest.raises(GridError, match="unknown node 'nowhere'"):
+        compile_network(Snapshot(NODES, wrong[2:]), NOW, END)
+    with pytest.raises(GridError, match="b2"):
+        compile_network(Snapshot(NODES, (SESSIONS[0], wrong[3])), NOW, END)
