@@ -69,6 +69,10 @@ class SchedulerSettings:
     # A session already charging keeps its place over a paused one unless the paused one is this much more
     # urgent (seconds of laxity): pausing and resuming cost profile writes and annoy cars.
     keep_charging_bonus_s: float = 900.0
+    # Sessions with less laxity than this are all due (departure estimates are off by about an hour, so finer
+    # laxity says little): among them the one needing the least time at full current comes first, so a car that
+    # can still be finished before it leaves is, rather than one that cannot finish anyway taking its place.
+    due_within: timedelta = timedelta(minutes=90)
     # A session under power limits only is admitted at its pace rather than its minimum (see realtime.py).
     pace_admission_on_power: bool = True
 

@@ -3,7 +3,11 @@
 For each stretch of time in which no limit changes, currents are handed out in three rounds:
 
 1. **Who charges.** Every session that still wants energy is offered its minimum (6 A) if that fits, most
-   urgent first: higher priority class, then least laxity (time left minus time needed at full current). Where
+   urgent first: higher priority class, then least laxity (time left minus time needed at full current); those
+   with less than ``due_within`` of laxity (90 min) are all due and come first, the quickest to finish first, so
+   a car that can still be finished is not kept waiting behind one that cannot finish anyway (departure
+   estimates are off by about an hour; benchmarks/: +0.3 to +10 points of sessions fully served, Jain up to
+   +0.04, energy within ±0.6 point). Where
    every constraint a session is under is a power limit, it is admitted at its pace (see 2) instead, if more: on
    one aggregate power limit fewer cars charging at their pace deliver more than more cars at 6 A, while under
    per-phase current limits more cars at 6 A fill the phases better (benchmarks/: +1.5 to +2.2 points of the
@@ -50,6 +54,7 @@ __all__ = ["allocate", "plan_realtime"]
 
 _EPSILON = 1e-9
 _MICROSECOND = timedelta(microseconds=1)
+_DUE_FIRST = 1e12  # seconds: a due session's key is its work minus this, below any laxity
 
 
 @dataclass(slots=True)
@@ -233,6 +238,13 @@ def _figures(
         full_current_hours = energy_wh / (watts_per_amp * maximum)
         laxity = (hours_left - full_current_hours) * 3600
     laxity = np.where(columns.charging, laxity - settings.keep_charging_bonus_s, laxity)
+    due_s = settings.due_within.total_seconds()
+    if due_s > 0:
+        # Due sessions sort before all others (by time needed at full current, with the same bonus for one that
+        # is charging), the others by laxity: one key, so the admission order stays one sort.
+        work_s = full_current_hours * 3600
+        work_s = np.where(columns.charging, work_s - settings.keep_charging_bonus_s, work_s)
+        laxity = np.where(laxity < due_s, work_s - _DUE_FIRST, laxity)
     return (
         np.where(wants, ceiling, 0.0).tolist(),
         np.where(wants, pace, 0.0).tolist(),

@@ -220,6 +220,30 @@ def test_a_probing_session_does_not_come_before_a_higher_priority_class() -> Non
     assert result == {"urgent": 8, "new": 0}
 
 
+@pytest.mark.parametrize(
+    ("quick_hours", "due_within", "first"),
+    [
+        # Both due (laxity under 90 min): the one that needs the least time at full current charges first.
+        (1.2, timedelta(minutes=90), "quick"),
+        # Without the due window, least laxity first: the car that cannot finish anyway takes the only place.
+        (1.2, timedelta(0), "hopeless"),
+        # A quick car that is not due yet (laxity ~3.9 h) waits behind the due one.
+        (4.0, timedelta(minutes=90), "hopeless"),
+    ],
+)
+def test_among_due_sessions_the_quickest_to_finish_charges_first(
+    quick_hours: float, due_within: timedelta, first: str
+) -> None:
+    """Room for one car. "hopeless" leaves in 1 h wanting 30 kWh (1.4 h at 32 A: it cannot finish), "quick" wants
+    2 kWh (5 min at 32 A). Departure estimates are off by about an hour, so among sessions that are due the quick
+    one is finished before it leaves rather than kept waiting behind one that cannot finish anyway."""
+    hopeless = session("hopeless", energy_wh=30_000, hours=1)
+    quick = session("quick", energy_wh=2_000, hours=quick_hours)
+    config = SchedulerSettings(due_within=due_within)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=10),), (hopeless, quick)), NOW, config))
+    assert result == {first: 10, ({"hopeless", "quick"} - {first}).pop(): 0}
+
+
 def test_unknown_departure_and_energy_use_the_configured_defaults() -> None:
     """No departure or energy given: the session is planned with default_stay and default_energy_wh."""
     unknown = SessionDemand("u", "site", THREE, 32, NOW)
