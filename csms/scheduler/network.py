@@ -12,7 +12,7 @@ instants and each constraint gets one capacity per segment.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
@@ -127,25 +127,34 @@ class _Topology:
     _last: list[_Compiled] = field(default_factory=list)
     shapes: _ShapeTable = field(default_factory=lambda: _ShapeTable())  # ``terms`` again, as flat arrays
 
-    def renumbered(self, kept: Sequence[int]) -> Callable[[tuple[str, tuple[int, ...], float]], Terms]:
-        """A function from a session shape to its terms numbered by position in ``kept``."""
+    def renumbered(
+        self, kept: Sequence[int], shapes: Sequence[tuple[str, tuple[int, ...], float]], grouped: _Grouped
+    ) -> list[Terms]:
+        """Each of ``shapes``' terms numbered by position in ``kept`` (``grouped`` has them as arrays), remembered
+        per shape while ``kept`` stays the same."""
         if self._kept != [kept]:
             self._kept[:] = [kept]
             self._renumbered.clear()
             self._lists.clear()
         cache, terms, lists = self._renumbered, self.terms, self._lists
-        renumber = [-1] * len(self.keys)
-        for new_k, k in enumerate(kept):
-            renumber[k] = new_k
-
-        def of(shape: tuple[str, tuple[int, ...], float]) -> Terms:
-            found = cache.get(shape)
-            if found is None:
+        found = [cache.get(shape) for shape in shapes]
+        missing = [number for number, known in enumerate(found) if known is None]
+        if len(missing) >= _MANY_SHAPES:
+            # Most shapes end up with the same terms as others (their station's own constraints pruned): each
+            # distinct list is built once, found by sorting the shapes' renumbered terms as rows of an array.
+            by_group, group_of = _renumbered_groups(kept, len(self.keys), grouped)
+            built = [lists.setdefault(t, t) for t in by_group]
+            for number in missing:
+                found[number] = cache[shapes[number]] = built[group_of[number]]
+        elif missing:
+            renumber = [-1] * len(self.keys)
+            for new_k, k in enumerate(kept):
+                renumber[k] = new_k
+            for number in missing:
+                shape = shapes[number]
                 fresh = tuple([(renumber[k], c) for k, c in terms[shape] if renumber[k] >= 0])
-                found = cache[shape] = lists.setdefault(fresh, fresh)
-            return found
-
-        return of
+                found[number] = cache[shape] = lists.setdefault(fresh, fresh)
+        return cast(list[Terms], found)
 
 
 # Per session, in snapshot order, all that the constraints depend on: where it hangs, its phases, voltage, maximum
@@ -209,6 +218,7 @@ class _Compiled(NamedTuple):
 # tuple alive, so its id cannot be reused while it is cached).
 _TOPOLOGIES: dict[int, tuple[tuple[GridNode, ...], _Topology]] = {}
 _TOPOLOGY_CACHE_SIZE = 4
+_MANY_SHAPES = 64  # shapes to renumber from which sorting them as arrays beats one by one
 
 
 def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
@@ -334,8 +344,7 @@ def compile_network(
         kept: Sequence[int] = _binding(grouped, lowest, prune_at_maxima)
     else:
         kept = range(len(topology.keys))
-    terms_of = topology.renumbered(kept)
-    shape_terms = [terms_of(shape) for shape in shapes]
+    shape_terms = topology.renumbered(kept, list(shapes), grouped)
     session_constraints = tuple([shape_terms[number] for number in shape_of])
     incidence = grouped.incidence(kept)
     bounds = incidence.starts.tolist()
@@ -485,6 +494,39 @@ class _Grouped:
             np.argsort(sessions, kind="stable").astype(np.intp),
             np.concatenate(([0], np.cumsum(np.bincount(sessions, minlength=len(self.shape_of))))).astype(np.intp),
         )
+
+
+def _renumbered_groups(kept: Sequence[int], keys: int, grouped: _Grouped) -> tuple[list[Terms], list[int]]:
+    """The distinct renumbered term lists of ``grouped``'s shapes, and which one each shape has."""
+    renumber = np.full(keys, -1, dtype=np.intp)
+    renumber[np.asarray(kept, dtype=np.intp)] = np.arange(len(kept), dtype=np.intp)
+    new_k = renumber[grouped.constraint]
+    used = new_k >= 0
+    owner, new_k, coefficient = grouped.owner[used], new_k[used], grouped.coefficient[used]
+    count = grouped.shape_count
+    lengths = np.bincount(owner, minlength=count)
+    starts = np.cumsum(lengths) - lengths
+    place = np.arange(len(owner), dtype=np.intp) - starts[owner]
+    width = int(lengths.max()) if count else 0
+    rows = np.full((count, 1 + 2 * width), -1.0)  # length, then (constraint, coefficient) pairs; -1 pads
+    rows[:, 0] = lengths
+    rows[owner, 1 + 2 * place] = new_k
+    rows[owner, 2 + 2 * place] = coefficient
+    order = np.lexsort(rows.T[::-1])
+    ordered = rows[order]
+    first = np.ones(count, dtype=bool)
+    first[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
+    group_of = np.empty(count, dtype=np.intp)
+    group_of[order] = np.cumsum(first) - 1
+    ks: list[int] = new_k.tolist()
+    cs: list[float] = coefficient.tolist()
+    begin: list[int] = starts.tolist()
+    size: list[int] = lengths.tolist()
+    by_group = [
+        tuple(zip(ks[begin[r] : begin[r] + size[r]], cs[begin[r] : begin[r] + size[r]], strict=True))
+        for r in order[first].tolist()
+    ]
+    return by_group, group_of.tolist()
 
 
 def _binding(grouped: _Grouped, lowest: Sequence[float], at_maxima: bool) -> list[int]:
