@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import http
 import math
 import re
@@ -101,6 +102,7 @@ class OcppServer:
         self._server: Server | None = None
         self._tls_server: Server | None = None
         self._audits: set[asyncio.Task[None]] = set()
+        self._collection: asyncio.TimerHandle | None = None
 
     @property
     def port(self) -> int:
@@ -253,6 +255,9 @@ class OcppServer:
         try:
             await session.serve()
         finally:
+            if connection.protocol.parser_exc is not None:
+                _drop_parser_traceback(connection)
+                self._collect_soon()
             self._registry.detach(session)
             self._metrics.connected.dec()
             log.info(
@@ -261,6 +266,36 @@ class OcppServer:
                 session=session.number,
                 code=connection.close_code,
             )
+
+
+    def _collect_soon(self) -> None:
+        """One collection of the young generations a second after a connection whose frame parser failed.
+
+        websockets' protocol and its parser generator reference each other, so a closed connection is freed only
+        by the garbage collector, which the server runs rarely (``tune_garbage_collector``); a connection ended by
+        a bad frame can still hold the unparsed rest of it (a deflate bomb: ~0.25 MiB). Coalesced: an attacker
+        sending bombs back to back gets one collection a second, not one each.
+        """
+        if self._collection is None:
+            self._collection = asyncio.get_running_loop().call_later(1.0, self._collect)
+
+    def _collect(self) -> None:
+        self._collection = None
+        gc.collect(1)
+
+
+def _drop_parser_traceback(connection: ServerConnection) -> None:
+    """Let a connection whose frame parser failed be freed by reference counting.
+
+    websockets keeps the exception that stopped its parser (e.g. PayloadTooBig for a deflate bomb) on the protocol;
+    the traceback's frames hold the protocol again and the data being parsed (up to ``max_frame_bytes``, inflated,
+    and the masked copy): a reference cycle of ~1.5 MiB. Under the server's sparse garbage collection
+    (``tune_garbage_collector``) such cycles wait for a rare full collection, so repeated bombs grew RSS without
+    bound (1.6 MiB each, measured in ``tests/hostile/test_bomb_memory.py``). The exception itself stays readable.
+    """
+    failure = connection.protocol.parser_exc
+    if failure is not None:
+        failure.__traceback__ = None
 
 
 def _remote_ip(connection: ServerConnection) -> str | None:
