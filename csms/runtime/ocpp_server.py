@@ -267,7 +267,6 @@ class OcppServer:
                 code=connection.close_code,
             )
 
-
     def _collect_soon(self) -> None:
         """One collection of the young generations a second after a connection whose frame parser failed.
 
