@@ -55,6 +55,9 @@ __all__ = ["CentralSystem", "run", "utc_now"]
 log = structlog.get_logger(__name__)
 
 
+API_KEEP_ALIVE_SECONDS = 75
+
+
 def tune_garbage_collector() -> None:
     """Fewer, cheaper collections for a long-running server with many live connections.
 
@@ -266,6 +269,10 @@ class CentralSystem:
             log_config=None,
             access_log=False,
             lifespan="off",
+            # uvicorn closes an idle keep-alive connection after 5 s, the same as httpx's and many clients' own
+            # expiry: a client reusing it just as the server closes it gets a dropped request (ReadError). Keep
+            # idle connections longer than clients and load balancers commonly do (60 s), so they close first.
+            timeout_keep_alive=API_KEEP_ALIVE_SECONDS,
         )
         self._api_server = _ApiServer(config)
         self._api_task = asyncio.create_task(self._api_server.serve(), name="http-api")
