@@ -75,6 +75,8 @@ class SchedulerSettings:
     due_within: timedelta = timedelta(minutes=90)
     # A session under power limits only is admitted at its pace rather than its minimum (see realtime.py).
     pace_admission_on_power: bool = True
+    # A session above the standard class is admitted at its pace under any limit (see realtime.py).
+    pace_admission_for_priority: bool = True
 
 
 # Period, SessionPlan and NodeLoad are named tuples rather than frozen dataclasses: a plan of a large site holds

@@ -11,7 +11,9 @@ For each stretch of time in which no limit changes, currents are handed out in t
    every constraint a session is under is a power limit, it is admitted at its pace (see 2) instead, if more: on
    one aggregate power limit fewer cars charging at their pace deliver more than more cars at 6 A, while under
    per-phase current limits more cars at 6 A fill the phases better (benchmarks/: +1.5 to +2.2 points of the
-   optimum on power limits, -4 points at a per-phase 20% limit when applied there too). A
+   optimum on power limits, -4 points at a per-phase 20% limit when applied there too). A session above the
+   standard class is admitted at its pace under any limit, so standard cars at 6 A do not take the room it needs
+   to finish (benchmarks/, 7 days: the priority class's fill +1.1 to +1.8 points under per-phase limits). A
    session that is charging keeps its place against a paused one unless the paused one is clearly more urgent,
    so sessions are not paused and resumed on every re-plan. Those that do not fit are paused (0 A), never
    offered less than their minimum; their laxity shrinks while they wait, so they come first later. Under
@@ -145,7 +147,10 @@ def allocate(
     for i in wanting:
         minimum = sessions[i].min_current_a
         offers: tuple[float, ...] = (minimum,)
-        if settings.pace_admission_on_power and pace[i] > minimum and terms[i] and all(power[k] for k, _ in terms[i]):
+        if pace[i] > minimum and (
+            (settings.pace_admission_for_priority and sessions[i].priority > Priority.STANDARD)
+            or (settings.pace_admission_on_power and terms[i] and all(power[k] for k, _ in terms[i]))
+        ):
             offers = (pace[i], minimum)  # its minimum if its pace does not fit: never pause what could charge
         for offer in offers:
             for k, coefficient in terms[i]:  # a loop, not all(...): this runs for every session

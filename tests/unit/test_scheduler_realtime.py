@@ -113,6 +113,26 @@ def test_higher_priority_class_gets_its_pace_first() -> None:
     assert result == {"urgent": 16, "standard": 6}
 
 
+@pytest.mark.parametrize(
+    ("for_priority", "expected"),
+    [
+        # At its 12 A pace first: one standard car still fits at 6 A and gets the 2 A left; the other waits.
+        (True, {"urgent": 12, "a": 8, "b": 0}),
+        # At 6 A like the others: the two standard cars take 12 A of the 20 and the urgent car is short of its pace.
+        (False, {"urgent": 8, "a": 6, "b": 6}),
+    ],
+)
+def test_a_priority_session_is_admitted_at_its_pace_under_a_phase_limit(
+    for_priority: bool, expected: dict[str, float]
+) -> None:
+    """A 20 A per-phase limit: an urgent car needing 12 A to finish in 2 h, two standard cars needing 8 A each."""
+    urgent = session("urgent", energy_wh=12 * 690 * 2, hours=2, priority=Priority.URGENT)
+    a, b = session("a", energy_wh=8 * 690 * 8), session("b", energy_wh=8 * 690 * 8)
+    config = SchedulerSettings(pace_admission_for_priority=for_priority)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=20),), (urgent, a, b)), NOW, config))
+    assert result == expected
+
+
 def test_earlier_departure_gets_more_when_power_is_short() -> None:
     """Two cars want 10 kWh; the one leaving in 1 h needs more current than the one leaving in 8 h and gets it."""
     soon = session("soon", energy_wh=10_000, hours=1)
