@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from csms.config import SmartChargingSettings
+from csms.runtime.loops import WakeableLoop
 from csms.runtime.session import Clock
 from csms.service.smart_charging import SmartChargingService
 
@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 _CONFIGURE_CONCURRENCY = 50
 
 
-class SmartChargingLoop:
+class SmartChargingLoop(WakeableLoop):
     """Runs ``SmartChargingService.replan`` after events settle and at least every ``tick_seconds``.
 
     Events (a session starts or stops, a car draws differently, a limit changes) only set a flag, so a burst of
@@ -28,13 +28,11 @@ class SmartChargingLoop:
     """
 
     def __init__(self, service: SmartChargingService, settings: SmartChargingSettings, clock: Clock) -> None:
+        super().__init__()
         self._service = service
         self._settings = settings
         self._clock = clock
-        self._wake = asyncio.Event()
         self._to_configure: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
         service.bind(self.request_replan, self.request_configure)
 
     def request_replan(self) -> None:
@@ -47,26 +45,11 @@ class SmartChargingLoop:
 
     def start(self) -> None:
         if self._settings.enabled:
-            self._task = asyncio.create_task(self._run(), name="smart-charging")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def settled(self) -> None:
-        """Wait until no re-plan is pending or running (tests and the API's "re-plan now")."""
-        await self._idle.wait()
+            self._start_task(self._run(), "smart-charging")
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the event is set, and
-                # the loop would then never stop (a shutdown hung at a test's teardown).
-                async with asyncio.timeout(self._settings.tick_seconds):
-                    await self._wake.wait()
+            await self._sleep_until_woken(self._settings.tick_seconds)
             if self._settings.debounce_seconds:
                 await asyncio.sleep(self._settings.debounce_seconds)
             self._wake.clear()
