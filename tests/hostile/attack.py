@@ -26,6 +26,7 @@ from tests.ocpp_client import RawClient, now_iso
 __all__ = [
     "BOOT",
     "SUBPROTOCOLS",
+    "invalid_json_code",
     "MemoryProbe",
     "assert_serves",
     "booted",
@@ -117,6 +118,11 @@ def masked_frame(payload: bytes, opcode: Opcode = Opcode.TEXT, rsv1: bool = Fals
         header += bytes([0x80 | 127]) + struct.pack("!Q", length)
     mask = os.urandom(4)
     return bytes(header) + mask + apply_mask(payload, mask)
+
+
+def invalid_json_code(subprotocol: str) -> str:
+    """The CALLERROR code each version gives a frame that is not JSON."""
+    return "FormationViolation" if subprotocol == "ocpp1.6" else "RpcFrameworkError"
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:

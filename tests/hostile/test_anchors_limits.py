@@ -20,21 +20,11 @@ from csms.config import OcppSettings
 from csms.runtime.app import CentralSystem
 from csms.runtime.registry import CLOSE_REPLACED
 from tests.conftest import make_settings
-from tests.hostile.attack import SUBPROTOCOLS, assert_serves, booted, running, wait_until, ws_url
+from tests.hostile.attack import assert_serves, booted, invalid_json_code, running, wait_until, ws_url
 from tests.http_api import admin_client
 from tests.ocpp_client import RawClient, now_iso
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(params=SUBPROTOCOLS)
-def subprotocol(request: pytest.FixtureRequest) -> str:
-    result: str = request.param
-    return result
-
-
-def _invalid_json_code(subprotocol: str) -> str:
-    return "FormationViolation" if subprotocol == "ocpp1.6" else "RpcFrameworkError"
 
 
 # -- #15: header limits before the upgrade ---------------------------------------------------------------------
@@ -111,7 +101,7 @@ async def test_json_nested_100k_deep_gets_a_prompt_call_error(
     depth = 100_000
     await client.send_raw(f'[2,"n1","DataTransfer",{{"vendorId":"x","data":{"[" * depth}{"]" * depth}}}]')
     reply = await client.next_reply(timeout=10)
-    assert reply[:3] == [4, "-1", _invalid_json_code(subprotocol)], reply
+    assert reply[:3] == [4, "-1", invalid_json_code(subprotocol)], reply
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     await assert_serves(client)
     await assert_serves(bystander)

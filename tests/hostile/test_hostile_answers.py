@@ -60,12 +60,6 @@ def _nested(levels: int) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(params=SUBPROTOCOLS)
-def subprotocol(request: pytest.FixtureRequest) -> str:
-    result: str = request.param
-    return result
-
-
 @pytest.mark.parametrize(
     ("answer", "named"),
     [

@@ -11,16 +11,10 @@ import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
-from tests.hostile.attack import SUBPROTOCOLS, assert_serves, booted, deafened, running, wait_until
+from tests.hostile.attack import assert_serves, booted, deafened, running, wait_until
 from tests.http_api import admin_client
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(params=SUBPROTOCOLS)
-def subprotocol(request: pytest.FixtureRequest) -> str:
-    result: str = request.param
-    return result
 
 
 class Answers:

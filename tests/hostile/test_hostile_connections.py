@@ -15,16 +15,10 @@ import pytest
 
 from csms.config import OcppSettings, load_settings
 from tests.conftest import make_settings
-from tests.hostile.attack import SUBPROTOCOLS, assert_serves, booted, deafened, running, wait_until, ws_url
+from tests.hostile.attack import assert_serves, booted, deafened, running, wait_until, ws_url
 from tests.ocpp_client import RawClient
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(params=SUBPROTOCOLS)
-def subprotocol(request: pytest.FixtureRequest) -> str:
-    result: str = request.param
-    return result
 
 
 def _upgrade_request(port: int, identity: str, subprotocol: str) -> bytes:

@@ -20,9 +20,9 @@ from websockets.frames import Opcode
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
 from tests.hostile.attack import (
-    SUBPROTOCOLS,
     assert_serves,
     booted,
+    invalid_json_code,
     masked_frame,
     measure_memory,
     running,
@@ -33,16 +33,6 @@ from tests.ocpp_client import now_iso
 
 pytestmark = pytest.mark.timeout(60)
 MiB = 1_048_576
-
-
-@pytest.fixture(params=SUBPROTOCOLS)
-def subprotocol(request: pytest.FixtureRequest) -> str:
-    result: str = request.param
-    return result
-
-
-def _invalid_json_code(subprotocol: str) -> str:
-    return "FormationViolation" if subprotocol == "ocpp1.6" else "RpcFrameworkError"
 
 
 def _format_violation(subprotocol: str) -> str:
@@ -108,7 +98,7 @@ async def test_integer_with_thousands_of_digits_is_invalid_json(
         frame = f'[2,"n1","MeterValues",{{"evseId":1,"meterValue":[{sample}]}}]'
     await client.send_raw(frame)
     reply = await client.next_reply()
-    assert reply[:3] == [4, "-1", _invalid_json_code(subprotocol)], reply
+    assert reply[:3] == [4, "-1", invalid_json_code(subprotocol)], reply
     await assert_serves(client)
     await assert_serves(bystander)
     await client.close()
