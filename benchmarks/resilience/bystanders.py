@@ -37,7 +37,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.frames import Frame, Opcode
 from websockets.typing import Subprotocol
 
-from benchmarks.resilience.light import FAILURES, CallFailed, LightStation, Version, boot_payload
+from benchmarks.resilience.light import (
+    FAILURES,
+    CallFailed,
+    LightStation,
+    Version,
+    boot_payload,
+    percentile,
+    version_of,
+)
 from benchmarks.resilience.server import ADMIN_TOKEN, CsmsProcess
 
 __all__ = ["QUICK_BYSTANDERS", "BystandersPlan", "run_bystanders"]
@@ -79,15 +87,9 @@ class PhaseResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _version(n: int) -> Version:
-    return "1.6" if n % 2 == 0 else "2.0.1"
-
-
 def _percentile_ms(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    seconds = percentile(values, p)
+    return None if seconds is None else 1000 * seconds
 
 
 async def _heartbeats(station: LightStation, plan: BystandersPlan, until: float, rng: random.Random) -> None:
@@ -107,7 +109,7 @@ async def _fresh_stations(server: CsmsProcess, plan: BystandersPlan, phase: str,
     gap = plan.phase_s / (plan.fresh_stations + 1)
     for n in range(plan.fresh_stations):
         await asyncio.sleep(gap)
-        station = LightStation(f"FRESH-{phase.replace(' ', '-')}-{n}", _version(n), server.url)
+        station = LightStation(f"FRESH-{phase.replace(' ', '-')}-{n}", version_of(n), server.url)
         began = time.monotonic()
         try:
             await station.connect_and_boot(ping_interval=None, compression=None)
@@ -213,7 +215,7 @@ async def _deaf_stations(ocpp_port: int, api_port: int, plan: BystandersPlan, un
     identities = [f"DEAF-{n}" for n in range(plan.deaf_stations)]
     began = time.monotonic()
     deaf = await asyncio.gather(
-        *(_deafen(ocpp_port, identity, _version(n), plan.deaf_frames) for n, identity in enumerate(identities))
+        *(_deafen(ocpp_port, identity, version_of(n), plan.deaf_frames) for n, identity in enumerate(identities))
     )
     cut_after: dict[str, float] = {}
     try:
@@ -271,7 +273,7 @@ async def run_bystanders(plan: BystandersPlan, workdir: Path, progress: Callable
     server = CsmsProcess(workdir)
     await asyncio.to_thread(server.start)
     rng = random.Random(plan.seed)
-    bystanders = [LightStation(f"BY-{n:05d}", _version(n), server.url) for n in range(plan.stations)]
+    bystanders = [LightStation(f"BY-{n:05d}", version_of(n), server.url) for n in range(plan.stations)]
     results: list[PhaseResult] = []
     try:
         gate = asyncio.Semaphore(plan.connect_concurrency)

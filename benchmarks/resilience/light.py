@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from benchmarks._common import utc_now_z
 
-__all__ = ["CallFailed", "LightStation", "Version", "boot_payload", "reset"]
+__all__ = ["CallFailed", "LightStation", "Version", "boot_payload", "percentile", "reset", "version_of"]
 
 Version = Literal["1.6", "2.0.1"]
 ENERGY = "Energy.Active.Import.Register"
@@ -31,6 +31,19 @@ FAILURES = (OSError, InvalidHandshake, ConnectionClosed, TimeoutError, asyncio.T
 
 class CallFailed(Exception):
     """A CALL answered with a CALLERROR, or a boot that was not accepted."""
+
+
+def version_of(n: int) -> Version:
+    """The n-th station's OCPP version in a mixed fleet: even 1.6, odd 2.0.1."""
+    return "1.6" if n % 2 == 0 else "2.0.1"
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The nearest-rank ``p``-th percentile of ``values``; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def boot_payload(version: Version) -> dict[str, Any]:

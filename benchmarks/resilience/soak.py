@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from benchmarks.resilience.light import FAILURES, CallFailed, LightStation, Version, reset
+from benchmarks.resilience.light import FAILURES, CallFailed, LightStation, percentile, reset, version_of
 from benchmarks.resilience.server import CsmsProcess
 
 __all__ = ["ChurnPlan", "SoakPlan", "run_churn", "run_soak"]
@@ -59,17 +59,6 @@ class ChurnPlan:
 
 
 QUICK_CHURN = ChurnPlan(cycles=200, concurrency=20, settle_s=15.0)
-
-
-def _percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def _version(n: int) -> Version:
-    return "1.6" if n % 2 == 0 else "2.0.1"
 
 
 async def _connect_fleet(
@@ -131,12 +120,12 @@ async def run_soak(plan: SoakPlan, workdir: Path, progress: Callable[[str], None
     server = CsmsProcess(workdir)
     await asyncio.to_thread(server.start)
     rng = random.Random(plan.seed)
-    stations = [LightStation(f"SOAK-{n:05d}", _version(n), server.url) for n in range(plan.connections)]
+    stations = [LightStation(f"SOAK-{n:05d}", version_of(n), server.url) for n in range(plan.connections)]
     samples: list[tuple[float, int, int]] = []
     try:
         # Warm-up: the first stations open the database's WAL files, load caches and compile statements; that
         # is the idle server's state, not something the connections cost.
-        warm = [LightStation(f"SOAK-WARM-{n}", _version(n), server.url) for n in range(10)]
+        warm = [LightStation(f"SOAK-WARM-{n}", version_of(n), server.url) for n in range(10)]
         for station in warm:
             await station.connect_and_boot(ping_interval=None, compression=None)
             await station.heartbeat()
@@ -201,8 +190,8 @@ async def run_soak(plan: SoakPlan, workdir: Path, progress: Callable[[str], None
         "duration_s": plan.duration_s,
         "answered": counts["answered"] - warm_answered,
         "errors": counts["errors"],
-        "p50_ms": (_percentile(latencies, 50) or 0) * 1000,
-        "p99_ms": (_percentile(latencies, 99) or 0) * 1000,
+        "p50_ms": (percentile(latencies, 50) or 0) * 1000,
+        "p99_ms": (percentile(latencies, 99) or 0) * 1000,
         "max_ms": max(latencies, default=0) * 1000,
         "rss_idle_mb": idle["rss_bytes"] / 2**20,
         "rss_warm_mb": rss_warm / 2**20,
@@ -252,7 +241,7 @@ async def run_churn(plan: ChurnPlan, workdir: Path, progress: Callable[[str], No
 
     async def cycle(n: int) -> None:
         nonlocal dirty
-        station = LightStation(f"CHURN-{n % 1000:04d}-{n // 1000}", _version(n // 2), server.url)
+        station = LightStation(f"CHURN-{n % 1000:04d}-{n // 1000}", version_of(n // 2), server.url)
         try:
             connection = await station.connect_and_boot(ping_interval=None, compression=None)
             await station.heartbeat()

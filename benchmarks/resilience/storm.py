@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.resilience.light import FAILURES, CallFailed, LightStation, Version
+from benchmarks.resilience.light import FAILURES, CallFailed, LightStation, percentile, version_of
 from benchmarks.resilience.server import ADMIN_TOKEN, CsmsProcess
 
 __all__ = ["QUICK_STORM", "QUICK_STORM_AUTH", "STORM_AUTH", "StormPlan", "run_storm"]
@@ -159,23 +159,16 @@ async def _come_back(plan: StormPlan, returner: Returner, deadline: float) -> No
         return
 
 
-def _percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def _group(returners: list[Returner], listen_at: float) -> dict[str, Any]:
     times = [r.back_at - listen_at for r in returners if r.back_at is not None]
     serve = [r.serve_s for r in returners if r.serve_s is not None]
     return {
-        "serve_p50_s": _percentile(serve, 50),
-        "serve_p99_s": _percentile(serve, 99),
+        "serve_p50_s": percentile(serve, 50),
+        "serve_p99_s": percentile(serve, 99),
         "stations": len(returners),
         "back": len(times),
-        "p50_s": _percentile(times, 50),
-        "p99_s": _percentile(times, 99),
+        "p50_s": percentile(times, 50),
+        "p99_s": percentile(times, 99),
         "max_s": max(times) if times else None,
         "failed_attempts": sum(r.failed_attempts for r in returners),
         "attempts": sum(r.attempts for r in returners),
@@ -188,7 +181,7 @@ async def run_storm(plan: StormPlan, workdir: Path, progress: Callable[[str], No
     rng = random.Random(plan.seed)
     stations = []
     for n in range(plan.stations):
-        version: Version = "1.6" if n % 2 == 0 else "2.0.1"
+        version = version_of(n)
         stations.append(LightStation(f"STORM-{'V16' if version == '1.6' else 'V201'}-{n:05d}", version, server.url))
     try:
         provision_s = None
@@ -260,8 +253,8 @@ async def run_storm(plan: StormPlan, workdir: Path, progress: Callable[[str], No
                 "until_s": plan.steady_until_s,
                 "calls": len(steady),
                 "errors": sum(s.errors for s in stations),
-                "p50_ms": 1000 * p50 if (p50 := _percentile(steady, 50)) is not None else None,
-                "p99_ms": 1000 * p99 if (p99 := _percentile(steady, 99)) is not None else None,
+                "p50_ms": 1000 * p50 if (p50 := percentile(steady, 50)) is not None else None,
+                "p99_ms": 1000 * p99 if (p99 := percentile(steady, 99)) is not None else None,
             }
     finally:
         await asyncio.gather(*(s.close() for s in stations), return_exceptions=True)
