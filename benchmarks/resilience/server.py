@@ -18,6 +18,8 @@ from typing import IO, Any
 
 import psutil
 
+from csms.runtime.fail_point import KILL_AT_VARIABLE
+
 __all__ = ["ADMIN_TOKEN", "CsmsProcess", "ServerOptions", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,12 +96,19 @@ class CsmsProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 60.0) -> float:
-        """Start the server (on the same database and ports as before); seconds until /healthz answers."""
+    def start(self, timeout: float = 60.0, kill_at: str | None = None) -> float:
+        """Start the server (on the same database and ports as before); seconds until /healthz answers.
+
+        ``kill_at`` arms the server's kill -9 test hook (``CSMS_KILL_AT``, see csms/runtime/fail_point.py), e.g.
+        ``"after_commit:3"``: the process SIGKILLs itself the third time a transaction message gets there.
+        """
         assert not self.alive()
         began = time.monotonic()
         env = dict(os.environ)
         env.pop("PYTHONASYNCIODEBUG", None)  # never measure asyncio's debug mode
+        env.pop(KILL_AT_VARIABLE, None)
+        if kill_at is not None:
+            env[KILL_AT_VARIABLE] = kill_at
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "csms", "serve", "--config", str(self.config)],
@@ -151,6 +160,27 @@ class CsmsProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self._close_log()
+
+    def wait_dead(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end by itself (the armed hook); its exit code or None
+        if it is still running. Once it ended the log is closed, as after :meth:`kill`."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._close_log()
+        return code
+
+    def fail_point_markers(self) -> list[dict[str, Any]]:
+        """The lines the kill -9 test hook wrote just before each SIGKILL, oldest first."""
+        found: list[dict[str, Any]] = []
+        with contextlib.suppress(OSError):
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith('{"fail_point"'):
+                    with contextlib.suppress(ValueError):
+                        found.append(json.loads(line))
+        return found
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGINT (clean shutdown); SIGKILL only if it does not finish in ``timeout``. The exit code."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import os
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -23,6 +24,7 @@ from csms.domain.pricing import PriceQuoter
 from csms.domain.stations import RegistrationStatus
 from csms.domain.transactions import Transaction
 from csms.runtime.bookings import BookingTimers
+from csms.runtime.fail_point import fail_point_from_environment
 from csms.runtime.metrics import Metrics
 from csms.runtime.ocpp_server import OcppServer
 from csms.runtime.registry import SessionRegistry
@@ -228,6 +230,9 @@ class CentralSystem:
             clock=self.clock,
         )
         await self.security.load()
+        fail_point = fail_point_from_environment(os.environ)
+        if fail_point is not None:
+            log.warning("kill -9 test hook armed", point=fail_point.point.value, count=fail_point.count)
         self.ocpp = OcppServer(
             self.settings.ocpp,
             chargers,
@@ -236,6 +241,7 @@ class CentralSystem:
             self.metrics,
             self.security,
             self.settings.security,
+            fail_point,
         )
         await self.ocpp.start()
         if self.settings.api.admin_token is None:

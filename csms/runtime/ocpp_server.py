@@ -30,6 +30,7 @@ from csms.domain.stations import RegistrationStatus, StationId, is_valid_identit
 from csms.protocol.dispatch import ADAPTERS
 from csms.protocol.versions import SUPPORTED_SUBPROTOCOLS, OcppVersion, select_version
 from csms.runtime.connection import with_send_timeout
+from csms.runtime.fail_point import FailPoint
 from csms.runtime.metrics import Metrics
 from csms.runtime.registry import SessionRegistry
 from csms.runtime.session import Clock, StationSession
@@ -91,8 +92,10 @@ class OcppServer:
         metrics: Metrics,
         security: StationSecurityService,
         security_settings: SecuritySettings,
+        fail_point: FailPoint | None = None,
     ) -> None:
         self._settings = settings
+        self._fail_point = fail_point
         self._service = service
         self._registry = registry
         self._clock = clock
@@ -243,6 +246,7 @@ class OcppServer:
             self._clock,
             self._settings.call_timeout,
             accepted=registration is RegistrationStatus.ACCEPTED,
+            fail_point=self._fail_point,
         )
         old = self._registry.get(identity)
         if old is not None:

@@ -33,6 +33,7 @@ from csms.protocol.framing import (
     parse_frame,
 )
 from csms.protocol.schemas import SchemaViolation, validate_request, validate_response
+from csms.runtime.fail_point import FailPoint, KillPoint
 from csms.service.charger import ChargerService
 
 __all__ = ["Clock", "StationSession"]
@@ -63,6 +64,7 @@ class StationSession:
         clock: Clock,
         call_timeout: float,
         accepted: bool,
+        fail_point: FailPoint | None = None,
     ) -> None:
         self.connection = connection
         self.station_id = station_id
@@ -72,6 +74,7 @@ class StationSession:
         self._clock = clock
         self._call_timeout = call_timeout
         self._accepted = accepted
+        self._fail_point = fail_point  # a kill -9 test hook; None unless CSMS_KILL_AT was set at start
         self._call_lock = asyncio.Lock()
         self._pending: _PendingCall | None = None
         # The last CALL answered on this connection (id, action, payload) and our answer frame, for retries.
@@ -155,12 +158,19 @@ class StationSession:
             self._log.info("repeated CALL answered again", action=call.action, message_id=call.message_id[:40])
             await self.connection.send(last[3], text=True)
             return
+        fail = self._fail_point
+        if fail is not None:
+            fail.passed(KillPoint.AFTER_RECEIVE, self.station_id, call.action, call.message_id)
         context = CallContext(self.station_id, self._clock(), self._service)
         answer = await answer_call(self.adapter, context, call, self._accepted)
+        if fail is not None:
+            fail.passed(KillPoint.AFTER_COMMIT, self.station_id, call.action, call.message_id)
         if call.action == "BootNotification" and answer.result is not None:
             self._accepted = answer.result.get("status") == "Accepted"
         self._last_answer = (call.message_id, call.action, call.payload, answer.frame)
         await self.connection.send(answer.frame, text=True)
+        if fail is not None:
+            fail.passed(KillPoint.AFTER_REPLY, self.station_id, call.action, call.message_id)
 
     def _resolve(self, message: CallResult | CallError) -> None:
         pending = self._pending

@@ -7,13 +7,24 @@ the database is judged against what every charger was told.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import signal
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from benchmarks.resilience.kill import QUICK_KILL, run_kill, summarise_kill
+from benchmarks.resilience.oracle import read_db
+from benchmarks.resilience.server import CsmsProcess
+from benchmarks.resilience.station import wire_time
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +61,60 @@ async def test_kill_nine_loses_nothing_and_duplicates_nothing(tmp_path: Path) ->
     # itself is checked deterministically in test_durability_replay.py.)
     assert summary["offline_messages"] > 0 and summary["max_late_s"] > 0
     assert summary["transactions"] > 2 * plan.stations and summary["readings"] > summary["transactions"]
+
+
+async def _call(connection: ClientConnection, message_id: str, action: str, payload: dict[str, Any]) -> list[Any]:
+    await connection.send(json.dumps([2, message_id, action, payload]))
+    reply: list[Any] = json.loads(await asyncio.wait_for(connection.recv(), 10))
+    assert reply[1] == message_id, reply
+    return reply
+
+
+async def _booted(url: str) -> ClientConnection:
+    connection = await connect(url, subprotocols=[Subprotocol("ocpp1.6")], open_timeout=10, ping_interval=None)
+    boot = await _call(connection, "boot", "BootNotification", {"chargePointVendor": "T", "chargePointModel": "K"})
+    assert boot[2]["status"] == "Accepted"
+    return connection
+
+
+@pytest.mark.parametrize("point", ["after_receive", "after_commit", "after_reply"])
+async def test_the_kill_hook_kills_at_its_point_and_the_resend_is_applied_once(tmp_path: Path, point: str) -> None:
+    """``CSMS_KILL_AT=<point>:2``: the server SIGKILLs itself at the second transaction message (the Boot and a
+    Heartbeat before it do not count), exactly at its point: after_receive leaves nothing on disk and no reply;
+    after_commit leaves the row on disk and no reply; after_reply leaves the row and delivers the reply. The
+    charger resends the unanswered Start to the restarted server and gets the id of the one row on disk."""
+    server = CsmsProcess(tmp_path)
+    url = f"{server.url}/KILL-HOOK"
+    start = {"connectorId": 1, "idTag": "TAG1", "meterStart": 100, "timestamp": wire_time(datetime.now(UTC))}
+    await asyncio.to_thread(server.start, kill_at=f"{point}:2")
+    try:
+        connection = await _booted(url)
+        await _call(connection, "hb", "Heartbeat", {})
+        idle = {"connectorId": 1, "meterValue": [{"timestamp": start["timestamp"], "sampledValue": [{"value": "5"}]}]}
+        assert (await _call(connection, "mv", "MeterValues", idle))[0] == 3  # the first transaction message
+        await connection.send(json.dumps([2, "start", "StartTransaction", start]))
+        try:
+            first_reply: list[Any] | None = json.loads(await asyncio.wait_for(connection.recv(), 10))
+        except ConnectionClosed:
+            first_reply = None
+        assert await asyncio.to_thread(server.wait_dead, 10) == -signal.SIGKILL
+        await connection.close()
+        markers = server.fail_point_markers()
+        assert [(m["fail_point"], m["action"], m["message_id"]) for m in markers] == [
+            (point, "StartTransaction", "start")
+        ]
+        rows = [r for rows in read_db(server.db_path).transactions.values() for r in rows]
+        assert len(rows) == (0 if point == "after_receive" else 1)
+        assert (first_reply is not None) == (point == "after_reply")
+        # Restarted (hook off), the charger resends the Start it has no answer for, as it would after a drop.
+        await asyncio.to_thread(server.start)
+        connection = await _booted(url)
+        resent = await _call(connection, "start", "StartTransaction", start)
+        await connection.close()
+    finally:
+        await asyncio.to_thread(server.stop)
+    rows = [r for rows in read_db(server.db_path).transactions.values() for r in rows]
+    assert len(rows) == 1 and resent[2]["transactionId"] == rows[0].id
+    if first_reply is not None:
+        assert first_reply[2]["transactionId"] == rows[0].id
+    assert server.error_lines() == []
