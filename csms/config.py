@@ -197,6 +197,9 @@ class SecuritySettings(_Section):
     hash_time_cost: int = Field(default=2, ge=1, le=10)
     hash_memory_kib: int = Field(default=19_456, ge=1024, le=1_048_576)
     hash_threads: int = Field(default=2, ge=1, le=16)
+    # Logins verified once are remembered in memory as keyed digests (never stored): a station reconnecting with
+    # the same password costs no argon2 again. At most this many are kept (least recently used forgotten); 0: none.
+    verified_logins_kept: int = Field(default=100_000, ge=0, le=10_000_000)
     # Auth failures: after `failures_per_identity` (or `failures_per_ip`) in `failure_window_seconds`, further
     # attempts get 429 without a password check for `lockout_seconds`. At most `throttle_max_keys` tracked.
     failures_per_identity: int = Field(default=5, ge=1, le=10_000)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import string
 from collections import OrderedDict, deque
@@ -32,6 +34,7 @@ __all__ = [
     "SecurityProfile",
     "StationCredentials",
     "Subject",
+    "VerifiedLogins",
     "check_password",
     "is_password_command",
     "parse_basic_auth",
@@ -337,6 +340,7 @@ def subject_problem(subject: Subject, identity: str, organization: str | None) -
 # -- throttling -----------------------------------------------------------------------------------------------
 
 
+_K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
@@ -388,6 +392,43 @@ class FailureThrottle:
         self._failures.pop(key, None)
 
 
-def _trim(entries: OrderedDict[str, _V], max_keys: int) -> None:
+class VerifiedLogins:
+    """Passwords this process has already verified against a stored argon2 hash, so a station that logs in again
+    (a reconnect, a retry after its client gave up while we were hashing) costs one HMAC instead of one argon2id.
+
+    After a restart every station costs one argon2id verification, then none while its hash stays the same: a
+    reconnect storm costs one slow hash per station, not one per attempt. Only keyed digests are kept, under a
+    random key that lives in this process alone (never stored, never logged), so what is in memory cannot be
+    attacked offline like a stolen hash could. A digest binds the password to the stored hash, whose salt is unique:
+    a changed or rotated password has a new hash, so an old password's entry can never match again (it is evicted
+    in turn). At most ``max_entries`` are kept, the least recently used forgotten first; 0 keeps none.
+    """
+
+    def __init__(self, max_entries: int, key: bytes) -> None:
+        self._max_entries = max_entries
+        self._key = key
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+    def digest(self, stored_hash: str, secret: bytes) -> bytes:
+        return hmac.digest(self._key, stored_hash.encode() + b"\0" + secret, hashlib.sha256)
+
+    def known(self, digest: bytes) -> bool:
+        if digest not in self._digests:
+            return False
+        self._digests.move_to_end(digest)
+        return True
+
+    def remember(self, digest: bytes) -> None:
+        if self._max_entries == 0:
+            return
+        self._digests[digest] = None
+        self._digests.move_to_end(digest)
+        _trim(self._digests, self._max_entries)
+
+
+def _trim(entries: OrderedDict[_K, _V], max_keys: int) -> None:
     while len(entries) > max_keys:
         entries.popitem(last=False)

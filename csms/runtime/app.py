@@ -228,6 +228,7 @@ class CentralSystem:
             is_known=lambda station_id: chargers.registration(station_id) is not None,
             auto_register=self.settings.stations.auto_register,
             clock=self.clock,
+            on_password_check=lambda how: self.metrics.password_checks.labels(how).inc(),
         )
         await self.security.load()
         fail_point = fail_point_from_environment(os.environ)

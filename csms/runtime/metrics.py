@@ -29,6 +29,16 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Basic-auth password checks by how they were decided: "argon2" (one slow verification; a login may need two
+        # when a 1.6 key could be hex), "remembered" (this process verified the password before), "joined" (waited
+        # for the same password's verification already running for another login).
+        self.password_checks = Counter(
+            "csms_password_checks",
+            "Basic-auth password checks, by how they were decided",
+            ["how"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -9,6 +9,7 @@ Every refusal and every credential change is stored as a security event.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import secrets
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from csms.domain.security import (
     SecurityProfile,
     StationCredentials,
     Subject,
+    VerifiedLogins,
     check_password,
     parse_basic_auth,
     requirement,
@@ -60,6 +62,15 @@ _FLAPPING_REPLACEMENTS = 3
 _LEGACY_TLS_VERSIONS = frozenset({"TLSv1", "TLSv1.1"})
 _REBOOT_REQUIRED = "RebootRequired"
 _NEW_PASSWORD = "new password"  # _check_password: the login used the pending (rotated-to) password
+
+
+@dataclass(slots=True)
+class _Verification:
+    """One argon2 verification on the pool, shared by every login waiting for the same password and hashes."""
+
+    job: concurrent.futures.Future[int | None]  # index of the (hash, secret) pair that matched, or None
+    pairs: tuple[tuple[str, bytes], ...]
+    waiting: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +120,7 @@ class StationSecurityService:
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         token: Callable[[str, int], str] | None = None,
+        on_password_check: Callable[[str], None] = lambda how: None,
     ) -> None:
         self._settings = settings
         self._storage = storage
@@ -123,6 +135,9 @@ class StationSecurityService:
             time_cost=settings.hash_time_cost, memory_cost=settings.hash_memory_kib, parallelism=1
         )
         self._pool = ThreadPoolExecutor(max_workers=settings.hash_threads, thread_name_prefix="argon2")
+        self._verified = VerifiedLogins(settings.verified_logins_kept, secrets.token_bytes(32))
+        self._verifying: dict[bytes, _Verification] = {}
+        self._on_password_check = on_password_check  # "argon2", "remembered" or "joined" (metrics)
         window, lockout, keys = settings.failure_window_seconds, settings.lockout_seconds, settings.throttle_max_keys
         self._by_identity = FailureThrottle(settings.failures_per_identity, window, lockout, keys)
         self._by_ip = FailureThrottle(settings.failures_per_ip, window, lockout, keys)
@@ -266,21 +281,56 @@ class StationSecurityService:
         return Refusal(401, "invalid credentials")
 
     async def _matches(self, hashes: tuple[str, ...], password: bytes) -> bool:
+        """Whether ``password`` matches one of ``hashes``: from memory when this process verified it before, else
+        by argon2id on the pool, the same job shared by every concurrent login with the same password."""
         if not hashes:
             return False
-        loop = asyncio.get_running_loop()
-        candidates = secret_candidates(password)
-        return await loop.run_in_executor(self._pool, self._verify_any, hashes, candidates)
+        pairs = tuple((stored, secret) for stored in hashes for secret in secret_candidates(password))
+        digests = [self._verified.digest(stored, secret) for stored, secret in pairs]
+        if any(self._verified.known(digest) for digest in digests):
+            self._on_password_check("remembered")
+            return True
+        key = b"".join(digests)
+        verification = self._verifying.get(key)
+        if verification is not None:
+            self._on_password_check("joined")
+        else:
+            verification = _Verification(self._pool.submit(self._first_match, pairs), pairs)
+            self._verifying[key] = verification
+            loop = asyncio.get_running_loop()
+            verification.job.add_done_callback(lambda _: _call_soon(loop, self._verified_one, key, verification))
+        verification.waiting += 1
+        try:
+            # Shielded: one login giving up (its client left, the handshake timed out) must not cancel the
+            # verification the others wait for; the last one to leave cancels it if it has not started.
+            return await asyncio.shield(asyncio.wrap_future(verification.job)) is not None
+        finally:
+            verification.waiting -= 1
+            if verification.waiting == 0:
+                verification.job.cancel()
 
-    def _verify_any(self, hashes: tuple[str, ...], candidates: tuple[bytes, ...]) -> bool:
-        for stored in hashes:
-            for candidate in candidates:
-                try:
-                    if self._hasher.verify(stored, candidate):
-                        return True
-                except (VerificationError, InvalidHashError):
-                    continue
-        return False
+    def _verified_one(self, key: bytes, verification: _Verification) -> None:
+        """On the loop, when a verification ended: remember a match even if every login waiting for it left, so
+        the station's next attempt (a retry after its client gave up on a long queue) is admitted at once."""
+        if self._verifying.get(key) is verification:
+            del self._verifying[key]
+        job = verification.job
+        if job.cancelled() or job.exception() is not None:
+            return
+        matched = job.result()
+        if matched is not None:
+            stored, secret = verification.pairs[matched]
+            self._verified.remember(self._verified.digest(stored, secret))
+
+    def _first_match(self, pairs: tuple[tuple[str, bytes], ...]) -> int | None:
+        for index, (stored, secret) in enumerate(pairs):
+            self._on_password_check("argon2")
+            try:
+                if self._hasher.verify(stored, secret):
+                    return index
+            except (VerificationError, InvalidHashError):
+                continue
+        return None
 
     async def _fail(self, attempt: ConnectAttempt, kind: SecurityEventKind, detail: str, count: bool = True) -> None:
         """Record a refusal; ``count`` it towards the throttle when it could be a guess."""
@@ -526,6 +576,14 @@ class StationSecurityService:
                 return await store.read_events(conn, station_ids, kind, limit, before_id)
         except SQLAlchemyError as exc:
             raise StorageError(f"read failed: {exc}") from exc
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object) -> None:
+    """``callback`` on ``loop`` from the pool's thread; nothing once the loop has closed (the server stopped)."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        pass
 
 
 def _random_token(alphabet: str, length: int) -> str:

@@ -15,6 +15,7 @@ from csms.domain.security import (
     Listener,
     Requirement,
     SecurityProfile,
+    VerifiedLogins,
     parse_basic_auth,
     redact_secrets,
     requirement,
@@ -141,3 +142,25 @@ def test_throttle_memory_is_bounded() -> None:
         throttle.fail(f"ip-{n}", n / 1000)
     assert len(throttle) <= 100
     assert throttle.locked_for("ip-9999", 10) > 0  # the newest are kept
+
+
+def test_verified_logins_bind_the_password_to_its_hash_and_forget_the_least_recently_used() -> None:
+    logins = VerifiedLogins(max_entries=2, key=b"k" * 32)
+    first, second, third = (logins.digest(f"$argon2id$hash-{n}", b"password") for n in range(3))
+    assert len({first, second, third}) == 3  # same password, other hash (another salt): another entry
+    assert logins.digest("$argon2id$hash-0", b"password") == first
+    assert logins.digest("$argon2id$hash-0", b"passwort") != first
+    assert VerifiedLogins(2, b"x" * 32).digest("$argon2id$hash-0", b"password") != first  # keyed per process
+    logins.remember(first)
+    logins.remember(second)
+    assert logins.known(first)  # now the most recently used
+    logins.remember(third)
+    assert len(logins) == 2
+    assert logins.known(first) and logins.known(third) and not logins.known(second)
+
+
+def test_verified_logins_keep_nothing_when_told_to() -> None:
+    logins = VerifiedLogins(max_entries=0, key=b"k" * 32)
+    digest = logins.digest("$argon2id$hash", b"password")
+    logins.remember(digest)
+    assert not logins.known(digest) and len(logins) == 0
