@@ -1,6 +1,7 @@
 """Faults and durability runs against a real ``csms serve`` process; results go to BENCHMARKS.md.
 
 ``python -m benchmarks.run_resilience kill``      kill -9 iterations in a busy 1.6/2.0.1 fleet, database judged
+``python -m benchmarks.run_resilience kill_points``  kill -9 by the server's test hook, 100 times at each point
 ``python -m benchmarks.run_resilience storm``     2,000 stations reconnecting at once after a kill -9 + restart
 ``python -m benchmarks.run_resilience storm_auth``  the same storm with Basic auth (argon2id) and a steady phase
 ``python -m benchmarks.run_resilience soak``      10,000 connections (or the most this machine allows), RSS trend
@@ -56,6 +57,25 @@ async def _kill(quick: bool, args: argparse.Namespace, workdir: Path, progress: 
         plan = replace(plan, iterations=args.iterations)
     results = await run_kill(plan, workdir, progress)
     return {"plan": asdict(plan), "summary": summarise_kill(results), "iterations": [asdict(r) for r in results]}
+
+
+async def _kill_points(quick: bool, args: argparse.Namespace, workdir: Path, progress: Progress) -> dict[str, Any]:
+    from benchmarks.resilience.kill_points import (
+        QUICK_KILL_POINTS,
+        KillPointsPlan,
+        run_kill_points,
+        summarise_kill_points,
+    )
+
+    plan = QUICK_KILL_POINTS if quick else KillPointsPlan()
+    if args.kills_per_point is not None:
+        plan = replace(plan, kills_per_point=args.kills_per_point)
+    results = await run_kill_points(plan, workdir, progress)
+    return {
+        "plan": asdict(plan) | {"iterations": plan.iterations},
+        "summary": summarise_kill_points(results),
+        "iterations": [asdict(r) for r in results],
+    }
 
 
 Part = Callable[[bool, argparse.Namespace, Path, Progress], Coroutine[Any, Any, dict[str, Any]]]
@@ -118,6 +138,7 @@ async def _bystanders(quick: bool, args: argparse.Namespace, workdir: Path, prog
 def parts() -> dict[str, Part]:
     return {
         "kill": _kill,
+        "kill_points": _kill_points,
         "storm": _storm,
         "storm_auth": _storm_auth,
         "soak": _soak,
@@ -140,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small and short: a smoke run, not a measurement")
     parser.add_argument("--iterations", type=int, default=None, help="kill: iterations")
+    parser.add_argument("--kills-per-point", type=int, default=None, help="kill_points: kills at each point")
     parser.add_argument("--stations", type=int, default=None, help="storm/soak/bystanders: stations")
     parser.add_argument("--minutes", type=float, default=None, help="soak: minutes measured after the warm-up")
     parser.add_argument("--cycles", type=int, default=None, help="churn: connect/disconnect cycles")

@@ -28,7 +28,16 @@ from benchmarks.resilience.oracle import check_final, read_db
 from benchmarks.resilience.server import CsmsProcess
 from benchmarks.resilience.station import DurableStation, Message, Version
 
-__all__ = ["KillPlan", "IterationResult", "run_kill", "summarise_kill"]
+__all__ = [
+    "IterationResult",
+    "KillPlan",
+    "KillPoint",
+    "all_connected",
+    "fleet",
+    "run_kill",
+    "snapshot",
+    "summarise_kill",
+]
 
 
 @dataclass(frozen=True)
@@ -88,9 +97,12 @@ class IterationResult:
     seconds: float = 0.0
 
 
-def _fleet(plan: KillPlan, index: int, url: str, rng: random.Random) -> list[DurableStation]:
+def fleet(
+    size: int, index: int, url: str, rng: random.Random, interval: float, meters_per_tx: int
+) -> list[DurableStation]:
+    """``size`` durable stations, half 1.6, half 2.0.1, named after iteration ``index``."""
     stations = []
-    for n in range(plan.stations):
+    for n in range(size):
         version: Version = "1.6" if n % 2 == 0 else "2.0.1"
         identity = f"K{index:03d}-{'V16' if version == '1.6' else 'V201'}-{n:03d}"
         station = DurableStation(
@@ -98,14 +110,14 @@ def _fleet(plan: KillPlan, index: int, url: str, rng: random.Random) -> list[Dur
             version,
             url,
             rng=random.Random(rng.random()),
-            interval=plan.interval,
-            meters_per_tx=plan.meters_per_tx,
+            interval=interval,
+            meters_per_tx=meters_per_tx,
         )
         stations.append(station)
     return stations
 
 
-async def _all_connected(stations: list[DurableStation], timeout: float) -> None:
+async def all_connected(stations: list[DurableStation], timeout: float) -> None:
     began = time.monotonic()
     while not all(s.connected for s in stations) and time.monotonic() - began < timeout:
         await asyncio.sleep(0.02)
@@ -122,6 +134,14 @@ def _kill_point(
 ) -> KillPoint:
     """SIGKILL, then (before any station can react) what was in flight and what the disk holds."""
     server.kill()
+    return snapshot(server, stations, committed_flights)
+
+
+def snapshot(
+    server: CsmsProcess, stations: list[DurableStation], committed_flights: list[tuple[Message, int]]
+) -> KillPoint:
+    """Right after the server died: each station's CALL in flight, committed or not (the committed ones are added
+    to ``committed_flights`` with their send count), and whether every answered CALL is on disk."""
     point = KillPoint()
     flying = [(s, s.in_flight) for s in stations if s.in_flight is not None]
     view = read_db(server.db_path)
@@ -151,7 +171,7 @@ async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Cal
     result = IterationResult(index)
     server = CsmsProcess(workdir)
     await asyncio.to_thread(server.start)
-    stations = _fleet(plan, index, server.url, rng)
+    stations = fleet(plan.stations, index, server.url, rng, plan.interval, plan.meters_per_tx)
     stop = asyncio.Event()
     producing = [asyncio.create_task(s.produce(stop, plan.max_transactions)) for s in stations]
     deadline = time.monotonic() + plan.drain_timeout + plan.kills_per_iteration * 10
@@ -161,7 +181,7 @@ async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Cal
         for _ in range(plan.kills_per_iteration):
             # The kill lands a random while after the whole fleet is back: while it replays its queues (every
             # station has a CALL in flight) or later, in the steady trickle.
-            await _all_connected(stations, timeout=30.0)
+            await all_connected(stations, timeout=30.0)
             await asyncio.sleep(rng.uniform(*plan.busy_s))
             if rng.random() < plan.in_flight_share:
                 await _some_call_in_flight(stations, timeout=2.0)

@@ -18,10 +18,11 @@ __all__ = ["BEGIN_MARK", "END_MARK", "PARTS", "current_section", "machine", "ren
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN_MARK = "<!-- resilience:begin -->"
 END_MARK = "<!-- resilience:end -->"
-PARTS = ("kill", "storm", "storm_auth", "soak", "churn", "halfopen", "bystanders")
+PARTS = ("kill", "kill_points", "storm", "storm_auth", "soak", "churn", "halfopen", "bystanders")
 # Each part's heading: a part with no result here keeps its block from the section already in the report.
 TITLES = {
     "kill": "### kill -9 in a busy fleet",
+    "kill_points": "### kill -9 at each point",
     "storm": "### Reconnect storm",
     "storm_auth": "### Reconnect storm with Basic auth",
     "soak": "### Soak",
@@ -114,6 +115,86 @@ def _kill(data: dict[str, Any]) -> list[str]:
         "| | |",
         "|---|---:|",
         *(f"| {name} | {_f(value)} |" for name, value in rows),
+        "",
+        f"**Violations: {s['violations']}.**",
+    ]
+    if s["details"]:
+        lines += ["", "First problems found:", *(f"- `{d}`" for d in s["details"][:10])]
+    return lines
+
+
+_POINT_NAMES = {
+    "after_receive": "after receive",
+    "after_commit": "after commit, before reply",
+    "after_reply": "after reply",
+}
+
+
+def _kill_points(data: dict[str, Any]) -> list[str]:
+    s = data["summary"]
+    plan = data["plan"]
+    points = s["points"]
+
+    def row(name: str, value: Callable[[dict[str, Any]], Any]) -> str:
+        return f"| {name} | " + " | ".join(_f(value(points[p])) for p in _POINT_NAMES) + " |"
+
+    def caught(p: dict[str, Any]) -> str:
+        kinds = p["caught"]
+        return " / ".join(str(kinds.get(k, 0)) for k in ("start", "meter", "stop", "idle"))
+
+    lines = [
+        TITLES["kill_points"],
+        "",
+        f"The server's test hook (`CSMS_KILL_AT=<point>:<n>`, docs/security.md) SIGKILLs it the n-th time a "
+        f"transaction message reaches the point, n uniform in {plan['nth'][0]}–{plan['nth'][1]} after each start; "
+        f"the points take turns. {plan['iterations']} iterations of {plan['kills_per_iteration']} kills, each on a "
+        f"fresh SQLite file (WAL, `synchronous=normal`) with {plan['stations']} raw stations (half 1.6, half 2.0.1, "
+        f"an event every ~{plan['interval'] * 1000:.0f} ms per station, {plan['meters_per_tx']} readings per "
+        "transaction and one outside it) that keep charging and queue offline while the server is down "
+        f"({plan['down_s'][0]:g}–{plan['down_s'][1]:g} s after each kill, plus the restart). The caught message is "
+        "judged at once (server dead) against its point; the rest of the fleet's CALLs in flight and every CALL "
+        "answered so far are checked too; after the last kill the fleet drains and the same oracle as above judges "
+        "the database.",
+        "",
+        "| | " + " | ".join(_POINT_NAMES.values()) + " |",
+        "|---|---:|---:|---:|",
+        row("Kills at the point (armed starts)", lambda p: f"{p['killed']} ({p['armed']})"),
+        row("Caught: start / reading / stop / reading outside a transaction", caught),
+        row("… sent by a 1.6 station / first send of the message", lambda p: f"{p['caught_v16']} / {p['first_send']}"),
+        row("… caught while the fleet replayed its offline queues", lambda p: p["during_replay"]),
+        row("… effect on disk while the server was dead", lambda p: p["on_disk"]),
+        row("… charger read the reply to the caught send", lambda p: p["reply_read"]),
+        row("… resent after the restart and answered", lambda p: p["resent"]),
+        row(
+            "n (median) / seconds from ready to kill (median)",
+            lambda p: f"{p['nth_median']} / {_f(p['seconds_to_kill_median'])}",
+        ),
+        row(
+            "Other stations' CALLs in flight at the kills (committed)",
+            lambda p: f"{p['others_in_flight']} ({p['others_committed']})",
+        ),
+        row(
+            "Answered CALLs checked on disk at the kills / missing",
+            lambda p: f"{_f(p['answered_checked'])} / {p['answered_lost']}",
+        ),
+        row("Caught message not where its point says", lambda p: p["problems"]),
+        "",
+        "| After the last kill, all iterations | |",
+        "|---|---:|",
+        f"| Messages answered / queued offline and replayed late / resent | {_f(s['messages'])} / "
+        f"{_f(s['offline_messages'])} / {_f(s['resent'])} |",
+        f"| Transactions / readings checked | {_f(s['transactions'])} / {_f(s['readings'])} |",
+        f"| Transactions lost / duplicated / phantom | {_triple(s, 'lost', 'duplicated', 'phantom')} |",
+        f"| 1.6 transactionId answered ≠ stored row | {s['wrong_transaction_ids']} |",
+        f"| Stops missing or wrong | {s['stops_missing']} |",
+        f"| Readings lost / duplicated | {s['lost_readings']} / {s['duplicated_readings']} |",
+        f"| Readings outside a transaction checked / lost / duplicated | {_f(s['idle_readings'])} / "
+        f"{s['lost_idle_readings']} / {s['duplicated_idle_readings']} |",
+        f"| CALLERRORs / server ERROR log lines | {s['call_errors']} / {s['server_errors']} |",
+        f"| Iterations not drained in time / messages left unsent | {s['undrained_iterations']} / "
+        f"{s['unanswered_messages']} |",
+        f"| Server start, median (same database; imports from compiled bytecode: "
+        f"{'yes' if s.get('bytecode_cached') else 'no'}) | {_f(s['restart_s_median'])} s |",
         "",
         f"**Violations: {s['violations']}.**",
     ]
@@ -286,6 +367,7 @@ def _bystanders(data: dict[str, Any]) -> list[str]:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "kill": _kill,
+    "kill_points": _kill_points,
     "storm": _storm,
     "storm_auth": _storm,
     "soak": _soak,

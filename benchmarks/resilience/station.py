@@ -69,6 +69,7 @@ class Message:
     reading: int | None = None
     payload: dict[str, Any] | None = None
     sends: int = 0
+    message_ids: list[str] = field(default_factory=list)  # of every send, oldest first
     result: dict[str, Any] | None = None
     answered_late_s: float | None = None  # seconds between the event and its answer
 
@@ -312,6 +313,7 @@ class DurableStation:
             message = self.outbox[0]
             message_id = await self._send(connection, message.action, message.frozen_payload())
             message.sends += 1
+            message.message_ids.append(message_id)
             self.in_flight = message
             reply = await self._reply(connection, message_id)
             self.in_flight = None

@@ -118,3 +118,22 @@ async def test_the_kill_hook_kills_at_its_point_and_the_resend_is_applied_once(t
     if first_reply is not None:
         assert first_reply[2]["transactionId"] == rows[0].id
     assert server.error_lines() == []
+
+
+async def test_the_kill_campaign_kills_once_at_each_point_and_loses_nothing(tmp_path: Path) -> None:
+    """`run_resilience kill_points` in small: one armed start per point, each ends in the hook's SIGKILL at its
+    point with the caught message where the point says (on disk or not, its reply read or not), and the final
+    oracle finds nothing lost or duplicated."""
+    from benchmarks.resilience.kill_points import QUICK_KILL_POINTS, run_kill_points, summarise_kill_points
+
+    plan = replace(QUICK_KILL_POINTS, seed=3)
+    summary = summarise_kill_points(await run_kill_points(plan, tmp_path, lambda _: None))
+    assert summary["violations"] == 0, summary["details"]
+    points = summary["points"]
+    assert [points[p]["killed"] for p in ("after_receive", "after_commit", "after_reply")] == [1, 1, 1]
+    assert all(p["problems"] == p["misses"] == p["answered_lost"] == 0 for p in points.values())
+    assert points["after_receive"]["on_disk"] <= 1 - points["after_receive"]["first_send"]
+    assert points["after_commit"]["on_disk"] == 1 and points["after_commit"]["reply_read"] == 0
+    assert points["after_commit"]["resent"] == 1 and points["after_reply"]["on_disk"] == 1
+    assert summary["transactions"] > 0 and summary["lost_transactions"] == summary["duplicated_transactions"] == 0
+    assert summary["stops_missing"] == summary["lost_readings"] == summary["duplicated_readings"] == 0
