@@ -138,14 +138,15 @@ class CsmsProcess:
             return None
 
     def metrics(self, timeout: float = 5.0) -> dict[str, float]:
-        """Unlabelled samples of /metrics (``csms_stations_connected``, ``csms_asyncio_tasks``, ...)."""
+        """Samples of /metrics by name (``csms_stations_connected``, ...), labelled ones with their labels
+        (``csms_password_checks_total{how="argon2"}``)."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(f"http://127.0.0.1:{self.api_port}/metrics", timeout=timeout) as response:
             text = response.read().decode()
         values: dict[str, float] = {}
         for line in text.splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                name, _, value = line.partition(" ")
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
                 values[name] = float(value)
         return values
 

@@ -56,6 +56,9 @@ QUICK_STORM_AUTH = StormPlan(
 )
 
 
+_CHECKS = ("argon2", "remembered", "joined")  # how the server decided Basic-auth logins (csms_password_checks)
+
+
 @dataclass
 class Returner:
     station: LightStation
@@ -222,6 +225,8 @@ async def run_storm(plan: StormPlan, workdir: Path, progress: Callable[[str], No
         listen_at = await _wait_listening(server.ocpp_port, 120.0)
         await restart
         await asyncio.gather(*coming_back)
+        metrics = await asyncio.to_thread(server.metrics)
+        checks = {how: int(metrics.get(f'csms_password_checks_total{{how="{how}"}}', 0)) for how in _CHECKS}
         steady: list[float] = []
         if plan.steady_heartbeat_s is not None:
             for station in stations:
@@ -245,6 +250,7 @@ async def run_storm(plan: StormPlan, workdir: Path, progress: Callable[[str], No
             "error_kinds": sorted({e for r in returners for e in r.errors}),
             "basic_auth": plan.basic_auth,
             "provision_s": provision_s,
+            "password_checks": checks,  # by the restarted server, until everyone was back
         }
         if plan.steady_heartbeat_s is not None:
             summary["steady"] = {
