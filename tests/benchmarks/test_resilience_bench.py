@@ -65,7 +65,8 @@ def test_a_part_without_a_result_keeps_its_block_from_the_report() -> None:
 
 def test_quick_storm_with_basic_auth_brings_everyone_back_and_serves_the_steady_state(tmp_path: Path) -> None:
     """`run_resilience storm_auth --quick`: stations provisioned with profile 1 log in with Basic auth before and
-    after the kill -9, all come back, each costing one argon2id verification, and every heartbeat of the steady phase after the storm is answered."""
+    after the kill -9, all come back, each costing one argon2id verification, and every heartbeat of the steady
+    phase after the storm is answered."""
     report = tmp_path / "BENCHMARKS.md"
     run_quick("run_resilience", report, "--results", str(tmp_path), "storm_auth")
     storm = json.loads((tmp_path / "resilience-storm_auth-quick.json").read_text())["summary"]
