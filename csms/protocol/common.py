@@ -121,7 +121,9 @@ def sample_from_wire(meter_value: Mapping[str, Any], v201: bool) -> MeterSample:
         if v201:
             unit_of_measure = sampled.get("unitOfMeasure") or {}
             unit = unit_of_measure.get("unit", "Wh")
-            multiplier = unit_of_measure.get("multiplier", 0)
+            # The schema's integer may come as an integral float: 2.0, or -9223372036854775809, which the JSON
+            # parser reads as the float -2**63 (inside the int64 bounds). Decimal.scaleb takes ints only.
+            multiplier = int(unit_of_measure.get("multiplier", 0))
             signed = sampled.get("signedMeterValue")
             raw_value = signed.get("signedMeterData") if signed else None
             if number is not None and multiplier:

@@ -120,6 +120,23 @@ async def test_numeric_string_with_thousands_of_digits_is_kept_as_text(csms: Cen
     await client.close()
 
 
+@pytest.mark.parametrize("multiplier", ["2.0", "-9223372036854775809"])
+async def test_meter_multiplier_given_as_a_float_is_answered(csms: CentralSystem, multiplier: str) -> None:
+    """A 2.0.1 unitOfMeasure multiplier written as a float (2.0), or as an integer below int64 that the JSON parser
+    turns into the float -2**63, passes the schema's integer; it is applied (or the value kept as text), answered.
+
+    Fuzzing found it: Decimal.scaleb refused the float and the connection closed with 1011."""
+    client = await booted(csms, "MULTIPLIER-1", "ocpp2.0.1")
+    sample = (
+        f'{{"timestamp":"{now_iso()}","sampledValue":[{{"value":1.5,"unitOfMeasure":{{"multiplier":{multiplier}}}}}]}}'
+    )
+    await client.send_raw(f'[2,"m1","MeterValues",{{"evseId":1,"meterValue":[{sample}]}}]')
+    reply = await client.next_reply()
+    assert reply == [3, "m1", {}], reply
+    await assert_serves(client)
+    await client.close()
+
+
 # -- timestamps in every field we store ---------------------------------------------------------------------------
 
 # value, expected code (2.0.1 spelling; "format" = the version's format violation)
