@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
+import string
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import ocpp
 from hypothesis import strategies as st
@@ -74,6 +76,7 @@ CODES: dict[str, frozenset[str]] = {
 }
 _SCHEMAS = Path(ocpp.__file__).parent
 _INT64 = 2**63 - 1
+_T = TypeVar("_T")
 
 
 def _schema_dir(subprotocol: str) -> Path:
@@ -121,11 +124,23 @@ def _date_times() -> st.SearchStrategy[str]:
     )
 
 
+# Strategies built once per schema node: a fresh tree per draw made hypothesis recompute each strategy's
+# emptiness on every draw. Each entry keeps its schema nodes alive, so their ids cannot be reused.
+_STRATEGIES: dict[tuple[int, int], tuple[dict[str, Any], dict[str, Any], st.SearchStrategy[Any]]] = {}
+
+
 def from_schema(node: dict[str, Any], root: dict[str, Any] | None = None) -> st.SearchStrategy[Any]:
     """Values valid for ``node``: type, enum, $ref, properties/required/additionalProperties, items,
     minItems/maxItems, maxLength, minimum/maximum, multipleOf and format date-time. Unbounded integers get the
     signed 64-bit range (as csms.protocol.schemas does); strings and lists are kept short."""
     root = root if root is not None else node
+    key = (id(root), id(node))
+    if key not in _STRATEGIES:
+        _STRATEGIES[key] = (root, node, _strategy(node, root))
+    return _STRATEGIES[key][2]
+
+
+def _strategy(node: dict[str, Any], root: dict[str, Any]) -> st.SearchStrategy[Any]:
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[-1]
         return st.deferred(lambda: from_schema(root["definitions"][name], root))
@@ -235,11 +250,68 @@ def _replace(value: Any, path: tuple[Any, ...], new: Callable[[Any], Any]) -> An
     return [(_replace(v, rest, new) if i == head else v) for i, v in enumerate(value)]
 
 
-@st.composite
-def mutated(draw: st.DrawFn, payload: Any) -> tuple[str, Any]:
+class Chooser(Protocol):
+    """Where a mutation's random choices come from: hypothesis (``DrawChooser``, shrinkable) or a seeded
+    ``random.Random`` (``RandomChooser``, for bulk runs). The mutations below are written once against this."""
+
+    def choice(self, options: Sequence[_T]) -> _T: ...
+
+    def integer(self, low: int, high: int) -> int: ...
+
+    def text(self, min_size: int, max_size: int) -> str: ...
+
+    def message_id(self) -> str: ...
+
+
+class DrawChooser:
+    def __init__(self, draw: st.DrawFn) -> None:
+        self._draw = draw
+
+    def choice(self, options: Sequence[_T]) -> _T:
+        return self._draw(st.sampled_from(options))
+
+    def integer(self, low: int, high: int) -> int:
+        return self._draw(st.integers(low, high))
+
+    def text(self, min_size: int, max_size: int) -> str:
+        return self._draw(st.text(min_size=min_size, max_size=max_size))
+
+    def message_id(self) -> str:
+        return self._draw(st.text(st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=1, max_size=36))
+
+
+# Characters a seeded text draws from: mostly plain, some that trouble parsers, databases and terminals.
+_PLAIN = string.ascii_letters + string.digits + " -_.:"
+_ODD_CHARS = '\u0000\u0001\t\n"\\/\u00e9\u00ff\u0130\u2028\u2029\ufeff\ufffd\ud7ff\U0001f600\U0010ffff'
+_ID_CHARS = "".join(chr(code) for code in range(32, 127))
+
+
+class RandomChooser:
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+
+    def choice(self, options: Sequence[_T]) -> _T:
+        return self._rng.choice(options)
+
+    def integer(self, low: int, high: int) -> int:
+        return self._rng.randint(low, high)
+
+    def text(self, min_size: int, max_size: int) -> str:
+        size = self._rng.randint(min_size, max_size)
+        pool = _ODD_CHARS if self._rng.random() < 0.3 else _PLAIN
+        return "".join(self._rng.choice(pool) for _ in range(size))
+
+    def message_id(self) -> str:
+        return "".join(self._rng.choice(_ID_CHARS) for _ in range(self._rng.randint(1, 36)))
+
+
+MUTATIONS = ("drop", "duplicate", "retype", "enum", "oversize", "extra", "nothing")
+
+
+def mutate(payload: Any, chooser: Chooser, kinds: Sequence[str] = MUTATIONS) -> tuple[str, Any]:
     """One mutation of ``payload`` at a random place; returns its name and the mutated value."""
-    path = draw(st.sampled_from(list(_paths(payload))))
-    kind = draw(st.sampled_from(["drop", "duplicate", "retype", "enum", "oversize", "extra", "nothing"]))
+    path = chooser.choice(list(_paths(payload)))
+    kind = chooser.choice(kinds)
 
     def at_container(change: Callable[[Any], Any]) -> Any:
         return _replace(payload, path, lambda node: change(node) if isinstance(node, dict | list) else node)
@@ -251,24 +323,30 @@ def mutated(draw: st.DrawFn, payload: Any) -> tuple[str, Any]:
             )
         )
     if kind == "duplicate":
-        first = draw(st.sampled_from(_ODD_VALUES))
+        first = chooser.choice(_ODD_VALUES)
         return kind, at_container(
             lambda node: _Duplicated(node, next(iter(node)), first) if isinstance(node, dict) and node else node
         )
     if kind == "retype":
-        odd = draw(st.sampled_from(_ODD_VALUES))
+        odd = chooser.choice(_ODD_VALUES)
         return kind, _replace(payload, path, lambda _: odd)
     if kind == "enum":
-        word = draw(st.text(min_size=1, max_size=30))
+        word = chooser.text(1, 30)
         return kind, _replace(payload, path, lambda node: word if isinstance(node, str) else node)
     if kind == "oversize":
-        size = draw(st.sampled_from([21, 26, 37, 51, 256, 501, 2501, 60_000]))
+        size = chooser.choice([21, 26, 37, 51, 256, 501, 2501, 60_000])
         return kind, _replace(payload, path, lambda node: "y" * size if isinstance(node, str) else node)
     if kind == "extra":
-        name = draw(st.text(min_size=1, max_size=12))
-        odd = draw(st.sampled_from(_ODD_VALUES))
+        name = chooser.text(1, 12)
+        odd = chooser.choice(_ODD_VALUES)
         return kind, at_container(lambda node: {**node, name: odd} if isinstance(node, dict) else [*node, odd])
     return kind, payload
+
+
+@st.composite
+def mutated(draw: st.DrawFn, payload: Any) -> tuple[str, Any]:
+    """One mutation of ``payload`` at a random place, drawn by hypothesis; returns its name and the mutated value."""
+    return mutate(payload, DrawChooser(draw))
 
 
 # -- frames ---------------------------------------------------------------------------------------------------
@@ -281,46 +359,53 @@ class FuzzFrame:
     mutation: str  # what was done to it, for the tally and for failure reports
 
 
-@st.composite
-def call_frames(draw: st.DrawFn, subprotocol: str, action: str, mutate: bool = True) -> FuzzFrame:
-    """A CALL of ``action`` with a schema-valid payload, mutated unless ``mutate`` is False."""
-    payload = draw(from_schema(request_schema(subprotocol, action)))
-    mutation, payload = draw(mutated(payload)) if mutate else ("valid", payload)
-    message_id = draw(st.text(st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=1, max_size=36))
+def call_frame(action: str, payload: Any, mutation: str, message_id: str) -> FuzzFrame:
     text = f"[2,{json.dumps(message_id)},{json.dumps(action)},{dumps(payload)}]"
     return FuzzFrame(text, message_id, mutation)
 
 
 @st.composite
+def call_frames(draw: st.DrawFn, subprotocol: str, action: str, mutate: bool = True) -> FuzzFrame:
+    """A CALL of ``action`` with a schema-valid payload, mutated unless ``mutate`` is False."""
+    payload = draw(from_schema(request_schema(subprotocol, action)))
+    mutation, payload = draw(mutated(payload)) if mutate else ("valid", payload)
+    return call_frame(action, payload, mutation, DrawChooser(draw).message_id())
+
+
+@st.composite
 def raw_frames(draw: st.DrawFn, subprotocol: str, action: str) -> FuzzFrame:
     """A frame mutated as text or as an OCPP-J array: type ids, ids, actions, truncation, splicing."""
-    base = draw(call_frames(subprotocol, action, mutate=False))
-    kind = draw(st.sampled_from(["truncate", "splice", "type", "id", "action", "shape", "huge-number"]))
-    text = base.text
+    return raw_mutate(draw(call_frames(subprotocol, action, mutate=False)).text, DrawChooser(draw))
+
+
+RAW_MUTATIONS = ("truncate", "splice", "type", "id", "action", "shape", "huge-number")
+
+
+def raw_mutate(text: str, chooser: Chooser) -> FuzzFrame:
+    """The valid CALL ``text`` mutated as text or as an OCPP-J array."""
+    kind = chooser.choice(RAW_MUTATIONS)
     if kind == "truncate":
-        cut = draw(st.integers(0, max(0, len(text) - 1)))
+        cut = chooser.integer(0, max(0, len(text) - 1))
         return FuzzFrame(text[:cut], _id_in(text[:cut]), kind)
     if kind == "splice":
-        at = draw(st.integers(0, len(text)))
-        junk = draw(st.sampled_from(["}", "]", ",", '"', "\\", "\x00", "NaN", "Infinity", "{", "[", " ", "\u2028"]))
+        at = chooser.integer(0, len(text))
+        junk = chooser.choice(["}", "]", ",", '"', "\\", "\x00", "NaN", "Infinity", "{", "[", " ", "\u2028"])
         spliced = text[:at] + junk + text[at:]
         return FuzzFrame(spliced, _id_in(spliced), kind)
     if kind == "huge-number":
-        digits = draw(st.sampled_from([20, 400, 5000]))
+        digits = chooser.choice([20, 400, 5000])
         # A number Python's int cannot even print (sys.get_int_max_str_digits) as an extra first member.
         huge = text.replace(",{", ',{"n":' + "9" * digits + ",", 1)
         return FuzzFrame(huge, _id_in(huge), kind)
     frame = json.loads(text)
     if kind == "type":
-        frame[0] = draw(st.sampled_from([0, 1, 3, 4, 5, 6, 7, 99, -2, "2", None, 2.0, True, [2]]))
+        frame[0] = chooser.choice([0, 1, 3, 4, 5, 6, 7, 99, -2, "2", None, 2.0, True, [2]])
     elif kind == "id":
-        frame[1] = draw(st.sampled_from([None, 7, "", "z" * 37, ["id"], {"id": 1}, "\u00e9\u00e8", "-1"]))
+        frame[1] = chooser.choice([None, 7, "", "z" * 37, ["id"], {"id": 1}, "\u00e9\u00e8", "-1"])
     elif kind == "action":
-        frame[2] = draw(
-            st.sampled_from([None, 3, "", "heartbeat", "TransactionEvent", "StartTransaction", "../x", "A" * 300])
-        )
+        frame[2] = chooser.choice([None, 3, "", "heartbeat", "TransactionEvent", "StartTransaction", "../x", "A" * 300])
     else:
-        shape = draw(st.sampled_from(["short", "long", "payload-null", "payload-list", "object"]))
+        shape = chooser.choice(["short", "long", "payload-null", "payload-list", "object"])
         frame = {
             "short": frame[:3],
             "long": [*frame, {}],
@@ -354,6 +439,7 @@ class Tally:
     silent: int = 0  # frames answered with nothing (1.6: unknown message types)
     actions: set[tuple[str, str]] = field(default_factory=set)
     mutations: Counter[str] = field(default_factory=Counter)
+    mutated: Counter[tuple[str, str]] = field(default_factory=Counter)  # frames other than valid CALLs, per action
 
 
 def open_booted(stack: contextlib.ExitStack, url: str, subprotocol: str) -> ClientConnection:
@@ -388,10 +474,25 @@ class FuzzClient:
 
     def check(self, action: str, frame: FuzzFrame) -> None:
         """Send ``frame`` and the sentinel; fail unless the answers follow the rules in the module docstring."""
-        self._sentinels += 1
-        sentinel = f"sentinel-{self._sentinels}"
-        self.connection.send(frame.text)
-        self.connection.send(f'[2,"{sentinel}","Heartbeat",{{}}]')
+        self.check_batch(action, [frame])
+
+    def check_batch(self, action: str, frames: Sequence[FuzzFrame]) -> None:
+        """Send each frame followed by its own sentinel, all before reading, then check each frame's answers.
+
+        The server answers a connection's frames in order, one at a time (csms.runtime.session), so what comes
+        before a sentinel's answer is the answer to the frame just before that sentinel: the checks are the same
+        as one frame at a time, without a round trip per frame.
+        """
+        sentinels = []
+        for frame in frames:
+            self._sentinels += 1
+            sentinels.append(f"sentinel-{self._sentinels}")
+            self.connection.send(frame.text)
+            self.connection.send(f'[2,"{sentinels[-1]}","Heartbeat",{{}}]')
+        for frame, sentinel in zip(frames, sentinels, strict=True):
+            self._check_answers(action, frame, sentinel)
+
+    def _check_answers(self, action: str, frame: FuzzFrame, sentinel: str) -> None:
         replies: list[Any] = []
         while True:
             reply = json.loads(self.connection.recv(timeout=30))
@@ -406,6 +507,8 @@ class FuzzClient:
         self.tally.examples += 1
         self.tally.actions.add((self.subprotocol, action))
         self.tally.mutations[frame.mutation] += 1
+        if frame.mutation != "valid":
+            self.tally.mutated[(self.subprotocol, action)] += 1
         if not replies:
             self.tally.silent += 1
             assert frame.message_id is None or not _is_call(frame.text), f"no reply to the CALL {frame}"
