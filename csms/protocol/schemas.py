@@ -46,13 +46,14 @@ def _schema_path(version: OcppVersion, action: str, response: bool) -> Path:
 
 
 @cache
-def _validator(version: OcppVersion, action: str, response: bool) -> Validator | None:
+def _validator(version: OcppVersion, action: str, response: bool) -> tuple[Validator, dict[str, Any]] | None:
+    """The compiled validator and the (bounded) schema it checks, for ``_integers_as_ints``."""
     path = _schema_path(version, action, response)
     if not path.is_file():
         return None
     schema = _bound_integers(json.loads(path.read_text(encoding="utf-8")))
     # Vendor keywords such as javaType are harmless to fastjsonschema; $id URNs are ignored for local refs.
-    return fastjsonschema.compile(schema)
+    return fastjsonschema.compile(schema), schema
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -84,9 +85,11 @@ def validate_response(version: OcppVersion, action: str, payload: Any) -> None:
 
 
 def _validate(version: OcppVersion, action: str, response: bool, payload: Any) -> None:
-    validator = _validator(version, action, response)
-    if validator is None:
+    """Check ``payload``; once valid, its integers written as floats are turned into ints, in place."""
+    compiled = _validator(version, action, response)
+    if compiled is None:
         raise SchemaViolation("action", f"no schema for {action} in OCPP {version.value}")
+    validator, schema = compiled
     try:
         validator(payload)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -95,6 +98,35 @@ def _validate(version: OcppVersion, action: str, response: bool, payload: Any) -
         if rule in ("minimum", "maximum") and definition.get(rule) in (_INT64_MIN, _INT64_MAX):
             rule = "type"  # outside what an integer field can hold: a data type problem, not a bad value
         raise SchemaViolation(rule, _shorten(exc.message)) from None
+    _integers_as_ints(schema, payload, schema.get("definitions", {}))
+
+
+def _integers_as_ints(node: dict[str, Any], value: Any, definitions: dict[str, Any]) -> Any:
+    """``value`` with every float at an ``integer`` of the schema turned into the int it equals.
+
+    JSON Schema counts ``2.0`` as an integer, and the JSON parser reads an integer beyond 64 bits as a float
+    (``-9223372036854775809`` is the float -2**63, inside the bounds): code past validation expects ints (Decimal
+    exponents, sequence numbers, ids), and found floats there by fuzzing. Dicts and lists are changed in place.
+    """
+    reference = node.get("$ref")
+    if reference is not None:
+        node = definitions.get(reference.rsplit("/", 1)[-1], {})
+    if isinstance(value, float):
+        return int(value) if node.get("type") == "integer" else value
+    if isinstance(value, dict):
+        properties = node.get("properties")
+        if properties:
+            for key, item in value.items():
+                child = properties.get(key)
+                if child is not None and isinstance(item, float | dict | list):
+                    value[key] = _integers_as_ints(child, item, definitions)
+    elif isinstance(value, list):
+        items = node.get("items")
+        if isinstance(items, dict):
+            for index, item in enumerate(value):
+                if isinstance(item, float | dict | list):
+                    value[index] = _integers_as_ints(items, item, definitions)
+    return value
 
 
 def _shorten(message: str) -> str:

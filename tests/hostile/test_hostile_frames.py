@@ -137,6 +137,24 @@ async def test_meter_multiplier_given_as_a_float_is_answered(csms: CentralSystem
     await client.close()
 
 
+async def test_sequence_number_beyond_64_bits_is_read_as_an_integer(csms: CentralSystem) -> None:
+    """A 2.0.1 seqNo of -9223372036854775809 (read by the JSON parser as the float -2**63, inside the int64 bounds)
+    is stored as the integer it equals; the transaction's next event is answered, not an InternalError.
+
+    Fuzzing found it: the float seqNo made the next event of the transaction fail with a ValueError."""
+    client = await booted(csms, "SEQNO-1", "ocpp2.0.1")
+    base = '"triggerReason":"Authorized","transactionInfo":{"transactionId":"T-SEQ"}'
+    for number, (event, seq_no) in enumerate([("Started", "-9223372036854775809"), ("Updated", "1")]):
+        await client.send_raw(
+            f'[2,"s{number}","TransactionEvent",{{"eventType":"{event}","timestamp":"{now_iso()}",'
+            f'"seqNo":{seq_no},{base}}}]'
+        )
+        reply = await client.next_reply()
+        assert reply[:2] == [3, f"s{number}"], reply
+    await assert_serves(client)
+    await client.close()
+
+
 # -- timestamps in every field we store ---------------------------------------------------------------------------
 
 # value, expected code (2.0.1 spelling; "format" = the version's format violation)
