@@ -18,7 +18,7 @@ import multiprocessing.util
 import os
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,8 +172,9 @@ def merge(into: BulkResult, part: BulkResult) -> None:
     into.pool_sizes.update(part.pool_sizes)
 
 
-def run_bulk(ws_base: str, plan: BulkPlan) -> BulkResult:
-    """Fuzz every action of both versions per ``plan`` against the server at ``ws_base`` (``ws://…/ocpp/``)."""
+def run_bulk(ws_base: str, plan: BulkPlan, progress: Callable[[str], None] | None = None) -> BulkResult:
+    """Fuzz every action of both versions per ``plan`` against the server at ``ws_base`` (``ws://…/ocpp/``);
+    ``progress`` gets a line per action done."""
     tasks = [
         _Task(ws_base, subprotocol, action, plan) for subprotocol in SUBPROTOCOLS for action in actions(subprotocol)
     ]
@@ -181,8 +182,10 @@ def run_bulk(ws_base: str, plan: BulkPlan) -> BulkResult:
     # spawn: the caller usually runs the server in a thread of its own process, which fork must not copy.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(plan.workers, mp_context=context, initializer=_start_worker) as pool:
-        for part in pool.map(_fuzz_action, tasks):
+        for done, part in enumerate(pool.map(_fuzz_action, tasks), start=1):
             merge(result, part)
+            if progress is not None:
+                progress(f"{done}/{len(tasks)} actions, {result.tally.examples} frames, {len(result.failures)} failed")
     return result
 
 

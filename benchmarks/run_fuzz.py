@@ -136,7 +136,7 @@ def run(handled_examples: int, other_examples: int, answer_examples: int, bulk: 
         }
         with ServerThread(load_settings(None, **config)) as server:
             if bulk is not None:
-                outcome = run_bulk(server.url(""), bulk)
+                outcome = run_bulk(server.url(""), bulk, progress=_progress)
                 tally, pool_sizes = outcome.tally, outcome.pool_sizes
                 failures += outcome.failures
             else:
@@ -164,6 +164,10 @@ def run(handled_examples: int, other_examples: int, answer_examples: int, bulk: 
     report = Report(tally, failures, counter.lines, seconds, handled_examples, other_examples, answers, answer_examples)
     report.bulk, report.frames_seconds, report.pool_sizes = bulk, frames_seconds, pool_sizes
     return report
+
+
+def _progress(line: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S} {line}", file=sys.stderr, flush=True)
 
 
 def _fuzz_every_action(server: ServerThread, tally: Tally, handled: int, other: int, failures: list[str]) -> None:
