@@ -76,13 +76,15 @@ class _Ended:
 
 @dataclass(frozen=True, slots=True)
 class _State:
-    """A report about the car on a connector (at ``at``), for the transaction given or the one in progress there."""
+    """A report about the car on a connector, for the transaction given or the one in progress there: ``at`` by the
+    charger's clock, ``received`` by ours."""
 
     station_id: str
     evse_id: int
     transaction_id: int | None
     report: _Report
     at: datetime
+    received: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +218,7 @@ class SessionRulesService:
         self._tariffs.connector_changed(state)
         report = _REPORT_BY_STATUS.get(state.status)
         if report is not None:
-            self._push(_State(state.station_id, state.evse_id, None, report, state.timestamp))
+            self._push(_State(state.station_id, state.evse_id, None, report, state.timestamp, now))
 
     def station_booted(self, station_id: str, now: datetime) -> None:
         self.station_connected(station_id)
@@ -240,7 +242,10 @@ class SessionRulesService:
     def charging_state(self, transaction: Transaction, state: str, now: datetime) -> None:
         report = _REPORT_BY_CHARGING_STATE.get(state)
         if report is not None:
-            self._push(_State(transaction.station_id, transaction.evse_id, transaction.id, report, now))
+            # Timed by the charger, as a 1.6 StatusNotification is: an event queued offline and sent later still
+            # starts overstay when the car was done, not when the message arrived (_report keeps it sane).
+            at = transaction.charging_state_at or now
+            self._push(_State(transaction.station_id, transaction.evse_id, transaction.id, report, at, now))
 
     def transaction_authorized(self, transaction: Transaction, id_token: str, now: datetime) -> None:
         self._push(_Authorized(transaction.id, id_token))
@@ -449,14 +454,18 @@ class SessionRulesService:
         session = work.sessions.get(transaction_id) if transaction_id is not None else None
         if session is None or transaction_id is None:
             return
+        # The charger's time (a report queued offline counts from when it happened), unless that cannot be right:
+        # before the session started or after the report arrived, the charger's clock is off, and the arrival is
+        # the safer guess (it never bills overstay for time the charger made up).
+        at = state.at if session.timers.started_at <= state.at <= state.received else state.received
         match state.report:
             case _Report.CHARGING:
                 work.seen_charging.add(transaction_id)
                 timers = session.timers.resumed()
             case _Report.COMPLETED if transaction_id in work.seen_charging:
-                timers = session.timers.completed(state.at)
+                timers = session.timers.completed(at)
             case _Report.FREED:
-                timers = session.timers.freed(state.at)
+                timers = session.timers.freed(at)
             case _:
                 return
         if timers != session.timers:

@@ -101,7 +101,7 @@ async def test_overstay_ends_when_the_car_leaves_though_the_transaction_goes_on(
     assert system.tariffs is not None
     summary = await system.tariffs.cost_summary(tx["id"])
     assert summary is not None and summary["final"] is True and summary["total"] == cost["total"]
-    # 1.6: the status's own timestamp; 2.0.1: when the event arrived (the observer is told no event time).
+    # The charger's own timestamp, for 1.6 (the status) and 2.0.1 (the event) alike.
     freed = summary["overstay"]["connector_freed_at"]
     assert abs(freed - freed_at) < timedelta(seconds=30)
     minutes = int((freed - _at(cost["overstay"]["started_at"])) // timedelta(minutes=1))
