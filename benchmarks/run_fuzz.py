@@ -287,7 +287,7 @@ def render(report: Report) -> str:
             + "every fuzzed answer answered a command sent through the HTTP API, with a call timeout of 300 s and an "
             "API client that gives up after 20 s (no answer may wait for the timeout). Checks and mutations are "
             "described in `docs/security.md` (Hostile input, Fuzzing). Rerun: `.venv/bin/python -m "
-            "benchmarks.run_fuzz --mutations 10000` (about an hour on 2 shared cores; without `--mutations`: 300 "
+            "benchmarks.run_fuzz --mutations 10000` (about 15 minutes on 2 shared cores; without `--mutations`: 300 "
             "hypothesis examples per handled action, minutes; both rewrite this section, 100 answers per command).",
         ]
     )
