@@ -39,7 +39,7 @@ class SessionRulesLoop(WakeableLoop):
             await self._sleep_until_woken(self._settings.tick_seconds)
             self._wake.clear()
             try:
-                await self._service.process(self._clock())
+                await self._service.process(self._clock)
                 await self._service.tick(self._clock())
             except Exception:
                 # A database hiccup or a bug in one session must not end the timers of every session.

@@ -260,8 +260,11 @@ class SessionRulesService:
     def pending(self) -> bool:
         return bool(self._inbox)
 
-    async def process(self, now: datetime) -> None:
+    async def process(self, clock: Callable[[], datetime]) -> None:
         """Store what chargers reported since the last call, in order, a batch at a time.
+
+        The clock is read for each batch: reports keep arriving while earlier batches are written, and a batch
+        handled after a long drain must not be stamped with the time the drain began.
 
         A batch is read at once (prices, token owners, ended transactions and their meter readings), worked
         through in memory, and committed as one write. Only then is it kept in memory and announced: if the
@@ -272,7 +275,7 @@ class SessionRulesService:
         while self._inbox:
             batch = [self._inbox.popleft() for _ in range(min(self.batch_size, len(self._inbox)))]
             try:
-                work = await self._work(batch, now)
+                work = await self._work(batch, clock())
                 await self._storage.write(work.writes)
             except BaseException:
                 self._inbox.extendleft(reversed(batch))  # nothing of it was committed
