@@ -2,6 +2,7 @@
 
 ``python -m benchmarks.run_resilience kill``      kill -9 iterations in a busy 1.6/2.0.1 fleet, database judged
 ``python -m benchmarks.run_resilience kill_points``  kill -9 by the server's test hook, 100 times at each point
+    (``--database postgresql``: the same on a throwaway PostgreSQL cluster; its own block in the report)
 ``python -m benchmarks.run_resilience storm``     2,000 stations reconnecting at once after a kill -9 + restart
 ``python -m benchmarks.run_resilience storm_auth``  the same storm with Basic auth (argon2id) and a steady phase
 ``python -m benchmarks.run_resilience soak``      10,000 connections (or the most this machine allows), RSS trend
@@ -67,7 +68,7 @@ async def _kill_points(quick: bool, args: argparse.Namespace, workdir: Path, pro
         summarise_kill_points,
     )
 
-    plan = QUICK_KILL_POINTS if quick else KillPointsPlan()
+    plan = replace(QUICK_KILL_POINTS if quick else KillPointsPlan(), database=args.database)
     if args.kills_per_point is not None:
         plan = replace(plan, kills_per_point=args.kills_per_point)
     results = await run_kill_points(plan, workdir, progress)
@@ -148,6 +149,15 @@ def parts() -> dict[str, Part]:
     }
 
 
+def result_name(name: str, database: str) -> str:
+    """The name a part's result and report block go under: kill_points on PostgreSQL has a block of its own."""
+    if database == "sqlite":
+        return name
+    if name != "kill_points":
+        raise SystemExit(f"--database {database}: only kill_points runs on it")
+    return f"{name}_{database}"
+
+
 def violations(name: str, data: dict[str, Any]) -> int:
     """Failures a part found (0 means the part passed what it checks)."""
     summary = data["summary"]
@@ -156,12 +166,17 @@ def violations(name: str, data: dict[str, Any]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "parts", nargs="+", choices=[*report.PARTS, "all"], metavar="part", help=", ".join(report.PARTS)
-    )
+    names_run = list(parts())
+    parser.add_argument("parts", nargs="+", choices=[*names_run, "all"], metavar="part", help=", ".join(names_run))
     parser.add_argument("--quick", action="store_true", help="small and short: a smoke run, not a measurement")
     parser.add_argument("--iterations", type=int, default=None, help="kill: iterations")
     parser.add_argument("--kills-per-point", type=int, default=None, help="kill_points: kills at each point")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="kill_points: the server's database (postgresql: a throwaway cluster, initdb/pg_ctl on PATH)",
+    )
     parser.add_argument("--stations", type=int, default=None, help="storm/soak/bystanders: stations")
     parser.add_argument("--minutes", type=float, default=None, help="soak: minutes measured after the warm-up")
     parser.add_argument("--cycles", type=int, default=None, help="churn: connect/disconnect cycles")
@@ -179,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
 
     available = parts()
     names = [n for n in report.PARTS if n in available] if "all" in args.parts else args.parts
+    if args.database != "sqlite":
+        for name in names:
+            result_name(name, args.database)  # only the parts that run on that database
     failed = 0
     command = " ".join([".venv/bin/python -m benchmarks.run_resilience", *(argv if argv is not None else sys.argv[1:])])
     for name in names:
@@ -190,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix=f"csms-{name}-") as workdir:
             data = asyncio.run(available[name](args.quick, args, Path(workdir), progress))
         data |= {"machine": machine, "command": command, "seconds": time.monotonic() - started, "quick": args.quick}
-        path = results_dir / f"resilience-{name}{'-quick' if args.quick else ''}.json"
+        path = results_dir / f"resilience-{result_name(name, args.database)}{'-quick' if args.quick else ''}.json"
         path.write_text(json.dumps(data, indent=2, default=str))
         found = violations(name, data)
         failed += found

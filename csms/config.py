@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
 from csms.errors import ConfigError
 
 __all__ = [
+    "DATABASE_SCHEMES",
     "ApiSettings",
     "BookingSettings",
     "DatabaseSettings",
@@ -80,15 +81,29 @@ class ApiSettings(_Section):
     bootstrap_key_file: Path = Path("data/admin-api-key")
 
 
+# The database URL schemes (SQLAlchemy dialect+driver) the storage layer is written and tested for.
+DATABASE_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
 class DatabaseSettings(_Section):
+    # sqlite+aiosqlite:///path/to/file.db (embedded default) or postgresql+asyncpg://user:password@host:port/name.
     url: str = "sqlite+aiosqlite:///data/csms.db"
     # Messages committed per transaction at most; the writer batches whatever is waiting (group commit).
     max_batch: int = Field(default=512, ge=1, le=100_000)
     # SQLite: "normal" survives a crash or kill of the process (commits are in the OS before a reply);
     # "full" also survives a power cut, at one fsync per batch, done on a writer thread.
+    # PostgreSQL ignores it: a commit is as durable as the server's synchronous_commit and fsync make it.
     synchronous: Literal["normal", "full"] = "normal"
-    # Seconds between WAL checkpoints, done off the event loop so commits never wait for them.
+    # Seconds between WAL checkpoints, done off the event loop so commits never wait for them (SQLite only).
     checkpoint_interval: float = Field(default=1.0, gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _supported_scheme(cls, url: str) -> str:
+        scheme = url.partition("://")[0]
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(f"unsupported database URL scheme {scheme!r}: use one of {', '.join(DATABASE_SCHEMES)}")
+        return url
 
 
 class UnknownStationStatus(StrEnum):

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real CSMS on 127.0.0.1 with a real SQLite file, and a tripwire for swallowed errors."""
+"""Shared fixtures: a real CSMS on 127.0.0.1 with a real SQLite file, and a tripwire for swallowed errors.
+
+``CSMS_TEST_DATABASE=postgresql`` runs the same tests on PostgreSQL: :func:`make_settings` then gives each test
+folder a fresh database of a throwaway cluster (started once per session, stopped at its end; see
+benchmarks/resilience/postgres.py). Tests that read the SQLite file itself are marked ``sqlite_only``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,21 @@ import structlog
 
 from csms.config import Settings, load_settings
 from csms.runtime.app import CentralSystem
+from tests.databases import TEST_DATABASE, database_url, stop_postgres
 from tests.http_api import ADMIN_TOKEN
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _stop_postgres() -> Iterator[None]:
+    yield
+    stop_postgres()
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("sqlite_only")
+    if marker is not None and TEST_DATABASE != "sqlite":
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else 'reads the SQLite file'}")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -46,7 +65,7 @@ def make_settings(tmp_path: Path, **sections: dict[str, object]) -> Settings:
     overrides: dict[str, object] = {
         "ocpp": {"host": "127.0.0.1", "port": 0, "call_timeout": 5, **sections.pop("ocpp", {})},
         "api": {"host": "127.0.0.1", "port": 0, "admin_token": ADMIN_TOKEN, **sections.pop("api", {})},
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}", **sections.pop("database", {})},
+        "database": {"url": database_url(tmp_path), **sections.pop("database", {})},
         "stations": {"auto_register": True, "allow_unknown_tokens": True, **sections.pop("stations", {})},
     }
     overrides.update(sections)

@@ -144,7 +144,7 @@ def snapshot(
     to ``committed_flights`` with their send count), and whether every answered CALL is on disk."""
     point = KillPoint()
     flying = [(s, s.in_flight) for s in stations if s.in_flight is not None]
-    view = read_db(server.db_path)
+    view = read_db(server.database)
     for station, message in flying:
         assert message is not None
         point.in_flight += 1
@@ -202,7 +202,7 @@ async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Cal
             task.cancel()
         await asyncio.gather(*producing, *draining, return_exceptions=True)
         await asyncio.to_thread(server.stop)
-    final = check_final(read_db(server.db_path), stations)
+    final = check_final(read_db(server.database), stations)
     result.final = asdict(final)
     result.server_errors = server.error_lines()
     messages = [m for s in stations for m in s.messages]

@@ -7,7 +7,9 @@ after the reply), with n drawn at random so the fleet is caught in different sta
 queues right after a restart, or later in the steady trickle). The points take turns, so each gets the same
 number of kills. One iteration: a fresh database and fleet, ``kills_per_iteration`` armed starts each ending in
 the hook's kill, then an unarmed start, the fleet finishes and drains, a clean stop, and the same oracle as the
-random mode (:func:`~benchmarks.resilience.oracle.check_final`).
+random mode (:func:`~benchmarks.resilience.oracle.check_final`). With ``database="postgresql"`` the server runs
+on PostgreSQL instead of a SQLite file: one throwaway cluster for the run (fsync on), a fresh database per
+iteration.
 
 At each kill the hook's marker names the message it caught; that message is judged against its point while the
 server is dead: after receive its effect is not on disk (unless an earlier send of it was committed) and the
@@ -32,6 +34,7 @@ from typing import Any
 
 from benchmarks.resilience.kill import KillPoint, all_connected, fleet, snapshot
 from benchmarks.resilience.oracle import check_final, read_db
+from benchmarks.resilience.postgres import PostgresCluster
 from benchmarks.resilience.server import CsmsProcess
 from benchmarks.resilience.station import DurableStation, Message
 
@@ -55,6 +58,7 @@ class KillPointsPlan:
     kill_timeout_s: float = 60.0  # an armed server still alive after this long is killed by hand: a miss
     drain_timeout: float = 90.0
     seed: int = 1
+    database: str = "sqlite"  # or "postgresql"
 
     @property
     def iterations(self) -> int:
@@ -135,7 +139,7 @@ def _judge_caught(caught: Caught, station: DurableStation, message: Message, ser
     sends = message.sends
     caught.station, caught.action, caught.kind = station.identity, message.action, message.kind
     caught.first_send = sends == 1
-    caught.on_disk = read_db(server.db_path).has_effect(station, message)
+    caught.on_disk = read_db(server.database).has_effect(station, message)
     if caught.point in ("after_commit", "after_reply") and not caught.on_disk:
         caught.problems.append(
             f"{station.identity}: {message.action} {message.kind} caught {caught.point}, not on disk"
@@ -182,12 +186,17 @@ async def _one_kill(
 
 
 async def run_iteration(
-    plan: KillPointsPlan, index: int, first_kill: int, workdir: Path, progress: Callable[[str], None]
+    plan: KillPointsPlan,
+    index: int,
+    first_kill: int,
+    workdir: Path,
+    progress: Callable[[str], None],
+    database_url: str | None = None,
 ) -> PointsIteration:
     began = time.monotonic()
     rng = random.Random(plan.seed * 100_003 + index)
     result = PointsIteration(index)
-    server = CsmsProcess(workdir)
+    server = CsmsProcess(workdir, database_url=database_url)
     stations = fleet(plan.stations, index, server.url, rng, plan.interval, plan.meters_per_tx)
     stop = asyncio.Event()
     producing = [asyncio.create_task(s.produce(stop)) for s in stations]
@@ -221,7 +230,7 @@ async def run_iteration(
             caught.problems.append(f"{caught.station}: {caught.action} caught {caught.point} but its reply arrived")
         caught.fleet.committed_resent = sum(m.sends > s for m, s in committed)
         caught.fleet.committed_reply_read = sum(m.sends == s and m.result is not None for m, s in committed)
-    final = check_final(read_db(server.db_path), stations)
+    final = check_final(read_db(server.database), stations)
     result.final = asdict(final)
     result.server_errors = server.error_lines()
     messages = [m for s in stations for m in s.messages]
@@ -247,14 +256,25 @@ async def run_iteration(
 async def run_kill_points(
     plan: KillPointsPlan, workdir: Path, progress: Callable[[str], None]
 ) -> list[PointsIteration]:
-    results = []
-    for index in range(plan.iterations):
-        iteration_dir = workdir / f"kill-points-{index:03d}"
-        iteration_dir.mkdir(parents=True, exist_ok=True)
-        results.append(await run_iteration(plan, index, index * plan.kills_per_iteration, iteration_dir, progress))
-        with contextlib.suppress(OSError):
-            (iteration_dir / "csms.db").unlink()
-    return results
+    if plan.database not in ("sqlite", "postgresql"):
+        raise ValueError(f"unknown database {plan.database!r}: sqlite or postgresql")
+    cluster = PostgresCluster() if plan.database == "postgresql" else None
+    try:
+        if cluster is not None:
+            await asyncio.to_thread(cluster.start)
+        results = []
+        for index in range(plan.iterations):
+            iteration_dir = workdir / f"kill-points-{index:03d}"
+            iteration_dir.mkdir(parents=True, exist_ok=True)
+            url = None if cluster is None else await asyncio.to_thread(cluster.create_database)
+            first_kill = index * plan.kills_per_iteration
+            results.append(await run_iteration(plan, index, first_kill, iteration_dir, progress, url))
+            with contextlib.suppress(OSError):
+                (iteration_dir / "csms.db").unlink()
+        return results
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
 
 def _point_summary(kills: list[Caught]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """What the database holds against what the chargers were told: the kill -9 run's judge.
 
-The database file is read directly with sqlite3 (the server is dead or stopped when it is read), so the check
-does not depend on the server's own reading code.
+The database is read directly with sqlite3 (or psycopg for PostgreSQL; the server is dead or stopped when it is
+read), so the check does not depend on the server's own reading code.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
 
 from benchmarks.resilience.station import DurableStation, Message
 
 __all__ = ["DbView", "FinalCheck", "check_final", "read_db"]
 
 
-def _time(value: str | None) -> datetime | None:
+def _time(value: str | datetime | None) -> datetime | None:
     if value is None:
         return None
-    parsed = datetime.fromisoformat(value)
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -64,25 +68,35 @@ class DbView:
         return bool(self.stops(sid, message.at))
 
 
-def read_db(path: Path) -> DbView:
-    view = DbView()
-    with sqlite3.connect(path, timeout=30) as db:
-        rows = db.execute(
-            "SELECT id, station_id, charger_tx_id, state, started_at, stopped_at, meter_start_wh, meter_stop_wh "
-            "FROM transactions"
-        )
-        for tid, station, charger_tx_id, state, started, stopped, meter_start, meter_stop in rows:
-            started_at = _time(started)
-            assert started_at is not None
-            row = TxRow(tid, station, charger_tx_id, state, started_at, _time(stopped), meter_start, meter_stop)
-            view.transactions[station].append(row)
-        for station, at, value, tid in db.execute(
-            "SELECT station_id, timestamp, value, transaction_id FROM meter_values WHERE value IS NOT NULL"
-        ):
-            timestamp = _time(at)
-            assert timestamp is not None
-            view.readings[(station, timestamp, float(value))].append(tid)
+_TRANSACTIONS = (
+    "SELECT id, station_id, charger_tx_id, state, started_at, stopped_at, meter_start_wh, meter_stop_wh "
+    "FROM transactions"
+)
+_READINGS = "SELECT station_id, timestamp, value, transaction_id FROM meter_values WHERE value IS NOT NULL"
+
+
+def read_db(database: Path | str) -> DbView:
+    """What the database holds: a SQLite file's path, or a ``postgresql+...://`` URL."""
+    if isinstance(database, str):
+        with psycopg.connect(make_url(database).set(drivername="postgresql").render_as_string(False)) as pg:
+            return _view(pg.execute(_TRANSACTIONS).fetchall(), pg.execute(_READINGS).fetchall())
+    with sqlite3.connect(database, timeout=30) as db:
+        view = _view(db.execute(_TRANSACTIONS).fetchall(), db.execute(_READINGS).fetchall())
     db.close()
+    return view
+
+
+def _view(transactions: list[Any], readings: list[Any]) -> DbView:
+    view = DbView()
+    for tid, station, charger_tx_id, state, started, stopped, meter_start, meter_stop in transactions:
+        started_at = _time(started)
+        assert started_at is not None
+        row = TxRow(tid, station, charger_tx_id, state, started_at, _time(stopped), meter_start, meter_stop)
+        view.transactions[station].append(row)
+    for station, at, value, tid in readings:
+        timestamp = _time(at)
+        assert timestamp is not None
+        view.readings[(station, timestamp, float(value))].append(tid)
     return view
 
 

@@ -1,4 +1,5 @@
-"""``python -m csms serve`` as a subprocess on a file database: start, SIGKILL, restart, stop, observe."""
+"""``python -m csms serve`` as a subprocess on a SQLite file (or a PostgreSQL database): start, SIGKILL, restart,
+stop, observe."""
 
 from __future__ import annotations
 
@@ -44,13 +45,21 @@ class ServerOptions:
 
 
 class CsmsProcess:
-    """One server configuration (ports, database file, log) that can be started, killed and restarted."""
+    """One server configuration (ports, database, log) that can be started, killed and restarted.
 
-    def __init__(self, workdir: Path, options: ServerOptions = ServerOptions()) -> None:
+    The database is the SQLite file ``csms.db`` in ``workdir``, or ``database_url`` (PostgreSQL) when given.
+    """
+
+    def __init__(
+        self, workdir: Path, options: ServerOptions = ServerOptions(), database_url: str | None = None
+    ) -> None:
         self.workdir = workdir
         self.options = options
         self.ocpp_port, self.api_port = free_port(), free_port()
         self.db_path = workdir / "csms.db"
+        self.database_url = database_url or f"sqlite+aiosqlite:///{self.db_path}"
+        # What the oracle reads: the SQLite file, or the PostgreSQL URL.
+        self.database: Path | str = self.db_path if database_url is None else database_url
         self.log_path = workdir / "server.log"
         self.config = workdir / "csms.toml"
         self.config.write_text(
@@ -68,7 +77,7 @@ class CsmsProcess:
                     f"port = {self.api_port}",
                     f'admin_token = "{ADMIN_TOKEN}"',
                     "[database]",
-                    f'url = "sqlite+aiosqlite:///{self.db_path}"',
+                    f'url = "{self.database_url}"',
                     f'synchronous = "{options.synchronous}"',
                     "[stations]",
                     "auto_register = true",

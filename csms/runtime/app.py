@@ -47,7 +47,7 @@ from csms.service.smart_charging import SmartChargingService
 from csms.service.station_security import StationSecurityService
 from csms.service.tariffs import TariffService
 from csms.storage.availability import AnalyticsReader
-from csms.storage.engine import checkpoint, create_engine, create_writer_engine, migrate
+from csms.storage.engine import checkpoint, create_engine, create_writer_engine, is_sqlite, migrate
 from csms.storage.sql import SqlStorage
 from csms.storage.tariffs import TariffStore
 from csms.storage.writer import GroupCommitWriter
@@ -96,8 +96,9 @@ class CentralSystem:
         database = settings.database
         self.engine = create_engine(database.url, database.synchronous)
         # Without fsync on commit, committing on the loop's thread is cheapest; WAL checkpoints (which do
-        # write the database file) then run on a thread of their own connection.
-        inline = database.synchronous == "normal"
+        # write the database file) then run on a thread of their own connection. A PostgreSQL commit waits for
+        # the server (and its fsync), so it always runs on the writer thread.
+        inline = database.synchronous == "normal" and is_sqlite(database.url)
         checkpoint_engine = create_writer_engine(database.url, database.synchronous)
         self.writer = GroupCommitWriter(
             create_writer_engine(database.url, database.synchronous, checkpoints=not inline),

@@ -1,8 +1,8 @@
 """Storage for availability and analytics: the status-history write, and the reads analytics aggregate.
 
 The energy a site drew per time bucket is computed in SQL (a window over each transaction's register readings,
-summed per bucket), so an analytics request moves one row per bucket, not one per meter value. Bucketing uses
-SQLite's ``strftime('%s', ...)``: the embedded default database.
+summed per bucket), so an analytics request moves one row per bucket, not one per meter value. Timestamp arithmetic
+goes through :mod:`csms.storage.portable` (SQLite keeps timestamps as text, PostgreSQL as ``timestamptz``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Float,
-    Integer,
     String,
     and_,
     case,
@@ -36,6 +35,7 @@ from csms.domain.bookings import BookingStatus
 from csms.domain.metering import ENERGY_REGISTER
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
 from csms.errors import StorageError
+from csms.storage.portable import epoch_seconds, greatest, julian_day, least
 from csms.storage.tables import UtcDateTime, connectors, id_tokens, meter_values, transactions
 from csms.storage.tables_availability import connector_status_history
 from csms.storage.tables_bookings import bookings
@@ -242,14 +242,14 @@ class AnalyticsReader:
         to the range. One row per connector and status reaches Python, however long the history.
         """
         t = _history(station_ids, start, end, evse_id).subquery()
-        first_day, last_day = func.julianday(literal(start, UtcDateTime())), func.julianday(literal(end, UtcDateTime()))
+        first_day, last_day = julian_day(literal(start, UtcDateTime())), julian_day(literal(end, UtcDateTime()))
         connector = (t.c.station_id, t.c.evse_id, t.c.connector_id)
         following = func.lead(t.c.at).over(partition_by=connector, order_by=(t.c.at, t.c.id))
         spans = select(
             *connector,
             t.c.status,
-            func.max(func.julianday(t.c.at), first_day).label("since"),
-            func.min(func.coalesce(func.julianday(following), last_day), last_day).label("until"),
+            greatest(julian_day(t.c.at), first_day).label("since"),
+            least(func.coalesce(julian_day(following), last_day), last_day).label("until"),
         ).subquery()
         query = select(
             spans.c.station_id,
@@ -278,7 +278,7 @@ class AnalyticsReader:
         start_epoch = int(start.timestamp())
         # A reading closes the interval since the one before: one exactly on a boundary belongs to the bucket
         # that ends there (hence the second subtracted).
-        index = (cast(func.strftime("%s", delta.c.timestamp), Integer) - start_epoch - 1) // bucket_s
+        index = (epoch_seconds(delta.c.timestamp) - start_epoch - 1) // bucket_s
         query = (
             select(index.label("bucket"), func.sum(delta.c.wh).label("wh"))
             .where(delta.c.timestamp >= start, delta.c.wh > 0)
@@ -304,8 +304,9 @@ def _raw(column: Column[datetime]) -> Any:
     return type_coerce(column, String).label(column.name)
 
 
-def _utc(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+def _utc(stored: str | datetime) -> datetime:
+    # SQLite hands back the stored text; PostgreSQL's driver a datetime already.
+    value = stored if isinstance(stored, datetime) else datetime.fromisoformat(stored)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

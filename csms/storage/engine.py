@@ -12,12 +12,16 @@ from sqlalchemy import Connection, Engine, create_engine as sa_create_engine, ev
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["checkpoint", "create_engine", "create_writer_engine", "migrate"]
+__all__ = ["checkpoint", "create_engine", "create_writer_engine", "is_sqlite", "migrate", "upgrade"]
 
-# The writer thread uses a synchronous driver for the same database as the async engine.
+# The writer thread uses a synchronous driver for the same database as the async engine (reads and migrations).
 _SYNC_DRIVERS = {"sqlite+aiosqlite": "sqlite+pysqlite", "postgresql+asyncpg": "postgresql+psycopg"}
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
 
 
 def create_engine(url: str, synchronous: str = "normal") -> AsyncEngine:
@@ -73,7 +77,12 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+def upgrade(connection: Connection) -> None:
+    """Bring the schema to the newest revision (Alembic ``upgrade head``) on a synchronous connection."""
+    command.upgrade(_alembic_config(connection), "head")
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (Alembic ``upgrade head``)."""
     async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))
+        await conn.run_sync(upgrade)

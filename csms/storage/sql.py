@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
@@ -27,6 +26,7 @@ from csms.domain.tokens import AuthorizationStatus, IdTokenRecord
 from csms.domain.transactions import Transaction, TransactionState
 from csms.errors import StorageError
 from csms.storage import grid, smart_charging
+from csms.storage.portable import upsert_insert
 from csms.storage.smart_charging import SessionSettings
 from csms.storage.tables import (
     connectors,
@@ -45,7 +45,7 @@ __all__ = ["SqlStorage", "VariableRow"]
 # Statements are module constants so the writer can merge the same statement from many messages into one
 # executemany (it compares statement identity).
 _TOUCH_STATION = update(stations).where(stations.c.id == bindparam("b_id")).values(last_seen_at=bindparam("b_seen"))
-_UPSERT_STATION = sqlite_insert(stations)
+_UPSERT_STATION = upsert_insert(stations)
 _UPSERT_STATION = _UPSERT_STATION.on_conflict_do_update(
     index_elements=[stations.c.id],
     set_={
@@ -62,7 +62,7 @@ _UPSERT_STATION = _UPSERT_STATION.on_conflict_do_update(
         )
     },
 )
-_UPSERT_CONNECTOR = sqlite_insert(connectors)
+_UPSERT_CONNECTOR = upsert_insert(connectors)
 _UPSERT_CONNECTOR = _UPSERT_CONNECTOR.on_conflict_do_update(
     index_elements=[connectors.c.station_id, connectors.c.evse_id, connectors.c.connector_id],
     set_={
@@ -111,9 +111,9 @@ _STOP_TRANSACTION = (
     )
 )
 # A reading outside a transaction that is stored already (a resend) is skipped: see ux_meter_values_outside_tx.
-_INSERT_METER_VALUE = sqlite_insert(meter_values).on_conflict_do_nothing()
+_INSERT_METER_VALUE = upsert_insert(meter_values).on_conflict_do_nothing()
 _INSERT_EVENT = insert(station_events)
-_UPSERT_VARIABLE = sqlite_insert(station_variables)
+_UPSERT_VARIABLE = upsert_insert(station_variables)
 _UPSERT_VARIABLE = _UPSERT_VARIABLE.on_conflict_do_update(
     index_elements=[
         station_variables.c[name]
@@ -130,7 +130,7 @@ _UPSERT_VARIABLE = _UPSERT_VARIABLE.on_conflict_do_update(
     ],
     set_={name: _UPSERT_VARIABLE.excluded[name] for name in ("value", "mutability", "updated_at")},
 )
-_UPSERT_RESERVATION = sqlite_insert(reservations)
+_UPSERT_RESERVATION = upsert_insert(reservations)
 _UPSERT_RESERVATION = _UPSERT_RESERVATION.on_conflict_do_update(
     index_elements=[reservations.c.id],
     set_={
@@ -147,7 +147,7 @@ _SET_STATION_FIELD = {
     name: update(stations).where(stations.c.id == bindparam("b_id")).values({name: bindparam("b_value")})
     for name in ("firmware_status", "diagnostics_status", "registration")
 }
-_UPSERT_TOKEN = sqlite_insert(id_tokens)
+_UPSERT_TOKEN = upsert_insert(id_tokens)
 _UPSERT_TOKEN = _UPSERT_TOKEN.on_conflict_do_update(
     index_elements=[id_tokens.c.token],
     set_={

@@ -73,7 +73,9 @@ stations = Table(
     metadata,
     Column("id", String(48), primary_key=True),
     Column("registration", String(16), nullable=False),
-    Column("protocol", String(8)),
+    # SQLite ignores VARCHAR lengths: "ocpp2.0.1" (9 characters) fits there; PostgreSQL needs the wider column
+    # (migration 0014; the SQLite column keeps its width, widening it would rebuild the table).
+    Column("protocol", String(8).with_variant(String(16), "postgresql")),
     Column("vendor", String(50)),
     Column("model", String(50)),
     Column("serial_number", String(50)),

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, bindparam, delete, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
@@ -40,6 +39,7 @@ from csms.domain.tariffs import (
 )
 from csms.domain.transactions import Transaction
 from csms.errors import StorageError
+from csms.storage.portable import greatest, upsert_insert
 from csms.storage.sql import _transaction as transaction_from_row  # the one mapper of a transactions row
 from csms.storage.tables import id_tokens, meter_values, transactions
 from csms.storage.tables_bookings import bookings
@@ -71,24 +71,24 @@ __all__ = [
     "tier_to_json",
 ]
 
-_UPSERT_TARIFF = sqlite_insert(tariffs)
+_UPSERT_TARIFF = upsert_insert(tariffs)
 _UPSERT_TARIFF = _UPSERT_TARIFF.on_conflict_do_update(
     index_elements=[tariffs.c.site_id],
     set_={c.name: _UPSERT_TARIFF.excluded[c.name] for c in tariffs.columns if c.name != "site_id"},
 )
 _DELETE_TARIFF = delete(tariffs).where(tariffs.c.site_id == bindparam("b_site"))
-_UPSERT_RULES = sqlite_insert(session_rules)
+_UPSERT_RULES = upsert_insert(session_rules)
 _UPSERT_RULES = _UPSERT_RULES.on_conflict_do_update(
     index_elements=[session_rules.c.site_id],
     set_={c.name: _UPSERT_RULES.excluded[c.name] for c in session_rules.columns if c.name != "site_id"},
 )
 _DELETE_RULES = delete(session_rules).where(session_rules.c.site_id == bindparam("b_site"))
 # A replayed start finds its row already there.
-_INSERT_SESSION = sqlite_insert(tariff_sessions).on_conflict_do_nothing(
+_INSERT_SESSION = upsert_insert(tariff_sessions).on_conflict_do_nothing(
     index_elements=[tariff_sessions.c.transaction_id]
 )
 # A session not followed at its start that the site's changed rules now time: its closed row is opened again.
-_UPSERT_SESSION = sqlite_insert(tariff_sessions)
+_UPSERT_SESSION = upsert_insert(tariff_sessions)
 _UPSERT_SESSION = _UPSERT_SESSION.on_conflict_do_update(
     index_elements=[tariff_sessions.c.transaction_id],
     set_={c.name: _UPSERT_SESSION.excluded[c.name] for c in tariff_sessions.columns if c.name != "transaction_id"},
@@ -142,10 +142,10 @@ _SET_COST = (
     .where(tariff_sessions.c.transaction_id == bindparam("b_id"), tariff_sessions.c.costed_at.is_(None))
     .values({name: bindparam(f"b_{name}") for name in _COST_FIELDS})
 )
-_UPSERT_PROGRESS = sqlite_insert(tariff_progress)
+_UPSERT_PROGRESS = upsert_insert(tariff_progress)
 _UPSERT_PROGRESS = _UPSERT_PROGRESS.on_conflict_do_update(
     index_elements=[tariff_progress.c.name],
-    set_={"transaction_id": func.max(tariff_progress.c.transaction_id, _UPSERT_PROGRESS.excluded.transaction_id)},
+    set_={"transaction_id": greatest(tariff_progress.c.transaction_id, _UPSERT_PROGRESS.excluded.transaction_id)},
 )
 # Starts commit a little out of transaction-id order (group commit across stations): after a crash, this many ids
 # below the mark are checked again too.

@@ -19,6 +19,7 @@ from csms.cli import app
 from csms.errors import ConfigError
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.databases import database_url
 from tests.http_api import ADMIN_HEADERS, CLI_ENV, account_with_key, admin_client, bearer, driver_account
 
 
@@ -35,6 +36,7 @@ async def me(system: CentralSystem, headers: dict[str, str]) -> httpx.Response:
         return await http.get("/me")
 
 
+@pytest.mark.sqlite_only("dumps the whole SQLite file to look for the secret")
 async def test_a_key_is_shown_once_and_stored_only_as_a_hash(csms: CentralSystem, tmp_path: Path) -> None:
     """The key text is in the creating answer only; the database holds its SHA-256, and the key authenticates."""
     async with admin_client(csms.api_port) as http:
@@ -246,7 +248,7 @@ async def test_cli_create_admin_issues_a_key_into_the_database(tmp_path: Path) -
     await system.start()
     try:
         config = tmp_path / "csms.toml"
-        config.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "csms.db"}"\n')
+        config.write_text(f'[database]\nurl = "{database_url(tmp_path)}"\n')
         out = tmp_path / "admin.key"
         result = await asyncio.to_thread(
             CliRunner().invoke, app, ["keys", "create-admin", "--config", str(config), "--out", str(out)]

@@ -8,7 +8,6 @@ database file and resend, then read what is stored through the HTTP API. (The ki
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.databases import as_utc, fetch_rows
 from tests.http_api import admin_client
 from tests.ocpp_client import RawClient
 
@@ -166,12 +166,13 @@ async def test_meter_values_outside_a_transaction_resent_after_a_restart_are_sto
         other_quantity = dict(first_reading)
         other_quantity["meterValue"] = [{"timestamp": "2026-01-05T10:01:00.000Z", "sampledValue": [current]}]
         assert await charger.result("MeterValues", other_quantity) == {}
-    with sqlite3.connect(tmp_path / "csms.db") as db:
-        rows = db.execute(
-            "SELECT substr(timestamp, 1, 19), measurand, phase, value FROM meter_values "
-            "WHERE station_id = ? AND transaction_id IS NULL ORDER BY timestamp, measurand, phase",
-            (identity,),
-        ).fetchall()
+    stored = fetch_rows(
+        tmp_path,
+        "SELECT timestamp, measurand, phase, value FROM meter_values "
+        "WHERE station_id = :station AND transaction_id IS NULL ORDER BY timestamp, measurand, phase",
+        station=identity,
+    )
+    rows = [(f"{as_utc(at):%Y-%m-%d %H:%M:%S}", measurand, phase, value) for at, measurand, phase, value in stored]
     assert rows == [
         ("2026-01-05 10:01:00", "Current.Import", "L1", 16.0),
         ("2026-01-05 10:01:00", ENERGY, None, 500.0),

@@ -103,6 +103,7 @@ async def test_sigterm_closes_chargers_with_1001_and_keeps_data(tmp_path: Path) 
         ({"CSMS_OCPP__PORT": "not-a-port"}, "ocpp.port"),
         ({"CSMS_STATIONS__UNKNOWN_STATION_STATUS": "Maybe"}, "stations.unknown_station_status"),
         ({"CSMS_DATABASE__MAX_BATCH": "0"}, "database.max_batch"),
+        ({"CSMS_DATABASE__URL": "mysql+aiomysql://csms@127.0.0.1/csms"}, "database.url"),
     ],
 )
 async def test_invalid_config_fails_at_start_naming_the_key(tmp_path: Path, env: dict[str, str], key: str) -> None:
