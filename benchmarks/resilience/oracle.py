@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from benchmarks.resilience.station import DurableStation, Message
@@ -78,6 +77,8 @@ _READINGS = "SELECT station_id, timestamp, value, transaction_id FROM meter_valu
 def read_db(database: Path | str) -> DbView:
     """What the database holds: a SQLite file's path, or a ``postgresql+...://`` URL."""
     if isinstance(database, str):
+        import psycopg  # only the PostgreSQL runs need the driver
+
         with psycopg.connect(make_url(database).set(drivername="postgresql").render_as_string(False)) as pg:
             return _view(pg.execute(_TRANSACTIONS).fetchall(), pg.execute(_READINGS).fetchall())
     with sqlite3.connect(database, timeout=30) as db:

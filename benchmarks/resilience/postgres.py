@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import create_engine
 
 from benchmarks.resilience.server import free_port
@@ -98,6 +97,8 @@ class PostgresCluster:
         return self.url(name)
 
     def _admin(self, sql: str) -> None:
+        import psycopg  # here, not at the top: the test suite imports this module with or without PostgreSQL
+
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user={_USER} dbname=postgres", autocommit=True) as db:
             db.execute(sql.encode())
 
