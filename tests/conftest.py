@@ -16,7 +16,8 @@ import structlog
 
 from csms.config import Settings, load_settings
 from csms.runtime.app import CentralSystem
-from tests.databases import TEST_DATABASE, database_url, stop_postgres
+from tests import databases
+from tests.databases import database_url, postgres_cluster, stop_postgres
 from tests.http_api import ADMIN_TOKEN
 
 
@@ -26,10 +27,21 @@ def _stop_postgres() -> Iterator[None]:
     stop_postgres()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL (skipped where PostgreSQL is not installed), whatever
+    CSMS_TEST_DATABASE says: for the durability tests CI must cover on both."""
+    backend: str = request.param
+    if backend == "postgresql":
+        postgres_cluster()
+    monkeypatch.setattr(databases, "TEST_DATABASE", backend)
+    return backend
+
+
 @pytest.fixture(autouse=True)
 def _sqlite_only(request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("sqlite_only")
-    if marker is not None and TEST_DATABASE != "sqlite":
+    if marker is not None and databases.TEST_DATABASE != "sqlite":
         pytest.skip(f"SQLite only: {marker.args[0] if marker.args else 'reads the SQLite file'}")
 
 

@@ -165,11 +165,13 @@ def snapshot(
     return point
 
 
-async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Callable[[str], None]) -> IterationResult:
+async def run_iteration(
+    plan: KillPlan, index: int, workdir: Path, progress: Callable[[str], None], database_url: str | None = None
+) -> IterationResult:
     began = time.monotonic()
     rng = random.Random(plan.seed * 100_003 + index)
     result = IterationResult(index)
-    server = CsmsProcess(workdir)
+    server = CsmsProcess(workdir, database_url=database_url)
     await asyncio.to_thread(server.start)
     stations = fleet(plan.stations, index, server.url, rng, plan.interval, plan.meters_per_tx)
     stop = asyncio.Event()
@@ -229,12 +231,19 @@ async def run_iteration(plan: KillPlan, index: int, workdir: Path, progress: Cal
     return result
 
 
-async def run_kill(plan: KillPlan, workdir: Path, progress: Callable[[str], None]) -> list[IterationResult]:
+async def run_kill(
+    plan: KillPlan,
+    workdir: Path,
+    progress: Callable[[str], None],
+    new_database: Callable[[], str] | None = None,
+) -> list[IterationResult]:
+    """The iterations, each on a fresh SQLite file, or on a fresh database from ``new_database`` (its URL)."""
     results = []
     for index in range(plan.iterations):
         iteration_dir = workdir / f"kill-{index:03d}"
         iteration_dir.mkdir(parents=True, exist_ok=True)
-        results.append(await run_iteration(plan, index, iteration_dir, progress))
+        url = None if new_database is None else await asyncio.to_thread(new_database)
+        results.append(await run_iteration(plan, index, iteration_dir, progress, url))
     return results
 
 

@@ -254,19 +254,25 @@ async def run_iteration(
 
 
 async def run_kill_points(
-    plan: KillPointsPlan, workdir: Path, progress: Callable[[str], None]
+    plan: KillPointsPlan,
+    workdir: Path,
+    progress: Callable[[str], None],
+    new_database: Callable[[], str] | None = None,
 ) -> list[PointsIteration]:
+    """The iterations; on PostgreSQL each gets a fresh database from ``new_database`` (its URL), or from a cluster
+    started for the run when none is given."""
     if plan.database not in ("sqlite", "postgresql"):
         raise ValueError(f"unknown database {plan.database!r}: sqlite or postgresql")
-    cluster = PostgresCluster() if plan.database == "postgresql" else None
+    cluster = PostgresCluster() if plan.database == "postgresql" and new_database is None else None
     try:
         if cluster is not None:
             await asyncio.to_thread(cluster.start)
+            new_database = cluster.create_database
         results = []
         for index in range(plan.iterations):
             iteration_dir = workdir / f"kill-points-{index:03d}"
             iteration_dir.mkdir(parents=True, exist_ok=True)
-            url = None if cluster is None else await asyncio.to_thread(cluster.create_database)
+            url = None if plan.database == "sqlite" or new_database is None else await asyncio.to_thread(new_database)
             first_kill = index * plan.kills_per_iteration
             results.append(await run_iteration(plan, index, first_kill, iteration_dir, progress, url))
             with contextlib.suppress(OSError):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "Int64",
     "connectors",
     "grid_limit_windows",
     "grid_nodes",
@@ -41,6 +43,11 @@ __all__ = [
 ]
 
 metadata = MetaData()
+
+# Integers are 64-bit on both backends: SQLite's INTEGER is, and the OCPP edge accepts any signed 64-bit integer
+# (csms.protocol.schemas), which PostgreSQL's 32-bit INTEGER could not store (BIGINT there; BIGSERIAL for an
+# autoincrementing key). New columns and migrations use this type, never plain Integer.
+Int64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -92,8 +99,8 @@ connectors = Table(
     "connectors",
     metadata,
     Column("station_id", String(48), ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
-    Column("evse_id", Integer, primary_key=True),
-    Column("connector_id", Integer, primary_key=True),
+    Column("evse_id", Int64, primary_key=True),
+    Column("connector_id", Int64, primary_key=True),
     Column("status", String(16), nullable=False),
     Column("error_code", String(40)),
     Column("info", String(50)),
@@ -117,10 +124,10 @@ id_tokens = Table(
 transactions = Table(
     "transactions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Int64, primary_key=True, autoincrement=False),
     Column("station_id", String(48), ForeignKey("stations.id"), nullable=False),
-    Column("evse_id", Integer, nullable=False),
-    Column("connector_id", Integer, nullable=False),
+    Column("evse_id", Int64, nullable=False),
+    Column("connector_id", Int64, nullable=False),
     Column("charger_tx_id", String(36), nullable=False),
     Column("id_token", String(36)),
     Column("auth_status", String(16)),
@@ -131,16 +138,16 @@ transactions = Table(
     Column("meter_stop_wh", Float),
     Column("stop_reason", String(32)),
     Column("stop_id_token", String(36)),
-    Column("reservation_id", Integer),
-    Column("last_seq_no", Integer),
+    Column("reservation_id", Int64),
+    Column("last_seq_no", Int64),
     Column("seq_nos", Text),  # 2.0.1: seqNos seen, csms.domain.seq_numbers form
-    Column("started_seq_no", Integer),
+    Column("started_seq_no", Int64),
     Column("seq_no_gaps", Text),  # seqNos missing when the transaction ended
     Column("seq_latest_at", Text),  # 2.0.1: latest event timestamp of each numbering of seq_nos
     Column("charging_state", String(24)),  # 2.0.1: newest chargingState reported ...
     Column("charging_state_at", UtcDateTime()),  # ... and the charger's time of the event that reported it
     Column("offline", Boolean, nullable=False, default=False),
-    Column("remote_start_id", Integer),
+    Column("remote_start_id", Int64),
     UniqueConstraint("station_id", "charger_tx_id", name="uq_transactions_charger_tx"),
 )
 Index("ix_transactions_active", transactions.c.station_id, transactions.c.state)
@@ -149,10 +156,10 @@ Index("ix_transactions_token", transactions.c.id_token, transactions.c.state)
 meter_values = Table(
     "meter_values",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("station_id", String(48), nullable=False),
-    Column("evse_id", Integer, nullable=False),
-    Column("transaction_id", Integer),
+    Column("evse_id", Int64, nullable=False),
+    Column("transaction_id", Int64),
     Column("timestamp", UtcDateTime(), nullable=False),
     Column("measurand", String(48), nullable=False),
     Column("phase", String(8)),
@@ -188,7 +195,7 @@ Index(
 station_events = Table(
     "station_events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("station_id", String(48), nullable=False),
     Column("action", String(48), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
@@ -202,8 +209,8 @@ station_variables = Table(
     Column("station_id", String(48), primary_key=True),
     Column("component", String(50), primary_key=True),
     Column("component_instance", String(50), primary_key=True, default=""),
-    Column("evse_id", Integer, primary_key=True, default=0),
-    Column("connector_id", Integer, primary_key=True, default=0),
+    Column("evse_id", Int64, primary_key=True, default=0),
+    Column("connector_id", Int64, primary_key=True, default=0),
     Column("variable", String(50), primary_key=True),
     Column("variable_instance", String(50), primary_key=True, default=""),
     Column("attribute_type", String(8), primary_key=True, default="Actual"),
@@ -215,9 +222,9 @@ station_variables = Table(
 reservations = Table(
     "reservations",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Int64, primary_key=True, autoincrement=False),
     Column("station_id", String(48), nullable=False),
-    Column("evse_id", Integer),
+    Column("evse_id", Int64),
     Column("id_token", String(36), nullable=False),
     Column("expiry", UtcDateTime(), nullable=False),
     Column("status", String(16), nullable=False),
@@ -251,7 +258,7 @@ grid_nodes = Table(
 grid_limit_windows = Table(
     "grid_limit_windows",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Int64, primary_key=True, autoincrement=False),
     Column("node_id", String(48), ForeignKey("grid_nodes.id", ondelete="CASCADE"), nullable=False),
     Column("max_current_a", Float),
     Column("max_power_w", Float),
@@ -273,7 +280,7 @@ station_wiring = Table(
     Column("station_id", String(48), primary_key=True),
     Column("node_id", String(48), ForeignKey("grid_nodes.id"), nullable=False),
     Column("rotation", String(3), nullable=False),  # grid phases wired to the station's L1, L2, L3, e.g. "231"
-    Column("phases", Integer, nullable=False),
+    Column("phases", Int64, nullable=False),
     Column("max_current_a", Float, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -6,9 +6,9 @@ Tables share :data:`csms.storage.tables.metadata`; :mod:`csms.storage.schema` im
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table
+from sqlalchemy import Column, Index, String, Table
 
-from csms.storage.tables import UtcDateTime, metadata
+from csms.storage.tables import Int64, UtcDateTime, metadata
 
 __all__ = ["connector_status_history"]
 
@@ -18,10 +18,10 @@ __all__ = ["connector_status_history"]
 connector_status_history = Table(
     "connector_status_history",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("station_id", String(48), nullable=False),
-    Column("evse_id", Integer, nullable=False),
-    Column("connector_id", Integer, nullable=False),
+    Column("evse_id", Int64, nullable=False),
+    Column("connector_id", Int64, nullable=False),
     Column("status", String(16), nullable=False),
     Column("error_code", String(40)),
     Column("at", UtcDateTime(), nullable=False),

@@ -5,9 +5,9 @@ Tables share :data:`csms.storage.tables.metadata`; :mod:`csms.storage.schema` im
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, String, Table
+from sqlalchemy import JSON, Boolean, Column, Float, Index, String, Table
 
-from csms.storage.tables import UtcDateTime, metadata
+from csms.storage.tables import Int64, UtcDateTime, metadata
 
 __all__ = ["booking_rules", "bookings", "connector_specs", "strikes"]
 
@@ -17,8 +17,8 @@ connector_specs = Table(
     "connector_specs",
     metadata,
     Column("station_id", String(48), primary_key=True),
-    Column("evse_id", Integer, primary_key=True),
-    Column("connector_id", Integer, primary_key=True),
+    Column("evse_id", Int64, primary_key=True),
+    Column("connector_id", Int64, primary_key=True),
     Column("connector_type", String(16), nullable=False),
     Column("max_power_w", Float),  # NULL: from the station's wiring
     Column("bookable", Boolean, nullable=False),
@@ -30,14 +30,14 @@ connector_specs = Table(
 bookings = Table(
     "bookings",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("id", Int64, primary_key=True, autoincrement=False),
     Column("account_id", String(36), nullable=False),
     Column("id_token", String(36), nullable=False),
     Column("site_id", String(48), nullable=False),
     # What was asked for: a site (all NULL) or one connector; and an optional plug type.
     Column("wanted_station_id", String(48)),
-    Column("wanted_evse_id", Integer),
-    Column("wanted_connector_id", Integer),
+    Column("wanted_evse_id", Int64),
+    Column("wanted_connector_id", Int64),
     Column("connector_type", String(16)),
     Column("starts_at", UtcDateTime(), nullable=False),
     Column("ends_at", UtcDateTime(), nullable=False),
@@ -46,13 +46,13 @@ bookings = Table(
     Column("priority", String(16), nullable=False),
     # Where it is placed now.
     Column("station_id", String(48)),
-    Column("evse_id", Integer),
-    Column("connector_id", Integer),
+    Column("evse_id", Int64),
+    Column("connector_id", Int64),
     Column("power_w", Float),
     Column("status", String(16), nullable=False),
-    Column("reservation_id", Integer),
+    Column("reservation_id", Int64),
     Column("reserve_any", Boolean, nullable=False, default=False),
-    Column("transaction_id", Integer),
+    Column("transaction_id", Int64),
     Column("quote", JSON),
     Column("reason", String(200)),  # why it failed, was cancelled or reassigned last
     Column("created_at", UtcDateTime(), nullable=False),
@@ -68,15 +68,15 @@ booking_rules = Table(
     metadata,
     Column("site_id", String(48), primary_key=True),
     Column("no_overlap", Boolean, nullable=False),
-    Column("max_active", Integer),
-    Column("max_per_day", Integer),
-    Column("max_per_week", Integer),
-    Column("max_horizon_minutes", Integer),
-    Column("min_notice_minutes", Integer),
-    Column("max_duration_minutes", Integer),
-    Column("strikes_to_block", Integer),
-    Column("strike_window_days", Integer, nullable=False),
-    Column("block_days", Integer, nullable=False),
+    Column("max_active", Int64),
+    Column("max_per_day", Int64),
+    Column("max_per_week", Int64),
+    Column("max_horizon_minutes", Int64),
+    Column("min_notice_minutes", Int64),
+    Column("max_duration_minutes", Int64),
+    Column("strikes_to_block", Int64),
+    Column("strike_window_days", Int64, nullable=False),
+    Column("block_days", Int64, nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
@@ -84,7 +84,7 @@ booking_rules = Table(
 strikes = Table(
     "strikes",
     metadata,
-    Column("booking_id", Integer, primary_key=True, autoincrement=False),
+    Column("booking_id", Int64, primary_key=True, autoincrement=False),
     Column("account_id", String(36), nullable=False),
     Column("site_id", String(48), nullable=False),
     Column("at", UtcDateTime(), nullable=False),

@@ -5,9 +5,9 @@ Tables share :data:`csms.storage.tables.metadata`; :mod:`csms.storage.schema` im
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, String, Table
+from sqlalchemy import Column, Index, String, Table
 
-from csms.storage.tables import UtcDateTime, metadata
+from csms.storage.tables import Int64, UtcDateTime, metadata
 
 __all__ = ["security_events", "station_credentials"]
 
@@ -17,7 +17,7 @@ station_credentials = Table(
     "station_credentials",
     metadata,
     Column("station_id", String(48), primary_key=True),
-    Column("profile", Integer, nullable=False),  # csms.domain.security.SecurityProfile
+    Column("profile", Int64, nullable=False),  # csms.domain.security.SecurityProfile
     Column("password_hash", String(200)),
     Column("pending_hash", String(200)),  # the password being rotated to, until the station answers
     Column("pending_reason", String(20)),  # csms.domain.security.PendingRotation: which login settles it
@@ -28,7 +28,7 @@ station_credentials = Table(
 security_events = Table(
     "security_events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Int64, primary_key=True, autoincrement=True),
     Column("at", UtcDateTime(), nullable=False),
     Column("kind", String(40), nullable=False),  # csms.domain.security.SecurityEventKind
     Column("station_id", String(48)),

@@ -5,9 +5,9 @@ Tables share :data:`csms.storage.tables.metadata`; :mod:`csms.storage.schema` im
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Float, Integer, String, Table
+from sqlalchemy import Column, Float, String, Table
 
-from csms.storage.tables import UtcDateTime, metadata
+from csms.storage.tables import Int64, UtcDateTime, metadata
 
 __all__ = ["charging_session_settings"]
 
@@ -16,9 +16,9 @@ __all__ = ["charging_session_settings"]
 charging_session_settings = Table(
     "charging_session_settings",
     metadata,
-    Column("transaction_id", Integer, primary_key=True, autoincrement=False),
+    Column("transaction_id", Int64, primary_key=True, autoincrement=False),
     Column("station_id", String(48), nullable=False),
-    Column("evse_id", Integer, nullable=False),
+    Column("evse_id", Int64, nullable=False),
     Column("energy_wh", Float),
     Column("departure", UtcDateTime()),
     Column("max_current_a", Float),

@@ -9,9 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Dialect, Float, Index, Integer, String, Table, TypeDecorator
+from sqlalchemy import JSON, Column, Dialect, Float, Index, String, Table, TypeDecorator
 
-from csms.storage.tables import UtcDateTime, metadata
+from csms.storage.tables import Int64, UtcDateTime, metadata
 
 __all__ = [
     "DEFAULT_SCOPE",
@@ -52,7 +52,7 @@ tariffs = Table(
     Column("time_basis", String(16), nullable=False),
     Column("overstay_per_minute", DecimalText(), nullable=False),
     Column("overstay_cap", DecimalText()),
-    Column("overstay_grace_minutes", Integer, nullable=False),
+    Column("overstay_grace_minutes", Int64, nullable=False),
     Column("tiers", JSON, nullable=False),  # list of tier objects, as the API takes them
     Column("updated_at", UtcDateTime(), nullable=False),
 )
@@ -61,8 +61,8 @@ session_rules = Table(
     "session_rules",
     metadata,
     Column("site_id", String(48), primary_key=True),
-    Column("max_charging_minutes", Integer),  # NULL: not limited
-    Column("warning_minutes", Integer, nullable=False),
+    Column("max_charging_minutes", Int64),  # NULL: not limited
+    Column("warning_minutes", Int64, nullable=False),
     Column("at_limit", String(16), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
 )
@@ -73,7 +73,7 @@ session_rules = Table(
 tariff_sessions = Table(
     "tariff_sessions",
     metadata,
-    Column("transaction_id", Integer, primary_key=True, autoincrement=False),
+    Column("transaction_id", Int64, primary_key=True, autoincrement=False),
     Column("station_id", String(48), nullable=False),
     Column("site_id", String(48)),
     Column("account_id", String(36)),  # the id token's owner: who sees the cost and gets the warnings
@@ -93,7 +93,7 @@ tariff_sessions = Table(
     Column("limit_at", UtcDateTime()),
     Column("warning_at", UtcDateTime()),
     Column("at_limit", String(16), nullable=False),
-    Column("grace_seconds", Integer, nullable=False),
+    Column("grace_seconds", Int64, nullable=False),
     Column("warned_at", UtcDateTime()),
     Column("limit_reached_at", UtcDateTime()),
     Column("charging_completed_at", UtcDateTime()),
@@ -104,10 +104,10 @@ tariff_sessions = Table(
     Column("ended_at", UtcDateTime()),
     Column("energy_wh", Float),
     Column("energy_cost", DecimalText()),
-    Column("time_seconds", Integer),
+    Column("time_seconds", Int64),
     Column("time_cost", DecimalText()),
     Column("fee_cost", DecimalText()),
-    Column("overstay_minutes", Integer),
+    Column("overstay_minutes", Int64),
     Column("overstay_cost", DecimalText()),
     Column("overstay_from", UtcDateTime()),
     Column("total", DecimalText()),
@@ -122,6 +122,6 @@ tariff_progress = Table(
     "tariff_progress",
     metadata,
     Column("name", String(32), primary_key=True),
-    Column("transaction_id", Integer, nullable=False),
+    Column("transaction_id", Int64, nullable=False),
 )
 STARTS_SEEN = "starts_seen"

@@ -2,7 +2,7 @@
 
 A server killed after committing a message but before its reply reached the charger comes back with an empty
 memory; the charger then resends that message. These tests stop one server, start a new one on the same
-database file and resend, then read what is stored through the HTTP API. (The kill -9 runs themselves are in
+database and resend, then read what is stored through the HTTP API. (The kill -9 runs themselves are in
 ``test_durability.py``.)
 """
 
@@ -20,6 +20,9 @@ from tests.conftest import make_settings
 from tests.databases import as_utc, fetch_rows
 from tests.http_api import admin_client
 from tests.ocpp_client import RawClient
+
+# Every test here runs on SQLite and on PostgreSQL (where installed).
+pytestmark = pytest.mark.usefixtures("any_database")
 
 BOOT_16 = {"chargePointVendor": "Acme", "chargePointModel": "AC22"}
 BOOT_201 = {"chargingStation": {"vendorName": "Acme", "model": "DC50"}, "reason": "PowerUp"}

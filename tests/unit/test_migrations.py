@@ -11,10 +11,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, create_engine, inspect, text
+from sqlalchemy import BIGINT, Connection, create_engine, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from csms.storage.schema import metadata
+from tests.databases import postgres_url
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "csms" / "storage" / "migrations"
 # SQLAlchemy cannot reflect an index on expressions from SQLite: left out of the comparison, checked by its own test.
@@ -96,4 +98,32 @@ def test_meter_values_outside_a_transaction_have_a_natural_key(tmp_path: Path) -
         connection.execute(text(row.format(tx="NULL", measurand="Voltage", phase="'L3'", value=229)))
         with pytest.raises(IntegrityError):
             connection.execute(text(row.format(tx="NULL", measurand="Voltage", phase="'L3'", value=229)))
+    engine.dispose()
+
+
+def test_migrations_from_empty_match_tables_on_postgresql(tmp_path: Path) -> None:
+    """On PostgreSQL too, upgrading an empty database to head leaves no difference from the tables; the
+    PostgreSQL-only revisions (protocol width, 64-bit integers) go down and up again."""
+    url = make_url(postgres_url(tmp_path, migrated=False)).set(drivername="postgresql+psycopg")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        assert inspect(connection).get_table_names() == []
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        command.downgrade(config, "0013")
+        protocol = next(c for c in inspect(connection).get_columns("stations") if c["name"] == "protocol")
+        assert protocol["type"].length == 8  # type: ignore[attr-defined]
+        seq_no = next(c for c in inspect(connection).get_columns("transactions") if c["name"] == "last_seq_no")
+        assert not isinstance(seq_no["type"], BIGINT)
+        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        assert _schema_diff(connection) == []
+        protocol = next(c for c in inspect(connection).get_columns("stations") if c["name"] == "protocol")
+        assert protocol["type"].length == 16  # type: ignore[attr-defined]
+        seq_no = next(c for c in inspect(connection).get_columns("transactions") if c["name"] == "last_seq_no")
+        assert isinstance(seq_no["type"], BIGINT)
+        sequences = connection.exec_driver_sql("SELECT seqtypid::regtype::text FROM pg_sequence").scalars().all()
+        assert sequences and set(sequences) == {"bigint"}  # the autoincrementing keys count in 64 bits
     engine.dispose()
