@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from csms.config import OcppSettings
 from csms.runtime.app import CentralSystem
 from csms.runtime.registry import CLOSE_REPLACED
 from tests.conftest import make_settings
+from tests.databases import fetch_rows
 from tests.hostile.attack import assert_serves, booted, invalid_json_code, running, wait_until, ws_url
 from tests.http_api import admin_client
 from tests.ocpp_client import RawClient, now_iso
@@ -198,8 +198,7 @@ async def test_a_heartbeat_retried_with_the_same_id_gets_the_original_answer(
         await client.send_raw(json.dumps([2, "hb-1", "MeterValues", body]))
         assert (await client.next_reply())[:2] == [3, "hb-1"]
     await client.close()
-    with sqlite3.connect(tmp_path / "csms.db") as db:
-        rows = db.execute("SELECT value FROM meter_values WHERE station_id = 'RETRY-HB' ORDER BY timestamp").fetchall()
+    rows = fetch_rows(tmp_path, "SELECT value FROM meter_values WHERE station_id = 'RETRY-HB' ORDER BY timestamp")
     assert [float(v) for (v,) in rows] == [10.0, 20.0]
 
 

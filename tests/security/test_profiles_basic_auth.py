@@ -3,7 +3,6 @@ duplicates, stored hashes and throttling. Real server, real websockets, real SQL
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from websockets.exceptions import ConnectionClosed
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
+from tests.databases import fetch_rows
 from tests.http_api import admin_client
 from tests.ocpp_client import RawClient
 from tests.security.helpers import BOOTS, V16_BOOT, basic, events, handshake, set_security, ws_url
@@ -132,10 +132,11 @@ async def test_only_salted_hashes_are_stored_and_nothing_logs_the_password(
     await set_security(csms, "CP-B", profile=1, password=PASSWORD)
     assert (await handshake(ws_url(csms, "CP-A"), basic("CP-A", PASSWORD)))[0] == 101
     assert (await handshake(ws_url(csms, "CP-A"), basic("CP-A", "wrong-" + PASSWORD)))[0] == 401
-    with sqlite3.connect(tmp_path / "csms.db") as db:
-        hashes = [row[0] for row in db.execute("SELECT password_hash FROM station_credentials ORDER BY station_id")]
+    hashes = [
+        row[0] for row in fetch_rows(tmp_path, "SELECT password_hash FROM station_credentials ORDER BY station_id")
+    ]
     assert all(h.startswith("$argon2id$") for h in hashes) and hashes[0] != hashes[1]
-    for path in tmp_path.rglob("csms.db*"):
+    for path in tmp_path.rglob("csms.db*"):  # on SQLite, the database file's bytes (and its WAL) themselves
         assert PASSWORD.encode() not in path.read_bytes(), path
     assert PASSWORD not in caplog.text
 

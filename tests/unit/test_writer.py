@@ -1,4 +1,5 @@
-"""The group-commit writer against a real SQLite file: batching, isolation of a bad write, durability."""
+"""The group-commit writer against a real SQLite file and a real PostgreSQL database (where installed): batching,
+isolation of a bad write, durability."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from csms.domain.stations import RegistrationStatus, StationInfo
@@ -15,14 +17,16 @@ from csms.errors import StorageError
 from csms.storage import sql
 from csms.storage.engine import create_engine, create_writer_engine, migrate
 from csms.storage.sql import SqlStorage
+from csms.storage.tables import stations
 from csms.storage.writer import GroupCommitWriter, Write
+from tests.databases import database_url
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+async def engine(tmp_path: Path, any_database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url(tmp_path))
     await migrate(engine)
     yield engine
     await engine.dispose()
@@ -63,6 +67,24 @@ async def test_one_bad_write_fails_alone(engine: AsyncEngine) -> None:
     assert len(await storage.registrations()) == 20
     # The writer keeps serving after the failure.
     await storage.write([sql.touch_station("G1", NOW)])
+    await writer.close()
+
+
+async def test_a_row_the_database_refuses_fails_alone(engine: AsyncEngine) -> None:
+    """A write the database itself rejects (NOT NULL) fails only its own write set, committed in the same batch as
+    good ones: the batch is rolled back and each set retried alone (on PostgreSQL the failed statement also
+    aborts the transaction it ran in)."""
+    storage, writer = await open_storage(engine)
+    good = [
+        storage.write([sql.record_boot(f"R{i}", "ocpp1.6", StationInfo("v", "m"), RegistrationStatus.ACCEPTED, NOW)])
+        for i in range(20)
+    ]
+    refused = storage.write([Write(insert(stations), {"id": "BAD", "registration": None, "created_at": NOW})])
+    results = await asyncio.gather(*good, refused, return_exceptions=True)
+    assert isinstance(results[-1], StorageError) and "registration" in str(results[-1])
+    assert all(r is None for r in results[:-1])
+    assert sorted(await storage.registrations()) == sorted(f"R{i}" for i in range(20))
+    assert writer.committed_sets == 20
     await writer.close()
 
 
