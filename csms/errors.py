@@ -52,6 +52,11 @@ class StorageError(CsmsError):
     """The database failed; nothing was acknowledged for the failed write."""
 
 
+class UnstorableValue(StorageError):
+    """The database refused a value itself (SQLSTATE class 22, a data exception), e.g. a NUL character, which
+    PostgreSQL text cannot hold: the sender's input, not a fault of the server."""
+
+
 class NotFound(CsmsError):
     def __init__(self, kind: str, key: object) -> None:
         super().__init__(f"{kind} {key!s} not found")

@@ -17,7 +17,7 @@ from ocpp.v16.enums import Action as ActionV16
 from ocpp.v201.enums import Action as ActionV201
 
 from csms.domain.commands import Command
-from csms.errors import CsmsError
+from csms.errors import CsmsError, UnstorableValue
 from csms.protocol import v16, v201
 from csms.protocol.common import CallContext, Handler
 from csms.protocol.errors import CallRejected, schema_error_code
@@ -78,6 +78,11 @@ async def answer_call(adapter: Adapter, ctx: CallContext, call: Call, accepted: 
         result = await handler(ctx, call.payload)
     except CallRejected as exc:
         return Answer(encode_call_error(version, call.message_id, exc.code, exc.description), None)
+    except UnstorableValue as exc:
+        # A value the database cannot hold (PostgreSQL: a NUL character in a string): the charger's input.
+        log.warning("value refused by the database", action=call.action, error=str(exc)[:300])
+        code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+        return Answer(encode_call_error(version, call.message_id, code, "a value cannot be stored"), None)
     except (CsmsError, OSError, ArithmeticError, LookupError, ValueError) as exc:
         # Storage trouble or a payload our code could not digest: the charger gets InternalError and retries.
         log.error("handler failed", action=call.action, error=repr(exc))

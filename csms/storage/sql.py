@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, and_, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
@@ -24,7 +24,7 @@ from csms.domain.stations import (
 )
 from csms.domain.tokens import AuthorizationStatus, IdTokenRecord
 from csms.domain.transactions import Transaction, TransactionState
-from csms.errors import StorageError
+from csms.errors import StorageError, UnstorableValue
 from csms.storage import grid, smart_charging
 from csms.storage.portable import upsert_insert
 from csms.storage.smart_charging import SessionSettings
@@ -162,6 +162,15 @@ VariableRow = dict[str, Any]
 _T = TypeVar("_T")
 
 
+def storage_failure(what: str, exc: BaseException) -> StorageError:
+    """The error a failed read or write raises: :class:`UnstorableValue` when the database refused a value itself
+    (SQLSTATE class 22, e.g. PostgreSQL and a NUL character; psycopg refuses NUL before sending, as a DataError)."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, DataError) or (isinstance(sqlstate, str) and sqlstate.startswith("22")):
+        return UnstorableValue(f"{what} refused a value: {exc}")
+    return StorageError(f"{what} failed: {exc}")
+
+
 class SqlStorage:
     """The database seen by the service layer. Write methods return once the change is committed."""
 
@@ -177,7 +186,7 @@ class SqlStorage:
                 row: Row[Any] | None = (await conn.execute(query)).first()
                 return row
         except SQLAlchemyError as exc:
-            raise StorageError(f"read failed: {exc}") from exc
+            raise storage_failure("read", exc) from exc
 
     async def _all(self, query: Select[Any]) -> Sequence[Row[Any]]:
         try:
@@ -185,7 +194,7 @@ class SqlStorage:
                 rows: Sequence[Row[Any]] = (await conn.execute(query)).all()
                 return rows
         except SQLAlchemyError as exc:
-            raise StorageError(f"read failed: {exc}") from exc
+            raise storage_failure("read", exc) from exc
 
     async def read(self, reader: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         """Run ``reader`` (an area's read function, e.g. in ``storage/bookings.py``) on a pooled connection."""
@@ -193,7 +202,7 @@ class SqlStorage:
             async with self._engine.connect() as conn:
                 return await reader(conn)
         except SQLAlchemyError as exc:
-            raise StorageError(f"read failed: {exc}") from exc
+            raise storage_failure("read", exc) from exc
 
     async def get_station(self, station_id: str) -> Station | None:
         row = await self._one(select(stations).where(stations.c.id == station_id))
@@ -334,7 +343,7 @@ class SqlStorage:
             async with self._engine.connect() as conn:
                 return await grid.read_setup(conn)
         except SQLAlchemyError as exc:
-            raise StorageError(f"read failed: {exc}") from exc
+            raise storage_failure("read", exc) from exc
 
     async def session_settings(self, transaction_ids: Iterable[int]) -> dict[int, SessionSettings]:
         """Needs and priority set for these transactions (write builder in smart_charging.py)."""
@@ -342,7 +351,7 @@ class SqlStorage:
             async with self._engine.connect() as conn:
                 return await smart_charging.read_session_settings(conn, transaction_ids)
         except SQLAlchemyError as exc:
-            raise StorageError(f"read failed: {exc}") from exc
+            raise storage_failure("read", exc) from exc
 
     async def grid_config(self, now: datetime) -> GridConfig:
         """The stored grid as the scheduler models it, recurring limit windows expanded from ``now``."""
@@ -354,7 +363,7 @@ class SqlStorage:
         try:
             await self._writer.write(writes)
         except (*DATABASE_ERRORS, WriterClosed) as exc:
-            raise StorageError(f"write failed: {exc}") from exc
+            raise storage_failure("write", exc) from exc
 
 
 # -- write builders: pure functions from domain values to writes --------------------------------------------

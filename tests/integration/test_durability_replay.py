@@ -132,6 +132,65 @@ async def test_v201_events_resent_after_a_restart_are_applied_once(tmp_path: Pat
     assert [(row["timestamp"][:19], row["value"]) for row in rows] == [("2026-01-05T12:01:00", 2100.0)]
 
 
+async def test_integers_beyond_32_bits_are_stored_and_a_resend_still_applied_once(tmp_path: Path) -> None:
+    """The OCPP edge takes any signed 64-bit integer; both backends store it (PostgreSQL in BIGINT columns): seqNos
+    near 2**62 are kept, and the resend after a restart is known by them."""
+    wide_seq = 2**62
+    started = {
+        "eventType": "Started",
+        "timestamp": "2026-01-05T13:00:00.000Z",
+        "triggerReason": "Authorized",
+        "seqNo": wide_seq,
+        "transactionInfo": {"transactionId": "TX-WIDE"},
+        "idToken": {"idToken": "TAG4", "type": "ISO14443"},
+        "evse": {"id": 1, "connectorId": 1},
+    }
+    updated = {
+        "eventType": "Updated",
+        "timestamp": "2026-01-05T13:01:00.000Z",
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": wide_seq + 1,
+        "transactionInfo": {"transactionId": "TX-WIDE"},
+        "meterValue": [
+            {"timestamp": "2026-01-05T13:01:00.000Z", "sampledValue": [{"value": 700, "measurand": ENERGY}]}
+        ],
+    }
+    async with server(tmp_path) as first, station(first, "CP-WIDE", "2.0.1") as charger:
+        await charger.result("TransactionEvent", started)
+        await charger.result("TransactionEvent", updated)
+    async with server(tmp_path) as second, station(second, "CP-WIDE", "2.0.1") as charger:
+        await charger.result("TransactionEvent", updated)  # the resend
+    rows = fetch_rows(
+        tmp_path,
+        "SELECT started_seq_no, last_seq_no FROM transactions WHERE charger_tx_id = 'TX-WIDE'",
+    )
+    assert rows == [(wide_seq, wide_seq + 1)]
+    readings = fetch_rows(tmp_path, "SELECT value FROM meter_values WHERE station_id = 'CP-WIDE'")
+    assert readings == [(700.0,)]
+
+
+async def test_a_nul_character_is_stored_on_sqlite_and_refused_cleanly_on_postgresql(
+    tmp_path: Path, any_database: str
+) -> None:
+    """A string with U+0000 is schema-valid: SQLite stores it; PostgreSQL text cannot hold it, so there the message
+    is answered PropertyConstraintViolation (a warning, not an InternalError), nothing of it is stored and the
+    connection goes on serving."""
+    boot = {"chargingStation": {"vendorName": "Ac\u0000me", "model": "DC50"}, "reason": "PowerUp"}
+    async with server(tmp_path) as system:
+        client = await RawClient.open(f"ws://127.0.0.1:{system.ocpp_port}/ocpp/CP-NUL", "ocpp2.0.1")
+        try:
+            reply = await client.call("BootNotification", boot)
+            assert (await client.result("BootNotification", BOOT_201))["status"] == "Accepted"
+        finally:
+            await client.close()
+    vendors = [vendor for (vendor,) in fetch_rows(tmp_path, "SELECT vendor FROM stations WHERE id = 'CP-NUL'")]
+    if any_database == "sqlite":
+        assert reply[0] == 3 and reply[2]["status"] == "Accepted"
+    else:
+        assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation"
+    assert vendors == ["Acme"]  # the second boot's vendor, on both
+
+
 def outside_transaction(version: str, at: str, wh: int, volts: float) -> dict[str, Any]:
     """A MeterValues with no transaction: energy and per-phase voltage of EVSE 1 at ``at``."""
     if version == "1.6":
