@@ -22,10 +22,10 @@ For each stretch of time in which no limit changes, currents are handed out in t
    admitted it shows it in its first meter values (benchmarks/: +4 points of the optimum at a per-phase 20%
    limit; under power limits only it changed nothing, as phases do not change where load lands there).
 2. **What each needs.** Class by class, from the highest, each session is raised toward its *pace*: the
-   current that delivers its remaining energy by its departure (less ``pace_margin``, off by default) if held
-   until then. When power is short, every
-   session in the class gets the same fraction of its pace (weights = pace), which evens out how much of their
-   request sessions end up with (fairness measured as Jain's index over delivered / requested).
+   current that delivers its remaining energy by its departure (less ``pace_margin``, off by default; less
+   ``priority_pace_margin``, an hour, above the standard class: departures are estimates) if held until then.
+   When power is short, every session in the class gets the same fraction of its pace (weights = pace), which
+   evens out how much of their request sessions end up with (fairness: Jain's index over delivered / requested).
 3. **What is left** is shared class by class, in proportion to how soon each car leaves (weights 1 / hours
    left), up to what each can use in the next slot. Capacity unused now is lost for good, a car charged early
    leaves room for the ones that have not arrived yet, and the car that leaves first has the least time to
@@ -79,6 +79,7 @@ class _Columns(NamedTuple):
     watts_per_amp: npt.NDArray[np.float64]
     charging: npt.NDArray[np.bool_]  # offered a current now
     probing: npt.NDArray[np.bool_]  # phases unknown: admitted first to learn them (SessionDemand.probing)
+    elevated: npt.NDArray[np.bool_]  # above the standard class: paced with ``priority_pace_margin``
 
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
@@ -229,7 +230,9 @@ def _figures(
     the same), for all sessions at once."""
     columns = needs.sessions
     slot_hours = settings.slot.total_seconds() / 3600
-    margin_hours = settings.pace_margin.total_seconds() / 3600
+    standard_margin = settings.pace_margin.total_seconds() / 3600
+    priority_margin = max(settings.pace_margin, settings.priority_pace_margin).total_seconds() / 3600
+    margin_hours = np.where(columns.elevated, priority_margin, standard_margin)
     energy_wh = np.array(needs.energy_wh, dtype=np.float64)
     watts_per_amp, maximum, minimum = columns.watts_per_amp, columns.max_current_a, columns.min_current_a
     wants = ~(energy_wh <= _EPSILON) & ~(maximum < minimum) & ~(watts_per_amp <= 0)
@@ -268,6 +271,7 @@ def _initial_needs(sessions: Sequence[SessionDemand], start: datetime, settings:
         np.array([s.voltage_v * len(s.phases) for s in sessions], dtype=np.float64),
         np.array([bool(s.offered_a) for s in sessions], dtype=np.bool_),
         np.array([s.probing for s in sessions], dtype=np.bool_),
+        np.array([s.priority > Priority.STANDARD for s in sessions], dtype=np.bool_),
     )
     return _Needs(
         [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions], departure_us, columns

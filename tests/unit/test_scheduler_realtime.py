@@ -128,9 +128,29 @@ def test_a_priority_session_is_admitted_at_its_pace_under_a_phase_limit(
     """A 20 A per-phase limit: an urgent car needing 12 A to finish in 2 h, two standard cars needing 8 A each."""
     urgent = session("urgent", energy_wh=12 * 690 * 2, hours=2, priority=Priority.URGENT)
     a, b = session("a", energy_wh=8 * 690 * 8), session("b", energy_wh=8 * 690 * 8)
-    config = SchedulerSettings(pace_admission_for_priority=for_priority)
+    config = SchedulerSettings(pace_admission_for_priority=for_priority, priority_pace_margin=timedelta(0))
     result = currents(plan(Snapshot((GridNode("site", max_current_a=20),), (urgent, a, b)), NOW, config))
     assert result == expected
+
+
+@pytest.mark.parametrize(
+    ("margin_hours", "expected"),
+    [
+        # Paced to finish an hour early: 12 A x 2 h of energy in 1 h is 24 A; the standard car keeps its 6 A.
+        (1, {"urgent": 24, "standard": 6}),
+        # Paced to its departure (12 A), then the leftover shared by how soon each leaves: 22 A and 8 A.
+        (0, {"urgent": 22, "standard": 8}),
+    ],
+)
+def test_a_priority_session_is_paced_to_finish_before_its_estimated_departure(
+    margin_hours: float, expected: dict[str, float]
+) -> None:
+    """A 30 A limit: an urgent car needing 12 A for its 2 h, a standard car needing 8 A for its 8 h. Departures
+    are estimates (often an hour out), so the urgent car is paced to be done ``priority_pace_margin`` early."""
+    urgent = session("urgent", energy_wh=12 * 690 * 2, hours=2, priority=Priority.URGENT)
+    standard = session("standard", energy_wh=8 * 690 * 8)
+    config = SchedulerSettings(priority_pace_margin=timedelta(hours=margin_hours))
+    assert currents(plan(Snapshot((GridNode("site", max_current_a=30),), (urgent, standard)), NOW, config)) == expected
 
 
 def test_earlier_departure_gets_more_when_power_is_short() -> None:
