@@ -17,7 +17,7 @@ import structlog
 from csms.config import Settings, load_settings
 from csms.runtime.app import CentralSystem
 from tests import databases
-from tests.databases import database_url, postgres_cluster, stop_postgres
+from tests.databases import database_url, drop_test_databases, postgres_cluster, stop_postgres
 from tests.http_api import ADMIN_TOKEN
 
 
@@ -36,6 +36,12 @@ def any_database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         postgres_cluster()
     monkeypatch.setattr(databases, "TEST_DATABASE", backend)
     return backend
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    yield
+    drop_test_databases()
 
 
 @pytest.fixture(autouse=True)

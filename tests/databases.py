@@ -17,7 +17,17 @@ from sqlalchemy.engine import make_url
 
 from benchmarks.resilience.postgres import PostgresCluster, postgres_available
 
-__all__ = ["TEST_DATABASE", "as_utc", "database_url", "fetch_rows", "postgres_cluster", "postgres_url", "stop_postgres"]
+__all__ = [
+    "TEST_DATABASE",
+    "as_utc",
+    "database_url",
+    "drop_test_databases",
+    "fetch_rows",
+    "new_postgres_database",
+    "postgres_cluster",
+    "postgres_url",
+    "stop_postgres",
+]
 
 # "postgresql" runs every test that uses make_settings (the csms fixture too) on PostgreSQL.
 TEST_DATABASE = os.environ.get("CSMS_TEST_DATABASE", "sqlite")
@@ -26,6 +36,7 @@ if TEST_DATABASE not in ("sqlite", "postgresql"):
 
 _cluster: PostgresCluster | None = None
 _databases: dict[Path, str] = {}  # a test folder's PostgreSQL database: a restart in the same folder finds it again
+_extra: list[str] = []  # databases a test made for itself (kill runs: one per iteration)
 
 
 def postgres_cluster() -> PostgresCluster:
@@ -51,11 +62,27 @@ def postgres_url(tmp_path: Path, migrated: bool = True) -> str:
     return _databases[tmp_path]
 
 
+def new_postgres_database() -> str:
+    """A fresh migrated PostgreSQL database of the session's cluster, dropped after the test."""
+    url = postgres_cluster().create_database()
+    _extra.append(url)
+    return url
+
+
 def database_url(tmp_path: Path) -> str:
     """The database a test's CSMS uses: a SQLite file in the test folder, or its PostgreSQL database."""
     if TEST_DATABASE == "postgresql":
         return postgres_url(tmp_path)
     return f"sqlite+aiosqlite:///{tmp_path / 'csms.db'}"
+
+
+def drop_test_databases() -> None:
+    """Drop the PostgreSQL databases the finished test made (each is a copy of the template: megabytes apiece)."""
+    if _cluster is not None:
+        for url in [*_databases.values(), *_extra]:
+            _cluster.drop_database(url)
+    _databases.clear()
+    _extra.clear()
 
 
 def stop_postgres() -> None:

@@ -96,6 +96,11 @@ class PostgresCluster:
         self._admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{_TEMPLATE}"' if migrated else ""))
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by :meth:`create_database`, ending any session still connected to it."""
+        name = url.rsplit("/", 1)[1]
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def _admin(self, sql: str) -> None:
         import psycopg  # here, not at the top: the test suite imports this module with or without PostgreSQL
 

@@ -27,7 +27,7 @@ from benchmarks.resilience.kill import QUICK_KILL, run_kill, summarise_kill
 from benchmarks.resilience.oracle import read_db
 from benchmarks.resilience.server import CsmsProcess
 from benchmarks.resilience.station import wire_time
-from tests.databases import postgres_cluster
+from tests.databases import new_postgres_database
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def _server_without_asyncio_debug(monkeypatch: pytest.MonkeyPatch) -> None:
 def _new_database(backend: str) -> Callable[[], str] | None:
     """Where a kill run's iterations get their database: None for a SQLite file each, else a fresh PostgreSQL
     database of the session's cluster."""
-    return None if backend == "sqlite" else postgres_cluster().create_database
+    return None if backend == "sqlite" else new_postgres_database
 
 
 async def test_kill_nine_loses_nothing_and_duplicates_nothing(tmp_path: Path, any_database: str) -> None:
