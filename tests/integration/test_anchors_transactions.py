@@ -17,6 +17,9 @@ from tests.http_api import admin_client
 from tests.money_helpers import T0, Clock, api, charger, make_site, next_event, ok, start_16, status_16, stop_16
 from tests.ocpp_client import RawClient
 
+# Replay and ordering rules must hold on SQLite and on PostgreSQL (where installed).
+pytestmark = pytest.mark.usefixtures("any_database")
+
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

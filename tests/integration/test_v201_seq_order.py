@@ -22,6 +22,9 @@ from tests.http_api import admin_client
 from tests.money_helpers import T0, Clock, api, charger, make_site, next_event, ok, settled
 from tests.ocpp_client import RawClient
 
+# Replay and ordering rules must hold on SQLite and on PostgreSQL (where installed).
+pytestmark = pytest.mark.usefixtures("any_database")
+
 EVSE = {"evse": {"id": 1, "connectorId": 1}}
 
 
