@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
 from tests.http_api import driver_account
@@ -25,11 +23,6 @@ from tests.money_helpers import (
 )
 
 SETTINGS = {"tariffs": {"tick_seconds": 0.05, "stop_retry_seconds": 60}}
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
 
 
 async def test_time_limit_warns_driver_and_site_then_stops_the_session(tmp_path: Path, clock: Clock) -> None:

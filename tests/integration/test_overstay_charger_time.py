@@ -4,15 +4,10 @@ started, or ahead of the server's clock) falls back to the arrival. Real server,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from csms.runtime.app import CentralSystem
-from tests.conftest import make_settings
 from tests.money_helpers import (
     T0,
     Clock,
@@ -27,21 +22,6 @@ from tests.money_helpers import (
     stop_16,
 )
 from tests.ocpp_client import RawClient
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-async def system(tmp_path: Path, clock: Clock) -> AsyncIterator[CentralSystem]:
-    central = CentralSystem(make_settings(tmp_path, tariffs={"tick_seconds": 0.05}), clock=clock)
-    await central.start()
-    try:
-        yield central
-    finally:
-        await central.stop()
 
 
 def _ts(at: datetime) -> str:

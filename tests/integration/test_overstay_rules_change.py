@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
 from tests.money_helpers import (
-    T0,
     Clock,
     api,
     charger,
@@ -26,11 +23,6 @@ from tests.money_helpers import (
 from tests.ocpp_client import RawClient
 
 SETTINGS = {"tariffs": {"tick_seconds": 0.05, "stop_retry_seconds": 60}}
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
 
 
 def _stops(client: RawClient) -> list[Any]:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import insert
 
 from csms.runtime.app import CentralSystem
 from csms.storage.tables_bookings import bookings
-from tests.conftest import make_settings
 from tests.money_helpers import (
     T0,
     TARIFF,
@@ -27,21 +23,6 @@ from tests.money_helpers import (
     status_16,
     stop_16,
 )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-async def system(tmp_path: Path, clock: Clock) -> AsyncIterator[CentralSystem]:
-    central = CentralSystem(make_settings(tmp_path, tariffs={"tick_seconds": 0.05}), clock=clock)
-    await central.start()
-    try:
-        yield central
-    finally:
-        await central.stop()
 
 
 async def test_session_cost_breakdown_is_stored_published_and_served(system: CentralSystem, clock: Clock) -> None:

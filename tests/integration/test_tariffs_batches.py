@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from csms.runtime.app import CentralSystem
@@ -14,7 +13,6 @@ from csms.storage.tables_tariffs import tariff_sessions
 from tests.conftest import make_settings
 from tests.http_api import account_with_key
 from tests.money_helpers import (
-    T0,
     Clock,
     api,
     charger,
@@ -28,11 +26,6 @@ from tests.money_helpers import (
 )
 
 SETTINGS = {"tariffs": {"tick_seconds": 0.05}}
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
 
 
 async def _costs(system: CentralSystem) -> dict[int, tuple[str | None, object]]:

@@ -8,7 +8,6 @@ chargingState arriving late does not replace a newer one. Real server on loopbac
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,21 +155,6 @@ async def test_the_numberings_survive_a_server_restart(tmp_path: Path) -> None:
         await client.close()
     finally:
         await second.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(T0)
-
-
-@pytest.fixture
-async def system(tmp_path: Path, clock: Clock) -> AsyncIterator[CentralSystem]:
-    central = CentralSystem(make_settings(tmp_path, tariffs={"tick_seconds": 0.05}), clock=clock)
-    await central.start()
-    try:
-        yield central
-    finally:
-        await central.stop()
 
 
 async def test_an_old_charging_state_arriving_late_does_not_replace_a_newer_one(
