@@ -120,6 +120,7 @@ def check_frame(data: bytes) -> Outcome:
         action = message.message_id.split(":", 1)[0]
         if action not in _KNOWN["1" if data[0] & 1 else "2"]:
             return "answer-unmatched"
+        _instrument_validator(version, action, True)
         try:
             schemas.validate_response(version, action, message.payload)
         except schemas.SchemaViolation:
@@ -133,6 +134,7 @@ def _check_call(version: Any, call: Any) -> Outcome:
     handler = _M["dispatch"].ADAPTERS[version].handlers.get(call.action)
     if handler is None:
         return "not-handled"
+    _instrument_validator(version, call.action, False)
     try:
         schemas.validate_request(version, call.action, call.payload)
     except schemas.SchemaViolation as exc:
@@ -217,21 +219,26 @@ def make_seeds() -> int:
 # -- atheris ------------------------------------------------------------------------------------------------
 
 
-def _instrument_validators(atheris: Any) -> None:
-    """fastjsonschema compiles each schema to Python at run time: instrument those functions too."""
-    dispatch, schemas = _M["dispatch"], _M["schemas"]
-    seen: set[int] = set()
-    for version in dispatch.ADAPTERS:
-        for action in _KNOWN["1" if version is _M["OcppVersion"].V16 else "2"]:
-            for response in (False, True):
-                compiled = schemas._validator(version, action, response)
-                if compiled is None:
-                    continue
-                for value in list(compiled[0].__globals__.values()):
-                    code = getattr(value, "__code__", None)
-                    if code is not None and code.co_filename == "<string>" and id(value) not in seen:
-                        seen.add(id(value))
-                        atheris.instrument_func(value)
+def _instrument_validator(version: Any, action: str, response: bool) -> None:
+    """fastjsonschema compiles each schema to Python at run time: instrument it too, on its first use.
+
+    Compiling all 200-odd schemas up front takes most of a minute; a run only pays for the actions it reaches.
+    """
+    key = (version, action, response)
+    if _INSTRUMENT is None or key in _INSTRUMENTED:
+        return
+    _INSTRUMENTED.add(key)
+    compiled = _M["schemas"]._validator(version, action, response)
+    if compiled is None:
+        return
+    for value in list(compiled[0].__globals__.values()):
+        code = getattr(value, "__code__", None)
+        if code is not None and code.co_filename == "<string>":
+            _INSTRUMENT(value)
+
+
+_INSTRUMENT: Callable[[Any], Any] | None = None
+_INSTRUMENTED: set[tuple[Any, str, bool]] = set()
 
 
 def fuzz(libfuzzer_args: list[str]) -> int:
@@ -242,7 +249,8 @@ def fuzz(libfuzzer_args: list[str]) -> int:
         return 2
     with atheris.instrument_imports(include=["csms.protocol", "csms.domain"]):
         _M.update(_imports())
-    _instrument_validators(atheris)
+    global _INSTRUMENT
+    _INSTRUMENT = atheris.instrument_func
     SCRATCH.mkdir(parents=True, exist_ok=True)
     # libFuzzer reruns argv[0] through the shell for -merge=1 and -fork: make it the command that started us.
     args = [f"{sys.executable} -m benchmarks.fuzz_atheris", *libfuzzer_args]
