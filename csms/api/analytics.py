@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -69,6 +70,23 @@ def _wants_csv(fmt: Format | None, accept: str | None) -> bool:
     return accept is not None and "text/csv" in accept
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What every report is asked for besides its scope: the time range and whether the answer is CSV."""
+
+    first: datetime
+    last: datetime
+    csv: bool
+
+
+def _window(ctx: Context, start: Start = None, end: End = None, fmt: AsFormat = None, accept: Accept = None) -> _Window:
+    first, last = _range(ctx, start, end)
+    return _Window(first, last, _wants_csv(fmt, accept))
+
+
+Window = Annotated[_Window, Depends(_window)]
+
+
 def _csv(rows: Iterable[Mapping[str, Any]], columns: list[str], name: str) -> Response:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -112,21 +130,18 @@ def _summary(summary: Summary) -> dict[str, Any]:
 async def patterns(
     ctx: Context,
     principal: CurrentPrincipal,
-    start: Start = None,
-    end: End = None,
+    window: Window,
     site_id: SiteId = None,
     station_id: StationId = None,
     evse_id: EvseId = None,
     tz: Annotated[str, Query(max_length=64, description="IANA time zone for hours and weekdays")] = "UTC",
-    fmt: AsFormat = None,
-    accept: Accept = None,
 ) -> dict[str, Any] | Response:
     """Arrivals and departures by hour and weekday, dwell time (minutes) and energy (kWh) per session."""
     live = live_services(ctx)
-    first, last = _range(ctx, start, end)
+    first, last = window.first, window.last
     scope = live.analytics.scope(principal, site_id, station_id, evse_id)
     result = await live.analytics.patterns(scope, first, last, zone(tz))
-    if _wants_csv(fmt, accept):
+    if window.csv:
         rows = [
             {"dimension": "hour", "bucket": str(h), "arrivals": a, "departures": d}
             for h, (a, d) in enumerate(zip(result.arrivals_by_hour, result.departures_by_hour, strict=True))
@@ -167,13 +182,10 @@ USER_COLUMNS = [
 async def users(
     ctx: Context,
     principal: CurrentPrincipal,
-    start: Start = None,
-    end: End = None,
+    window: Window,
     site_id: SiteId = None,
     station_id: StationId = None,
     evse_id: EvseId = None,
-    fmt: AsFormat = None,
-    accept: Accept = None,
 ) -> dict[str, Any] | Response:
     """Sessions, energy and dwell per account (per token for tokens nobody owns); drivers get their own only.
 
@@ -181,11 +193,11 @@ async def users(
     when no overstay outcome is known (docs/analytics.md).
     """
     live = live_services(ctx)
-    first, last = _range(ctx, start, end)
+    first, last = window.first, window.last
     scope = live.analytics.scope(principal, site_id, station_id, evse_id, own_figures=True)
     figures = await live.analytics.users(scope, first, last)
     rows = [{column: getattr(f, column) for column in USER_COLUMNS} for f in figures]
-    if _wants_csv(fmt, accept):
+    if window.csv:
         return _csv(rows, USER_COLUMNS, "users")
     return {**_scope_body(scope, first, last), "account_id": scope.account_id, "users": rows}
 
@@ -216,21 +228,18 @@ UTILISATION_COLUMNS = [
 async def utilisation(
     ctx: Context,
     principal: CurrentPrincipal,
-    start: Start = None,
-    end: End = None,
+    window: Window,
     site_id: SiteId = None,
     station_id: StationId = None,
     evse_id: EvseId = None,
-    fmt: AsFormat = None,
-    accept: Accept = None,
 ) -> dict[str, Any] | Response:
     """Seconds each connector spent charging, occupied without charging, idle, reserved, out of service, unknown."""
     live = live_services(ctx)
-    first, last = _range(ctx, start, end)
+    first, last = window.first, window.last
     scope = live.analytics.scope(principal, site_id, station_id, evse_id)
     report = await live.analytics.utilisation(scope, first, last)
     rows = [_utilisation_row(c) for c in report.connectors]
-    if _wants_csv(fmt, accept):
+    if window.csv:
         return _csv(rows, UTILISATION_COLUMNS, "utilisation")
     total = sum(report.totals.values())
     return {
@@ -260,20 +269,17 @@ def _site_utilisation(site_id: str, totals: Mapping[UsageClass, float]) -> dict[
 async def load(
     ctx: Context,
     principal: CurrentPrincipal,
-    start: Start = None,
-    end: End = None,
+    window: Window,
     site_id: SiteId = None,
     station_id: StationId = None,
     bucket_minutes: Annotated[float, Query(ge=1, le=1440)] = 15,
-    fmt: AsFormat = None,
-    accept: Accept = None,
 ) -> dict[str, Any] | Response:
     """Per site: mean charging power per bucket (from energy readings), peak, time over the site's limit."""
     live = live_services(ctx)
-    first, last = _range(ctx, start, end)
+    first, last = window.first, window.last
     scope = live.analytics.scope(principal, site_id, station_id)
     sites = await live.analytics.load(scope, first, last, timedelta(minutes=bucket_minutes))
-    if _wants_csv(fmt, accept):
+    if window.csv:
         rows = [
             {"site_id": s.site_id, "start": p.start, "power_w": p.power_w, "limit_w": s.report.limit_w}
             for s in sites
