@@ -16,11 +16,13 @@ session runs before anything is stored:
 The oracle: only the errors the session maps to a CALLERROR or a refused answer may escape (``FrameError``,
 ``SchemaViolation``, ``CallRejected``), and the recorder's ``ConversionDone``. Anything else (a KeyError,
 ValueError, TypeError, OverflowError, ... out of an adapter) is a finding: live, it would be an InternalError.
+What a handler hands the service is checked too (:func:`_check_values`): aware UTC times within the range
+``parse_time`` allows, finite floats, integers within int64.
 
     python -m benchmarks.fuzz_atheris                        # 3 minutes from the committed corpus
     python -m benchmarks.fuzz_atheris -runs=100000           # any libFuzzer flag is passed on
     python -m benchmarks.fuzz_atheris --replay DIR_OR_FILE   # no atheris needed: run inputs through the oracle
-    python -m benchmarks.fuzz_atheris --make-seeds           # rewrite the seed-* files of the corpus
+    python -m benchmarks.fuzz_atheris --make-seeds           # rewrite the seed-* files and the dictionary
 
 New inputs go to a scratch corpus (``build/atheris-corpus``); ``-merge=1 CORPUS build/atheris-corpus`` keeps those
 that add coverage. tests/hostile/test_hostile_atheris.py replays the committed corpus through the same oracle.
@@ -29,18 +31,22 @@ that add coverage. tests/hostile/test_hostile_atheris.py replays the committed c
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 from ocpp.v16.enums import Action as ActionV16
 from ocpp.v201.enums import Action as ActionV201
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "benchmarks" / "fuzz_corpus" / "atheris"
+DICTIONARY = ROOT / "benchmarks" / "fuzz_corpus" / "atheris.dict"
 SCRATCH = ROOT / "build" / "atheris-corpus"
 DEFAULT_SECONDS = 180
 
@@ -145,7 +151,8 @@ def _check_call(version: Any, call: Any) -> Outcome:
     coroutine = handler(ctx, call.payload)
     try:
         coroutine.send(None)
-    except ConversionDone:
+    except ConversionDone as done:
+        _check_values(done.args)
         return "converted"
     except errors.CallRejected as exc:
         framing.encode_call_error(version, call.message_id, exc.code, exc.description)
@@ -154,6 +161,25 @@ def _check_call(version: Any, call: Any) -> Outcome:
         return "answered"  # a handler that needed no service call (none today)
     coroutine.close()
     raise AssertionError(f"{call.action} awaited something other than the service")
+
+
+def _check_values(value: Any, depth: int = 0) -> None:
+    """What an adapter hands the service must be storable as it is: aware UTC times in range, finite numbers."""
+    from csms.protocol.common import EARLIEST_TIME, LATEST_TIME
+
+    if isinstance(value, datetime):
+        assert value.tzinfo is not None and value.utcoffset() == timedelta(0), f"time not in UTC: {value!r}"
+        assert EARLIEST_TIME <= value < LATEST_TIME, f"time out of range: {value!r}"
+    elif isinstance(value, float):
+        assert math.isfinite(value), f"number not finite: {value!r}"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        assert -(2**63) <= value < 2**63, f"integer beyond int64: {value!r}"
+    elif depth < 8 and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for field in dataclasses.fields(value):
+            _check_values(getattr(value, field.name), depth + 1)
+    elif depth < 8 and isinstance(value, tuple | list):
+        for item in value:
+            _check_values(item, depth + 1)
 
 
 def corpus_files(path: Path = CORPUS) -> Iterator[Path]:
@@ -201,6 +227,40 @@ def _seed_frames() -> Iterator[tuple[str, bytes]]:
         yield f"seed-{prefix}-error", f'{prefix}[4,"Reset:1","NotSupported","no",{{}}]'.encode()
 
 
+def _dictionary_words() -> list[str]:
+    """Every property name and enum value of both versions' schemas, and the frame's own punctuation.
+
+    libFuzzer splices these into inputs: "chargingStation" or "EVConnected" is far likelier to appear whole.
+    """
+    from benchmarks.fuzzing import SUBPROTOCOLS, _schema_dir
+
+    words: set[str] = {'[2,"', '[3,"', '[4,"', '":', '":{', '":[', '"2026-01-01T00:00:00Z"', "1e400", "-0", "2.0"}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "properties" and isinstance(value, dict):
+                    words.update(f'"{name}"' for name in value)
+                if key == "enum" and isinstance(value, list):
+                    words.update(f'"{item}"' for item in value if isinstance(item, str))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for subprotocol in SUBPROTOCOLS:
+        for path in sorted(_schema_dir(subprotocol).glob("*.json")):
+            walk(orjson.loads(path.read_bytes()))
+            words.add(f'"{path.stem.removesuffix("Request").removesuffix("Response")}"')
+    return sorted(word for word in words if len(word) <= 64)
+
+
+def make_dictionary() -> None:
+    lines = ['"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"' for word in _dictionary_words()]
+    DICTIONARY.write_text("# libFuzzer dictionary, written by fuzz_atheris --make-seeds\n" + "\n".join(lines) + "\n")
+    print(f"{len(lines)} words written to {DICTIONARY.relative_to(ROOT)}")
+
+
 def make_seeds() -> int:
     _M.update(_imports())
     CORPUS.mkdir(parents=True, exist_ok=True)
@@ -213,6 +273,7 @@ def make_seeds() -> int:
             (CORPUS / name).write_bytes(frame)
             count += 1
     print(f"{count} seeds written to {CORPUS.relative_to(ROOT)}")
+    make_dictionary()
     return 0
 
 
@@ -256,6 +317,8 @@ def fuzz(libfuzzer_args: list[str]) -> int:
     args = [f"{sys.executable} -m benchmarks.fuzz_atheris", *libfuzzer_args]
     if not any(a.startswith(("-runs=", "-max_total_time=")) for a in libfuzzer_args):
         args.append(f"-max_total_time={DEFAULT_SECONDS}")
+    if not any(a.startswith("-dict=") for a in libfuzzer_args) and "-merge=1" not in libfuzzer_args:
+        args.append(f"-dict={DICTIONARY}")
     if not any(not a.startswith("-") for a in libfuzzer_args):
         args += [str(SCRATCH), str(CORPUS)]
     atheris.Setup(args, check_frame)
