@@ -102,7 +102,13 @@ METHOD = [
     "and the ratio columns divide by its figures. The first timed call of each size compiles the constraints "
     "from scratch (the real-time path prunes more than the constraint count's compile, so it cannot reuse it), "
     "as a re-plan after a car arrives or leaves does; the later ones reuse them, as a re-plan after new meter "
-    "values does. With 5 or 15 calls the p99 is about that first call. *constraints* counts those that can bind; "
+    "values does. With 5 or 15 calls the p99 is about that first call. Two more calls follow a tree change: "
+    "*limit edited* (the site's limit 1% lower in a new tree tuple, as after a limit cut, a limit window or a "
+    "reported unmanaged load; the target counts it with the p99) and *node added* (a new feeder: nothing compiled "
+    "for the old tree's structure is reused; an operator's edit, not a re-plan the fleet waits on). Timed with the "
+    "server's garbage-collector settings (`tune_garbage_collector`: start-up objects frozen, young collections "
+    "every 50,000 allocations), as the runtime plans in the server's process. "
+    "*constraints* counts those that can bind; "
     "the real-time path also leaves out those that its sessions' own maxima fill exactly (1,424 of 9,671 kept at "
     "10,000 sessions).",
     "- **Caveats**: timings come from a shared 2-core box (others' tests ran alongside); the sweep's limits are a "
@@ -189,8 +195,11 @@ def targets(
             if result is None:
                 measured[a], passed[a] = f"not run (target <= {limit:,.0f} ms)", None
             else:
-                measured[a] = f"{result.p99_ms:,.1f} ms (target <= {limit:,.0f})"
-                passed[a] = result.p99_ms <= limit
+                measured[a] = (
+                    f"{result.p99_ms:,.1f} ms, first after a limit edit {result.limit_edit_ms:,.1f} ms "
+                    f"(target <= {limit:,.0f})"
+                )
+                passed[a] = max(result.p99_ms, result.limit_edit_ms) <= limit
         rows.append(TargetRow(f"re-plan p99 at {sessions:,} active sessions", measured, passed))
 
     if ablation:
@@ -321,8 +330,9 @@ def render(
     if speed:
         lines += ["### Re-plan time (every EVSE of a site -> feeders -> stations tree has a car)", ""]
         lines += [
-            "| algorithm | sessions | constraints | calls | p50 ms | p99 ms | max ms | p50 / EDF's | p99 / EDF's |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| algorithm | sessions | constraints | calls | p50 ms | p99 ms | max ms | limit edited ms | node added ms "
+            "| p50 / EDF's | p99 / EDF's |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         edf = {s.sessions: s for s in speed if s.algorithm == "edf"}  # same network, same run
         for s in speed:
@@ -330,7 +340,8 @@ def render(
             ratios = f"{s.p50_ms / base.p50_ms:.2f}x | {s.p99_ms / base.p99_ms:.2f}x" if base else "– | –"
             lines.append(
                 f"| {NAMES.get(s.algorithm, s.algorithm)} | {s.sessions:,} | {s.constraints:,} | {s.calls} "
-                f"| {s.p50_ms:,.1f} | {s.p99_ms:,.1f} | {s.max_ms:,.1f} | {ratios} |"
+                f"| {s.p50_ms:,.1f} | {s.p99_ms:,.1f} | {s.max_ms:,.1f} | {s.limit_edit_ms:,.1f} "
+                f"| {s.node_added_ms:,.1f} | {ratios} |"
             )
         lines.append("")
     if reaction is not None:

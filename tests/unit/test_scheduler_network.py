@@ -3,6 +3,7 @@ re-plans of the same tree (they must always be what a compile from scratch gives
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -37,9 +38,14 @@ def _shape(network: Network) -> list[tuple[str, int, tuple[int, ...], tuple[floa
     return [(c.node_id, c.phase, c.members, c.coefficients, c.capacities) for c in network.constraints]
 
 
+_SPARE = itertools.count()
+
+
 def _fresh(snapshot: Snapshot, **options: bool) -> Network:
-    """The network compiled from scratch: a copy of the tree is a tree never seen before."""
-    return compile_network(replace(snapshot, nodes=tuple(list(snapshot.nodes))), NOW, END, **options)
+    """The network compiled from scratch. A tree with one more node (no limit, no sessions: no constraint of its
+    own) has a structure never seen before, so nothing compiled for an earlier tree is reused."""
+    spare = GridNode(f"spare-{next(_SPARE)}", snapshot.nodes[0].id)
+    return compile_network(replace(snapshot, nodes=(*snapshot.nodes, spare)), NOW, END, **options)
 
 
 def test_constraints_filled_exactly_at_the_maxima_are_left_out_only_when_asked() -> None:
@@ -82,6 +88,41 @@ def test_anything_else_that_changes_is_compiled_again(change: object) -> None:
     again = compile_network(changed, NOW, END)
     assert _shape(again) == _shape(_fresh(changed))
     assert _shape(again) != _shape(first)
+
+
+@pytest.mark.parametrize(
+    "nodes",
+    [
+        pytest.param((replace(NODES[0], max_current_a=50), *NODES[1:]), id="limit lowered"),
+        pytest.param((replace(NODES[0], unmanaged_a=(10.0, 0.0, 5.0)), *NODES[1:]), id="unmanaged load"),
+        pytest.param((NODES[0], NODES[1], replace(NODES[2], max_current_a=None)), id="limit removed"),
+        pytest.param((replace(NODES[0], max_power_w=20_000), *NODES[1:]), id="power limit added"),
+        pytest.param(
+            (*NODES[:2], replace(NODES[2], parent_id="c"), GridNode("c", "site", max_current_a=30)), id="node added"
+        ),
+        pytest.param((NODES[0], replace(NODES[1], parent_id="b"), NODES[2]), id="node moved"),
+    ],
+)
+def test_a_changed_tree_compiles_as_from_scratch(nodes: tuple[GridNode, ...]) -> None:
+    """A new tree whose structure is unchanged (an edited limit, a reported load) reuses what was compiled for the
+    old one's structure and reads the limits again; any other change compiles everything."""
+    before = compile_network(Snapshot(NODES, SESSIONS), NOW, END)
+    changed = Snapshot(nodes, SESSIONS)
+    after = compile_network(changed, NOW, END)
+    assert _shape(after) == _shape(_fresh(changed))
+    assert _shape(after) != _shape(before)
+
+
+def test_a_deep_chain_of_nodes_compiles() -> None:
+    """Chains are walked without recursion: a tree deeper than Python's recursion limit is fine."""
+    chain = (
+        GridNode("n0", max_current_a=1_000),
+        *(GridNode(f"n{i}", f"n{i - 1}") for i in range(1, 2999)),
+        GridNode("n2999", "n2998", max_current_a=40),
+    )
+    network = compile_network(Snapshot(chain, (session("deep", node="n2999", max_a=200),)), NOW, END)
+    assert len(network.ancestors["n2999"]) == 3000
+    assert [(c.node_id, c.phase) for c in network.constraints] == [("n2999", 1), ("n2999", 2), ("n2999", 3)]
 
 
 def test_a_limit_window_is_followed_as_time_passes() -> None:
