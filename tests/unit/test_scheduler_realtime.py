@@ -252,9 +252,29 @@ def test_a_session_with_unknown_phases_is_admitted_first_to_learn_them(
     assert result == expected
 
 
+@pytest.mark.parametrize(
+    ("fleet_hours", "charging"),
+    [
+        # Laxity ~9.8 h, beyond priority_due_within (6 h): it queues among the standard cars by laxity, and the
+        # standard car (laxity ~3.1 h) takes the only place.
+        (10, "standard"),
+        # Laxity ~4.8 h: within priority_due_within, so it goes ahead of the standard class.
+        (5, "fleet"),
+    ],
+)
+def test_a_priority_session_goes_ahead_of_the_standard_class_once_it_is_due(fleet_hours: float, charging: str) -> None:
+    """Room for one car (8 A). A fleet car wanting 5 kWh and a standard car wanting 20 kWh in 4 h. A priority car
+    admitted first from the moment it plugs in takes room that standard cars leaving sooner need."""
+    fleet = session("fleet", energy_wh=5_000, hours=fleet_hours, priority=Priority.FLEET)
+    standard = session("standard", energy_wh=20_000, hours=4)
+    result = currents(plan(Snapshot((GridNode("site", max_current_a=8),), (fleet, standard)), NOW))
+    assert result == {charging: 8, ({"fleet", "standard"} - {charging}).pop(): 0}
+
+
 def test_a_probing_session_does_not_come_before_a_higher_priority_class() -> None:
-    """The probe is first within its class only: an urgent car keeps the only 6 A."""
-    urgent = session("urgent", energy_wh=20_000, priority=Priority.URGENT)
+    """The probe is first within its class only: an urgent car that is due (laxity ~3.1 h, under
+    priority_due_within) keeps the only 6 A."""
+    urgent = session("urgent", energy_wh=20_000, hours=4, priority=Priority.URGENT)
     new = session("new", probing=True)
     result = currents(plan(Snapshot((GridNode("site", max_current_a=8),), (new, urgent)), NOW))
     assert result == {"urgent": 8, "new": 0}
