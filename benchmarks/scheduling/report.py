@@ -42,6 +42,8 @@ class Sweep:
     metrics: dict[tuple[str, float, str], Metrics] = field(default_factory=dict)  # (kind, fraction, algorithm)
     optimum_pct: dict[tuple[str, float], float] = field(default_factory=dict)  # LP energy, % of demand
     optimum_fleet_pct: dict[tuple[str, float], float] = field(default_factory=dict)
+    # The priority-first optimum (the class's most first, then the rest) as % of the plain optimum's energy
+    priority_first_pct: dict[tuple[str, float], float] = field(default_factory=dict)
     feasible_pct: float = 0.0  # uncontrolled with no limit: what the cars could take at all
     sessions: int = 0
     turned_away: int = 0
