@@ -26,7 +26,8 @@ For each stretch of time in which no limit changes, currents are handed out in t
    limit; under power limits only it changed nothing, as phases do not change where load lands there).
 2. **What each needs.** Class by class, from the highest, each session is raised toward its *pace*: the
    current that delivers its remaining energy by its departure (less ``pace_margin``, off by default; less
-   ``priority_pace_margin``, an hour, above the standard class: departures are estimates) if held until then.
+   ``priority_pace_margin``, an hour, above the standard class, and ``pace_margin_on_power``, an hour, under
+   power limits only, where cars are admitted at their pace: departures are estimates) if held until then.
    When power is short, every session in the class gets the same fraction of its pace (weights = pace), which
    evens out how much of their request sessions end up with (fairness: Jain's index over delivered / requested).
 3. **What is left** is shared class by class, in proportion to how soon each car leaves (weights 1 / hours
@@ -84,12 +85,13 @@ class _Columns(NamedTuple):
     charging: npt.NDArray[np.bool_]  # offered a current now
     probing: npt.NDArray[np.bool_]  # phases unknown: admitted first to learn them (SessionDemand.probing)
     elevated: npt.NDArray[np.bool_]  # above the standard class: paced with ``priority_pace_margin``
+    power_only: npt.NDArray[np.bool_]  # every constraint it is under is a power limit: ``*_on_power`` settings
 
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
     end = now + settings.horizon
     network = compile_network(snapshot, now, end, prune_at_maxima=True)  # it never offers above a maximum
-    needs = _initial_needs(network.sessions, now, settings)
+    needs = _initial_needs(network, now, settings)
     stretches: list[tuple[datetime, list[float]]] = []  # (start, currents) per segment
     notes: dict[str, str] = {}
     overloaded: set[str] = set()
@@ -136,6 +138,7 @@ def allocate(
 
     terms = network.session_constraints
     power = [constraint.phase == POWER for constraint in network.constraints]
+    power_only: list[bool] = needs.sessions.power_only.tolist()
     wanting = [i for i in range(count) if ceiling[i] > 0]
     # Probing pays only under a per-phase limit: under power limits alone a car's phases change its watts per amp,
     # not where its load lands, and it shows them as soon as it is admitted anyway.
@@ -159,7 +162,7 @@ def allocate(
         offers: tuple[float, ...] = (minimum,)
         if pace[i] > minimum and (
             (settings.pace_admission_for_priority and sessions[i].priority > Priority.STANDARD)
-            or (settings.pace_admission_on_power and terms[i] and all(power[k] for k, _ in terms[i]))
+            or (settings.pace_admission_on_power and power_only[i])
         ):
             offers = (pace[i], minimum)  # its minimum if its pace does not fit: never pause what could charge
         for offer in offers:
@@ -240,8 +243,13 @@ def _figures(
     columns = needs.sessions
     slot_hours = settings.slot.total_seconds() / 3600
     standard_margin = settings.pace_margin.total_seconds() / 3600
+    on_power_margin = max(settings.pace_margin, settings.pace_margin_on_power).total_seconds() / 3600
     priority_margin = max(settings.pace_margin, settings.priority_pace_margin).total_seconds() / 3600
-    margin_hours = np.where(columns.elevated, priority_margin, standard_margin)
+    margin_hours = np.where(
+        columns.elevated,
+        np.maximum(priority_margin, np.where(columns.power_only, on_power_margin, 0.0)),
+        np.where(columns.power_only, on_power_margin, standard_margin),
+    )
     energy_wh = np.array(needs.energy_wh, dtype=np.float64)
     watts_per_amp, maximum, minimum = columns.watts_per_amp, columns.max_current_a, columns.min_current_a
     wants = ~(energy_wh <= _EPSILON) & ~(maximum < minimum) & ~(watts_per_amp <= 0)
@@ -270,7 +278,8 @@ def _figures(
     )
 
 
-def _initial_needs(sessions: Sequence[SessionDemand], start: datetime, settings: SchedulerSettings) -> _Needs:
+def _initial_needs(network: Network, start: datetime, settings: SchedulerSettings) -> _Needs:
+    sessions = network.sessions
     default_energy, default_stay = settings.default_energy_wh, settings.default_stay
     departure_us = [((s.departure or s.arrived_at + default_stay) - start) // _MICROSECOND for s in sessions]
     columns = _Columns(
@@ -281,10 +290,25 @@ def _initial_needs(sessions: Sequence[SessionDemand], start: datetime, settings:
         np.array([bool(s.offered_a) for s in sessions], dtype=np.bool_),
         np.array([s.probing for s in sessions], dtype=np.bool_),
         np.array([s.priority > Priority.STANDARD for s in sessions], dtype=np.bool_),
+        np.array(_under_power_only(network), dtype=np.bool_),
     )
     return _Needs(
         [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions], departure_us, columns
     )
+
+
+def _under_power_only(network: Network) -> list[bool]:
+    """Per session: whether every constraint it is under is a power limit (and there is one)."""
+    power = [constraint.phase == POWER for constraint in network.constraints]
+    # Sessions under the same constraints share one terms tuple (network.py): each is looked at once.
+    known: dict[int, bool] = {}
+    flags = []
+    for terms in network.session_constraints:
+        flag = known.get(id(terms))
+        if flag is None:
+            flag = known[id(terms)] = bool(terms) and all(power[k] for k, _ in terms)
+        flags.append(flag)
+    return flags
 
 
 def _watts_per_amp(session: SessionDemand) -> float:

@@ -153,6 +153,29 @@ def test_a_priority_session_is_paced_to_finish_before_its_estimated_departure(
     assert currents(plan(Snapshot((GridNode("site", max_current_a=30),), (urgent, standard)), NOW, config)) == expected
 
 
+@pytest.mark.parametrize(
+    ("limit", "margin_hours", "expected"),
+    [
+        # Paced to its departure (10 A), then the leftover shared by how soon each leaves.
+        ({"max_power_w": 24 * 690}, 0, {"short": 14, "long": 10}),
+        # Paced to finish an hour early under a power limit: 20.7 kWh in 2 h is 15 A.
+        ({"max_power_w": 24 * 690}, 1, {"short": 15, "long": 9}),
+        # Under a per-phase current limit the margin does not apply.
+        ({"max_current_a": 24}, 1, {"short": 14, "long": 10}),
+    ],
+)
+def test_under_power_limits_a_session_is_paced_to_finish_before_its_estimated_departure(
+    limit: dict[str, float], margin_hours: float, expected: dict[str, float]
+) -> None:
+    """Room for 24 A: a car wanting 10 A for the 3 h it says it stays, another 8 A for its 8 h. Departure
+    estimates are often an hour out, and under power limits cars are admitted at their pace, so the pace decides
+    who is done before leaving early (``pace_margin_on_power``)."""
+    short = session("short", energy_wh=10 * 690 * 3, hours=3)
+    long = session("long", energy_wh=8 * 690 * 8, hours=8)
+    config = SchedulerSettings(pace_margin_on_power=timedelta(hours=margin_hours))
+    assert currents(plan(Snapshot((GridNode("site", **limit),), (short, long)), NOW, config)) == expected
+
+
 def test_earlier_departure_gets_more_when_power_is_short() -> None:
     """Two cars want 10 kWh; the one leaving in 1 h needs more current than the one leaving in 8 h and gets it."""
     soon = session("soon", energy_wh=10_000, hours=1)
