@@ -14,7 +14,9 @@ For each stretch of time in which no limit changes, currents are handed out in t
    every constraint a session is under is a power limit, it is admitted at its pace (see 2) instead, if more: on
    one aggregate power limit fewer cars charging at their pace deliver more than more cars at 6 A, while under
    per-phase current limits more cars at 6 A fill the phases better (benchmarks/: +1.5 to +2.2 points of the
-   optimum on power limits, -4 points at a per-phase 20% limit when applied there too). A session above the
+   optimum on power limits, -4 points at a per-phase 20% limit when applied there too). A session that is due
+   is admitted at its pace under any limit (at 6 A it could not finish; benchmarks/: +0.9 to +1.1 points of the
+   optimum at per-phase 30-40% limits). A session above the
    standard class is admitted at its pace under any limit, so standard cars at 6 A do not take the room it needs
    to finish (benchmarks/, 7 days: the priority class's fill +1.1 to +1.8 points under per-phase limits). A
    session that is charging keeps its place against a paused one unless the paused one is clearly more urgent,
@@ -134,7 +136,7 @@ def allocate(
     sessions = network.sessions
     count = len(sessions)
     # What each session can use in the next slot: its maximum, or less if its remaining energy is less.
-    ceiling, pace, laxity, urgency = _figures(needs, (now - network.start) // _MICROSECOND, settings)
+    ceiling, pace, bare_pace, laxity, urgency = _figures(needs, (now - network.start) // _MICROSECOND, settings)
 
     terms = network.session_constraints
     power = [constraint.phase == POWER for constraint in network.constraints]
@@ -145,6 +147,7 @@ def allocate(
     probing = {i for i in np.flatnonzero(needs.sessions.probing).tolist() if not all(power[k] for k, _ in terms[i])}
     # A session above the standard class goes ahead of the standard class only within priority_due_within.
     priority_due_s = settings.priority_due_within.total_seconds()
+    due_s = settings.due_within.total_seconds()  # laxity below this: due (see _figures)
 
     def rank(i: int) -> int:
         priority = sessions[i].priority
@@ -163,8 +166,12 @@ def allocate(
         if pace[i] > minimum and (
             (settings.pace_admission_for_priority and sessions[i].priority > Priority.STANDARD)
             or (settings.pace_admission_on_power and power_only[i])
+            or (settings.pace_admission_when_due and laxity[i] < due_s)
         ):
-            offers = (pace[i], minimum)  # its minimum if its pace does not fit: never pause what could charge
+            # Its pace; if that does not fit, its pace without a margin (a due car behind a priority car paced to
+            # be done an hour early must not take the room the priority car needs by its departure); then its
+            # minimum: never pause what could charge.
+            offers = (pace[i], bare_pace[i], minimum) if minimum < bare_pace[i] < pace[i] else (pace[i], minimum)
         for offer in offers:
             for k, coefficient in terms[i]:  # a loop, not all(...): this runs for every session
                 if not slack[k] >= offer * coefficient - _EPSILON:
@@ -235,8 +242,9 @@ def _session_plans(
 
 def _figures(
     needs: _Needs, now_us: int, settings: SchedulerSettings
-) -> tuple[list[float], list[float], list[float], list[float]]:
-    """Per session: ceiling, pace, laxity and urgency (all 0 for a session that wants nothing or cannot charge).
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """Per session: ceiling, pace, pace without a margin, laxity and urgency (all 0 for a session that wants
+    nothing or cannot charge).
 
     Each is computed with the same operations in the same order as one session at a time would (the floats are
     the same), for all sessions at once."""
@@ -260,6 +268,7 @@ def _figures(
         energy_amps = energy_wh / (watts_per_amp * slot_hours)
         ceiling = np.minimum(maximum, np.maximum(energy_amps, minimum))
         pace = np.minimum(energy_wh / (watts_per_amp * pace_hours), ceiling)
+        bare_pace = np.minimum(energy_wh / (watts_per_amp * hours_left), ceiling)
         full_current_hours = energy_wh / (watts_per_amp * maximum)
         laxity = (hours_left - full_current_hours) * 3600
     laxity = np.where(columns.charging, laxity - settings.keep_charging_bonus_s, laxity)
@@ -273,6 +282,7 @@ def _figures(
     return (
         np.where(wants, ceiling, 0.0).tolist(),
         np.where(wants, pace, 0.0).tolist(),
+        np.where(wants, bare_pace, 0.0).tolist(),
         np.where(wants, laxity, 0.0).tolist(),
         np.where(wants, urgency, 0.0).tolist(),
     )

@@ -125,8 +125,9 @@ def test_higher_priority_class_gets_its_pace_first() -> None:
 def test_a_priority_session_is_admitted_at_its_pace_under_a_phase_limit(
     for_priority: bool, expected: dict[str, float]
 ) -> None:
-    """A 20 A per-phase limit: an urgent car needing 12 A to finish in 2 h, two standard cars needing 8 A each."""
-    urgent = session("urgent", energy_wh=12 * 690 * 2, hours=2, priority=Priority.URGENT)
+    """A 20 A per-phase limit: an urgent car needing 12 A to finish in 3 h (not due yet: laxity 1.9 h), two
+    standard cars needing 8 A each."""
+    urgent = session("urgent", energy_wh=12 * 690 * 3, hours=3, priority=Priority.URGENT)
     a, b = session("a", energy_wh=8 * 690 * 8), session("b", energy_wh=8 * 690 * 8)
     config = SchedulerSettings(pace_admission_for_priority=for_priority, priority_pace_margin=timedelta(0))
     result = currents(plan(Snapshot((GridNode("site", max_current_a=20),), (urgent, a, b)), NOW, config))
@@ -176,12 +177,36 @@ def test_under_power_limits_a_session_is_paced_to_finish_before_its_estimated_de
     assert currents(plan(Snapshot((GridNode("site", **limit),), (short, long)), NOW, config)) == expected
 
 
+@pytest.mark.parametrize(
+    ("when_due", "expected"),
+    [
+        # At its 8.3 A pace first: one standard car still fits at 6 A, the other waits; the rest is shared by
+        # how soon each leaves.
+        (True, {"due": 13, "a": 7, "b": 0}),
+        # At 6 A like the others, it ends with 8 A: 6.6 of its 6.9 kWh by the time it leaves.
+        (False, {"due": 8, "a": 6, "b": 6}),
+    ],
+)
+def test_a_due_session_is_admitted_at_its_pace_under_a_phase_limit(when_due: bool, expected: dict[str, float]) -> None:
+    """A 20 A per-phase limit: a car wanting 6.9 kWh in the 1.2 h before it leaves (laxity 53 min: due), two
+    standard cars with a whole day ahead. At 6 A the due car could not finish."""
+    due = session("due", energy_wh=10 * 690, hours=1.2)
+    a, b = session("a", energy_wh=6 * 690 * 8), session("b", energy_wh=6 * 690 * 8)
+    config = SchedulerSettings(pace_admission_when_due=when_due)
+    assert currents(plan(Snapshot((GridNode("site", max_current_a=20),), (due, a, b)), NOW, config)) == expected
+
+
 def test_earlier_departure_gets_more_when_power_is_short() -> None:
-    """Two cars want 10 kWh; the one leaving in 1 h needs more current than the one leaving in 8 h and gets it."""
-    soon = session("soon", energy_wh=10_000, hours=1)
+    """Two cars want 10 kWh; the one leaving sooner needs more current than the one leaving in 8 h and gets it."""
     late = session("late", energy_wh=10_000, hours=8)
-    result = currents(plan(Snapshot((GridNode("site", max_current_a=18),), (late, soon)), NOW))
+    site = (GridNode("site", max_current_a=18),)
+    # Leaving in 2.5 h it is not due yet (laxity over 90 min): both get 6 A, the rest goes mostly to it.
+    result = currents(plan(Snapshot(site, (late, session("soon", energy_wh=10_000, hours=2.5))), NOW))
     assert result["soon"] > result["late"] >= 6
+    # Leaving in 1 h it is due: admitted at its 14.5 A pace, and the 3.5 A left are too few for the late car,
+    # which has 8 h to catch up.
+    result = currents(plan(Snapshot(site, (late, session("soon", energy_wh=10_000, hours=1))), NOW))
+    assert result == {"soon": 18, "late": 0}
     assert result["soon"] + result["late"] == 18
 
 
