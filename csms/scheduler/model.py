@@ -62,29 +62,26 @@ class SchedulerSettings:
     horizon: timedelta = timedelta(hours=24)
     default_stay: timedelta = timedelta(hours=8)  # departure when no one told us
     default_energy_wh: float = 30_000.0  # energy wanted when no one told us
-    # Pace a session to finish this much before its departure. Off by default: an hour bought one point of
-    # sessions fully served in the benchmark, but in the fleet test it left a feasible car short (every car
-    # within the margin of leaving asks for all it can take at once, crowding out the others).
-    pace_margin: timedelta = timedelta(0)
-    # The same for a session under power limits only (the larger margin applies). There sessions are admitted at
-    # their pace (``pace_admission_on_power``), so the pace decides who is done before leaving early (benchmarks/,
-    # 10 days: sessions fully served at a 30% power limit 82.6 -> 85.7%, Jain 0.97, energy +0.4 point of the
-    # optimum at 30%, +0.7 at 40%, but -1.3 at 20% and -0.7 at 15%, where capacity is too short for every car to be
-    # done early). Under per-phase limits it changed little (+0.9 point fully served at 30%): cars are admitted at
-    # 6 A there, and the pace decides less.
-    pace_margin_on_power: timedelta = timedelta(hours=1)
+    # Pace a session to finish this much before its departure: drivers' estimates are often an hour out, and a
+    # car paced to its estimate leaves short half the time. Chosen with ``due_within`` and
+    # ``priority_pace_margin`` on the scheduling benchmark (10 days, checked on 10 other days): sessions fully
+    # served at 30% limits 81.7 -> 85.8% (per phase) and 85.8 -> 87.1% (power) with Jain 0.96 / 0.97, energy
+    # +0.7 / +0.3 point of the optimum at 40%; it costs energy where capacity is too short for every car to be done
+    # early: -2.0 / -1.0 points at 20%, -0.2 / -0.9 at 30% (other days: -0.8 to -1.8).
+    pace_margin: timedelta = timedelta(hours=1.5)
     # A session above the standard class is paced to finish this much before its departure (the larger of the
-    # two margins applies). Priority sessions are few, so their asking for all they can take in their last hour
-    # does not crowd the others out as it did with every car (benchmarks/, 10 days: the priority class's fill at
-    # a per-phase 20% limit 98.3 -> 99.1% of the most the LP can give it, energy within -0.3 point).
-    priority_pace_margin: timedelta = timedelta(hours=1)
+    # two margins applies): more than the others, so that it keeps its head start (at 1.5 h, the same as the
+    # others, the priority class's fill at a per-phase 20% limit fell below 99% of the most the LP can give it).
+    priority_pace_margin: timedelta = timedelta(hours=2.5)
     # A session already charging keeps its place over a paused one unless the paused one is this much more
     # urgent (seconds of laxity): pausing and resuming cost profile writes and annoy cars.
     keep_charging_bonus_s: float = 900.0
     # Sessions with less laxity than this are all due (departure estimates are off by about an hour, so finer
     # laxity says little): among them the one needing the least time at full current comes first, so a car that
-    # can still be finished before it leaves is, rather than one that cannot finish anyway taking its place.
-    due_within: timedelta = timedelta(minutes=90)
+    # can still be finished before it leaves is, rather than one that cannot finish anyway taking its place; and
+    # each is admitted at its pace (``pace_admission_when_due``). 2.5 h rather than 90 min: with the pace margin,
+    # +4 to +6 points of sessions fully served at 20% limits (see ``pace_margin``).
+    due_within: timedelta = timedelta(hours=2.5)
     # A session above the standard class is admitted ahead of the standard class once it has less laxity than this;
     # before that it queues among them by laxity. Admitted first from the moment it plugs in, it took room the
     # standard cars leaving sooner needed and cost energy in all; waiting until it has 6 h of laxity left keeps the

@@ -7,7 +7,7 @@ For each stretch of time in which no limit changes, currents are handed out in t
    laxity (before that it queues with the standard class: admitted first from plug-in, the priority class took
    the room of standard cars leaving sooner; benchmarks/: +0.6 to +1.0 point of the optimum at 20-30% limits,
    the class's fill held), then least laxity (time left minus time needed at full current); those
-   with less than ``due_within`` of laxity (90 min) are all due and come first, the quickest to finish first, so
+   with less than ``due_within`` of laxity (2.5 h) are all due and come first, the quickest to finish first, so
    a car that can still be finished is not kept waiting behind one that cannot finish anyway (departure
    estimates are off by about an hour; benchmarks/: +0.3 to +10 points of sessions fully served, Jain up to
    +0.04, energy within ±0.6 point). Where
@@ -27,9 +27,9 @@ For each stretch of time in which no limit changes, currents are handed out in t
    admitted it shows it in its first meter values (benchmarks/: +4 points of the optimum at a per-phase 20%
    limit; under power limits only it changed nothing, as phases do not change where load lands there).
 2. **What each needs.** Class by class, from the highest, each session is raised toward its *pace*: the
-   current that delivers its remaining energy by its departure (less ``pace_margin``, off by default; less
-   ``priority_pace_margin``, an hour, above the standard class, and ``pace_margin_on_power``, an hour, under
-   power limits only, where cars are admitted at their pace: departures are estimates) if held until then.
+   current that delivers its remaining energy by its departure less ``pace_margin`` (1.5 h; 2.5 h above the
+   standard class, ``priority_pace_margin``: departures are estimates, often an hour out, and a car paced to its
+   estimate leaves short half the time) if held until then.
    When power is short, every session in the class gets the same fraction of its pace (weights = pace), which
    evens out how much of their request sessions end up with (fairness: Jain's index over delivered / requested).
 3. **What is left** is shared class by class, in proportion to how soon each car leaves (weights 1 / hours
@@ -87,7 +87,7 @@ class _Columns(NamedTuple):
     charging: npt.NDArray[np.bool_]  # offered a current now
     probing: npt.NDArray[np.bool_]  # phases unknown: admitted first to learn them (SessionDemand.probing)
     elevated: npt.NDArray[np.bool_]  # above the standard class: paced with ``priority_pace_margin``
-    power_only: npt.NDArray[np.bool_]  # every constraint it is under is a power limit: ``*_on_power`` settings
+    power_only: npt.NDArray[np.bool_]  # every constraint it is under is a power limit (pace_admission_on_power)
 
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
@@ -251,13 +251,8 @@ def _figures(
     columns = needs.sessions
     slot_hours = settings.slot.total_seconds() / 3600
     standard_margin = settings.pace_margin.total_seconds() / 3600
-    on_power_margin = max(settings.pace_margin, settings.pace_margin_on_power).total_seconds() / 3600
     priority_margin = max(settings.pace_margin, settings.priority_pace_margin).total_seconds() / 3600
-    margin_hours = np.where(
-        columns.elevated,
-        np.maximum(priority_margin, np.where(columns.power_only, on_power_margin, 0.0)),
-        np.where(columns.power_only, on_power_margin, standard_margin),
-    )
+    margin_hours = np.where(columns.elevated, priority_margin, standard_margin)
     energy_wh = np.array(needs.energy_wh, dtype=np.float64)
     watts_per_amp, maximum, minimum = columns.watts_per_amp, columns.max_current_a, columns.min_current_a
     wants = ~(energy_wh <= _EPSILON) & ~(maximum < minimum) & ~(watts_per_amp <= 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,9 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 session = session_maker(NOW, energy_wh=50_000)
+# The mechanisms tested one at a time: no pace margin, due within the last 90 min of laxity (the defaults are
+# tuned on the benchmark and would mix them in).
+PLAIN = SchedulerSettings(pace_margin=timedelta(0), due_within=timedelta(minutes=90))
 
 
 def test_equal_sessions_share_a_limit_equally() -> None:
@@ -129,7 +133,7 @@ def test_a_priority_session_is_admitted_at_its_pace_under_a_phase_limit(
     standard cars needing 8 A each."""
     urgent = session("urgent", energy_wh=12 * 690 * 3, hours=3, priority=Priority.URGENT)
     a, b = session("a", energy_wh=8 * 690 * 8), session("b", energy_wh=8 * 690 * 8)
-    config = SchedulerSettings(pace_admission_for_priority=for_priority, priority_pace_margin=timedelta(0))
+    config = replace(PLAIN, pace_admission_for_priority=for_priority, priority_pace_margin=timedelta(0))
     result = currents(plan(Snapshot((GridNode("site", max_current_a=20),), (urgent, a, b)), NOW, config))
     assert result == expected
 
@@ -150,7 +154,7 @@ def test_a_priority_session_is_paced_to_finish_before_its_estimated_departure(
     are estimates (often an hour out), so the urgent car is paced to be done ``priority_pace_margin`` early."""
     urgent = session("urgent", energy_wh=12 * 690 * 2, hours=2, priority=Priority.URGENT)
     standard = session("standard", energy_wh=8 * 690 * 8)
-    config = SchedulerSettings(priority_pace_margin=timedelta(hours=margin_hours))
+    config = replace(PLAIN, priority_pace_margin=timedelta(hours=margin_hours))
     assert currents(plan(Snapshot((GridNode("site", max_current_a=30),), (urgent, standard)), NOW, config)) == expected
 
 
@@ -159,21 +163,18 @@ def test_a_priority_session_is_paced_to_finish_before_its_estimated_departure(
     [
         # Paced to its departure (10 A), then the leftover shared by how soon each leaves.
         ({"max_power_w": 24 * 690}, 0, {"short": 14, "long": 10}),
-        # Paced to finish an hour early under a power limit: 20.7 kWh in 2 h is 15 A.
+        # Paced to finish an hour early: 20.7 kWh in 2 h is 15 A.
         ({"max_power_w": 24 * 690}, 1, {"short": 15, "long": 9}),
-        # Under a per-phase current limit the margin does not apply.
-        ({"max_current_a": 24}, 1, {"short": 14, "long": 10}),
     ],
 )
-def test_under_power_limits_a_session_is_paced_to_finish_before_its_estimated_departure(
+def test_a_session_is_paced_to_finish_before_its_estimated_departure(
     limit: dict[str, float], margin_hours: float, expected: dict[str, float]
 ) -> None:
     """Room for 24 A: a car wanting 10 A for the 3 h it says it stays, another 8 A for its 8 h. Departure
-    estimates are often an hour out, and under power limits cars are admitted at their pace, so the pace decides
-    who is done before leaving early (``pace_margin_on_power``)."""
+    estimates are often an hour out, so the pace decides who is done before leaving early (``pace_margin``)."""
     short = session("short", energy_wh=10 * 690 * 3, hours=3)
     long = session("long", energy_wh=8 * 690 * 8, hours=8)
-    config = SchedulerSettings(pace_margin_on_power=timedelta(hours=margin_hours))
+    config = replace(PLAIN, pace_margin=timedelta(hours=margin_hours))
     assert currents(plan(Snapshot((GridNode("site", **limit),), (short, long)), NOW, config)) == expected
 
 
@@ -192,7 +193,7 @@ def test_a_due_session_is_admitted_at_its_pace_under_a_phase_limit(when_due: boo
     standard cars with a whole day ahead. At 6 A the due car could not finish."""
     due = session("due", energy_wh=10 * 690, hours=1.2)
     a, b = session("a", energy_wh=6 * 690 * 8), session("b", energy_wh=6 * 690 * 8)
-    config = SchedulerSettings(pace_admission_when_due=when_due)
+    config = replace(PLAIN, pace_admission_when_due=when_due)
     assert currents(plan(Snapshot((GridNode("site", max_current_a=20),), (due, a, b)), NOW, config)) == expected
 
 
@@ -201,11 +202,11 @@ def test_earlier_departure_gets_more_when_power_is_short() -> None:
     late = session("late", energy_wh=10_000, hours=8)
     site = (GridNode("site", max_current_a=18),)
     # Leaving in 2.5 h it is not due yet (laxity over 90 min): both get 6 A, the rest goes mostly to it.
-    result = currents(plan(Snapshot(site, (late, session("soon", energy_wh=10_000, hours=2.5))), NOW))
+    result = currents(plan(Snapshot(site, (late, session("soon", energy_wh=10_000, hours=2.5))), NOW, PLAIN))
     assert result["soon"] > result["late"] >= 6
     # Leaving in 1 h it is due: admitted at its 14.5 A pace, and the 3.5 A left are too few for the late car,
     # which has 8 h to catch up.
-    result = currents(plan(Snapshot(site, (late, session("soon", energy_wh=10_000, hours=1))), NOW))
+    result = currents(plan(Snapshot(site, (late, session("soon", energy_wh=10_000, hours=1))), NOW, PLAIN))
     assert result == {"soon": 18, "late": 0}
     assert result["soon"] + result["late"] == 18
 
@@ -356,7 +357,7 @@ def test_unknown_departure_and_energy_use_the_configured_defaults() -> None:
     """No departure or energy given: the session is planned with default_stay and default_energy_wh."""
     unknown = SessionDemand("u", "site", THREE, 32, NOW)
     known = session("k", energy_wh=1_000, hours=1)
-    config = SchedulerSettings(default_energy_wh=100_000, default_stay=timedelta(hours=2))
+    config = replace(PLAIN, default_energy_wh=100_000, default_stay=timedelta(hours=2))
     result = currents(plan(Snapshot((GridNode("site", max_current_a=20),), (unknown, known)), NOW, config))
     # The defaulted car needs 100 kWh in 2 h (> its 32 A): it is the least lax and gets the most.
     assert result["u"] > result["k"]
