@@ -19,10 +19,10 @@ from benchmarks.scheduling.offline import OfflineResult, solve_offline
 from benchmarks.scheduling.workload import LimitKind, Workload, WorkloadConfig, generate_day
 from csms.scheduler.changes import ChangePolicy
 
-__all__ = ["VARIANTS", "Variant", "run_ablation"]
+__all__ = ["VARIANTS", "Variant", "ideal_battery", "run_ablation"]
 
 
-def _ideal_battery(workload: Workload) -> Workload:
+def ideal_battery(workload: Workload) -> Workload:
     """Batteries so large that no car reaches the taper: the request is all that stops it."""
     sessions = tuple(
         replace(s, capacity_wh=10 * s.requested_wh + 100_000.0, initial_soc=0.1) for s in workload.sessions
@@ -42,7 +42,7 @@ VARIANTS = (
     Variant("as benchmarked"),
     Variant("exact departures", config=lambda c: replace(c, departure_error_h=0.0)),
     Variant("no rejecting stations", config=lambda c: replace(c, reject_share=0.0)),
-    Variant("ideal battery (no taper)", workload=_ideal_battery),
+    Variant("ideal battery (no taper)", workload=ideal_battery),
     Variant(
         "writes not rate-limited",
         sim=SimConfig(record=False, policy=ChangePolicy(threshold_a=0.0, min_interval=timedelta(0))),

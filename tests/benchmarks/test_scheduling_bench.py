@@ -335,3 +335,15 @@ def test_fully_served_share_hand_case() -> None:
     delivered = np.array([99.0, 98.9, 0.0, 5.0])
     requested = np.array([100.0, 100.0, 0.0, 10.0])
     assert fully_served_share(delivered, requested) == 0.5
+
+
+def test_the_ideal_bound_reports_every_point_and_planner(capsys: pytest.CaptureFixture[str]) -> None:
+    """With every non-ideality gone each planner still stays within the offline optimum (an upper bound)."""
+    from benchmarks.scheduling import ideal_bound
+
+    assert ideal_bound.main(["--days", "1", "--evses", "16"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(ideal_bound.POINTS) * len(ideal_bound.PLANNERS)
+    for line in lines:
+        of_optimum = float(line.split("% of demand, ")[1].split("% of the optimum")[0])
+        assert 0 < of_optimum <= 100.5, line
