@@ -171,6 +171,23 @@ def validate_tree(nodes: Iterable[GridNode]) -> Mapping[str, GridNode]:
     return by_id
 
 
+def parents_first(nodes: Mapping[str, GridNode]) -> list[str]:
+    """Every node id after its parent's (a tree checked by ``validate_tree``); each chain is climbed once, so a
+    deep tree costs no more than a wide one, and no recursion is involved."""
+    order: list[str] = []
+    placed: set[str] = set()
+    for node_id in nodes:
+        climb: list[str] = []
+        step: str | None = node_id
+        while step is not None and step not in placed:
+            climb.append(step)
+            step = nodes[step].parent_id
+        climb.reverse()
+        order.extend(climb)
+        placed.update(climb)
+    return order
+
+
 def _check_node(node: GridNode, by_id: Mapping[str, GridNode]) -> None:
     # Written for speed: the scheduler checks every node of a changed tree (7,000 nodes in 10-15 ms).
     parent = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from csms.domain.grid import CapacityHold, GridNode
+from csms.domain.grid import CapacityHold, GridNode, parents_first
 from csms.scheduler.model import NodeLoad
 from csms.scheduler.network import Network
 
@@ -71,7 +71,7 @@ def carry_up(
 ) -> None:
     """Adds every node's load into its parent's, deepest nodes first: afterwards each node's entry in ``amps``
     (L1..L3, and in ``watts``) holds the load of everything under it as well as its own."""
-    for node_id in _deepest_first(nodes):
+    for node_id in reversed(parents_first(nodes)):  # children before their parents
         parent = nodes[node_id].parent_id
         if parent is not None:
             below, above = amps[node_id], amps[parent]
@@ -80,18 +80,3 @@ def carry_up(
             above[2] += below[2]
             if watts is not None:
                 watts[parent] += watts[node_id]
-
-
-def _deepest_first(nodes: Mapping[str, GridNode]) -> list[str]:
-    depth: dict[str, int] = {}
-    for node_id in nodes:
-        chain: list[str] = []
-        current: str | None = node_id
-        while current is not None and current not in depth:
-            chain.append(current)
-            current = nodes[current].parent_id
-        level = -1 if current is None else depth[current]
-        for unknown in reversed(chain):
-            level += 1
-            depth[unknown] = level
-    return sorted(nodes, key=lambda node_id: -depth[node_id])

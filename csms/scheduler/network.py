@@ -21,7 +21,7 @@ from typing import NamedTuple, cast
 import numpy as np
 import numpy.typing as npt
 
-from csms.domain.grid import CapacityHold, GridError, GridNode, validate_tree
+from csms.domain.grid import CapacityHold, GridError, GridNode, parents_first, validate_tree
 from csms.scheduler.model import SessionDemand, Snapshot
 
 __all__ = ["Constraint", "Network", "compile_network"]
@@ -284,20 +284,13 @@ def _layout(
     index_of = {key: k for k, key in enumerate(keys)}
     ancestors: dict[str, tuple[str, ...]] = {}
     keys_above: dict[str, tuple[tuple[int, int], ...]] = {}
-    for node_id in by_id:
-        # A node's chain is itself then its parent's chain: climb to the first node already done (validate_tree
-        # ruled out cycles), then build the chains on the way back down, each once.
-        climb: list[str] = []
-        step: str | None = node_id
-        while step is not None and step not in ancestors:
-            climb.append(step)
-            step = by_id[step].parent_id
-        for done in reversed(climb):
-            parent = by_id[done].parent_id
-            if parent is None:
-                ancestors[done], keys_above[done] = (done,), own[done]
-            else:
-                ancestors[done], keys_above[done] = (done, *ancestors[parent]), own[done] + keys_above[parent]
+    for node_id in parents_first(by_id):  # a node's chain is itself then its parent's chain
+        parent = by_id[node_id].parent_id
+        if parent is None:
+            ancestors[node_id], keys_above[node_id] = (node_id,), own[node_id]
+        else:
+            ancestors[node_id] = (node_id, *ancestors[parent])
+            keys_above[node_id] = own[node_id] + keys_above[parent]
     return {n: ancestors[n] for n in by_id}, tuple(keys), {n: keys_above[n] for n in by_id}, index_of
 
 
