@@ -156,31 +156,28 @@ def validate_tree(nodes: Iterable[GridNode]) -> Mapping[str, GridNode]:
         by_id[node.id] = node
     for node in by_id.values():
         _check_node(node, by_id)
-    rooted: set[str] = set()  # nodes whose chain of parents is known to end at a root
-    for node in by_id.values():
-        path = [node.id]
-        on_path = {node.id}
-        parent = node.parent_id
-        while parent is not None and parent not in rooted:
-            if parent in on_path:
-                raise GridError(f"node {parent!r} is its own ancestor")
-            path.append(parent)
-            on_path.add(parent)
-            parent = by_id[parent].parent_id
-        rooted.update(path)
+    parents_first(by_id)  # raises on a cycle
     return by_id
 
 
 def parents_first(nodes: Mapping[str, GridNode]) -> list[str]:
-    """Every node id after its parent's (a tree checked by ``validate_tree``); each chain is climbed once, so a
-    deep tree costs no more than a wide one, and no recursion is involved."""
+    """Every node id after its parent's (every parent must be among ``nodes``); each chain is climbed once, so a
+    deep tree costs no more than a wide one, and no recursion is involved.
+
+    Raises:
+        GridError: a node is its own ancestor.
+    """
     order: list[str] = []
     placed: set[str] = set()
     for node_id in nodes:
         climb: list[str] = []
+        on_climb: set[str] = set()
         step: str | None = node_id
         while step is not None and step not in placed:
+            if step in on_climb:
+                raise GridError(f"node {step!r} is its own ancestor")
             climb.append(step)
+            on_climb.add(step)
             step = nodes[step].parent_id
         climb.reverse()
         order.extend(climb)

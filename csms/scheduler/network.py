@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import compress
-from typing import NamedTuple, cast
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -226,8 +226,9 @@ _MANY_SHAPES = 64  # shapes to renumber from which sorting them as arrays beats 
 # makes a new tree with the same structure: the ancestors, keys and terms of the last tree with that structure
 # are reused, and only the limits and loads are read again (at 7,000 nodes 40-50 ms instead of 150-200 ms).
 _Structure = tuple[tuple[str, str | None, tuple[int, ...], bool, bool], ...]
-_STRUCTURES: dict[int, _Structure] = {}  # id(nodes) -> structure, for the trees in _TOPOLOGIES
-_BY_STRUCTURE: dict[_Structure, int] = {}  # structure -> id(nodes) of the newest cached tree with it
+_LAYOUTS: dict[_Structure, _Topology] = {}  # the last few structures, each with the newest topology built on it
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
@@ -236,9 +237,8 @@ def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
         return cached[1]
     by_id = validate_tree(nodes)
     structure = tuple((n.id, n.parent_id, n.phases, _limits_current(n), _limits_power(n)) for n in nodes)
-    same_id = _BY_STRUCTURE.get(structure)
-    if same_id is not None:
-        same = _TOPOLOGIES[same_id][1]
+    same = _LAYOUTS.get(structure)
+    if same is not None:
         topology = _Topology(
             by_id,
             same.ancestors,
@@ -252,15 +252,17 @@ def _topology(nodes: tuple[GridNode, ...]) -> _Topology:
     else:
         ancestors, keys, keys_above, index_of = _layout(by_id)
         topology = _Topology(by_id, ancestors, keys, keys_above, index_of, *_values(by_id, keys, ancestors))
-    if len(_TOPOLOGIES) >= _TOPOLOGY_CACHE_SIZE:
-        oldest = next(iter(_TOPOLOGIES))
-        del _TOPOLOGIES[oldest]
-        if _BY_STRUCTURE.get(old := _STRUCTURES.pop(oldest)) == oldest:
-            del _BY_STRUCTURE[old]
-    _TOPOLOGIES[id(nodes)] = (nodes, topology)
-    _STRUCTURES[id(nodes)] = structure
-    _BY_STRUCTURE[structure] = id(nodes)
+    _remember(_TOPOLOGIES, id(nodes), (nodes, topology))
+    _remember(_LAYOUTS, structure, topology)
     return topology
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    """Keeps ``value`` under ``key``, dropping the oldest entry once the cache holds _TOPOLOGY_CACHE_SIZE."""
+    cache.pop(key, None)
+    if len(cache) >= _TOPOLOGY_CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def _layout(
@@ -607,15 +609,6 @@ def _terms(topology: _Topology, shape: tuple[str, tuple[int, ...], float]) -> tu
         topology.terms[shape] = terms
         topology.shapes.add(shape, terms)
     return terms
-
-
-def _ancestors(node_id: str, nodes: Mapping[str, GridNode]) -> tuple[str, ...]:
-    chain = [node_id]
-    parent = nodes[node_id].parent_id
-    while parent is not None:
-        chain.append(parent)
-        parent = nodes[parent].parent_id
-    return tuple(chain)
 
 
 def _check_session(session: SessionDemand, nodes: Mapping[str, GridNode]) -> None:
