@@ -75,6 +75,7 @@ class _Needs:
     departure_us: list[int]  # microseconds after the plan's start (whole: seconds left come out as exactly as
     # timedelta.total_seconds() gives them)
     sessions: _Columns  # what does not change from one stretch to the next
+    power_only: list[bool]  # every constraint the session is under is a power limit (and there is one)
 
 
 class _Columns(NamedTuple):
@@ -87,7 +88,6 @@ class _Columns(NamedTuple):
     charging: npt.NDArray[np.bool_]  # offered a current now
     probing: npt.NDArray[np.bool_]  # phases unknown: admitted first to learn them (SessionDemand.probing)
     elevated: npt.NDArray[np.bool_]  # above the standard class: paced with ``priority_pace_margin``
-    power_only: npt.NDArray[np.bool_]  # every constraint it is under is a power limit (pace_admission_on_power)
 
 
 def plan_realtime(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
@@ -139,12 +139,11 @@ def allocate(
     ceiling, pace, bare_pace, laxity, urgency = _figures(needs, (now - network.start) // _MICROSECOND, settings)
 
     terms = network.session_constraints
-    power = [constraint.phase == POWER for constraint in network.constraints]
-    power_only: list[bool] = needs.sessions.power_only.tolist()
+    power_only = needs.power_only
     wanting = [i for i in range(count) if ceiling[i] > 0]
     # Probing pays only under a per-phase limit: under power limits alone a car's phases change its watts per amp,
     # not where its load lands, and it shows them as soon as it is admitted anyway.
-    probing = {i for i in np.flatnonzero(needs.sessions.probing).tolist() if not all(power[k] for k, _ in terms[i])}
+    probing = {i for i in np.flatnonzero(needs.sessions.probing).tolist() if terms[i] and not power_only[i]}
     # A session above the standard class goes ahead of the standard class only within priority_due_within.
     priority_due_s = settings.priority_due_within.total_seconds()
     due_s = settings.due_within.total_seconds()  # laxity below this: due (see _figures)
@@ -295,10 +294,12 @@ def _initial_needs(network: Network, start: datetime, settings: SchedulerSetting
         np.array([bool(s.offered_a) for s in sessions], dtype=np.bool_),
         np.array([s.probing for s in sessions], dtype=np.bool_),
         np.array([s.priority > Priority.STANDARD for s in sessions], dtype=np.bool_),
-        np.array(_under_power_only(network), dtype=np.bool_),
     )
     return _Needs(
-        [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions], departure_us, columns
+        [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions],
+        departure_us,
+        columns,
+        _under_power_only(network),
     )
 
 
