@@ -210,8 +210,18 @@ class Controller:
                 # A tapering car that takes 3 A is still offered the 6 A minimum: it takes what it can.
                 max_a = float(min(max(self.cap[i], IEC_MIN_CURRENT_A), self.hardware_a[i]))
                 probing = not self.phases_known[i] and now - arrived_at < probe
+                offered = float(self.offered[i])
+                # As the runtime: an increase select_changes would hold back is not planned (SessionDemand.max_now_a).
+                written = self.last_written.get(session.id)
+                resting = offered > 0 and written is not None and now - written < self.config.policy.min_interval
                 demands.append(
-                    SessionDemand(max_current_a=max_a, offered_a=float(self.offered[i]), probing=probing, **common)
+                    SessionDemand(
+                        max_current_a=max_a,
+                        offered_a=offered,
+                        probing=probing,
+                        max_now_a=offered if resting else None,
+                        **common,
+                    )
                 )
         return Snapshot(self.nodes, tuple(demands))
 

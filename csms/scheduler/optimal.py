@@ -4,7 +4,7 @@ Formulation (our own). Variables r[i,t] >= 0 are session i's current in amps per
 for the slots that overlap the session's window [max(start, arrived_at), departure). With h[i,t] the hours of slot t
 inside that window and w[i,t] = h[i,t] x V_i x phases_i (Wh per amp):
 
-- bounds: r[i,t] <= max_current_a
+- bounds: r[i,t] <= max_current_a (in the first slot also <= max_now_a, when a session has one)
 - energy: sum_t h[i,t] r[i,t] <= energy_wh / (V_i x phases_i)        (<=, never =: demand may be infeasible)
 - limits: sum_i a[c,i] r[i,t] <= capacity[c,t] for every constraint c of the network and slot t, where the
   capacity is ``Network.capacities_between`` over the slot, clamped at 0 (a node already overloaded by load we

@@ -222,6 +222,9 @@ class _SessionColumns:
         """One column per slot that overlaps a session's window, session-major."""
         begin, end = session_windows(sessions, origin, settings)
         max_a = np.array([s.max_current_a for s in sessions], dtype=np.float64)
+        max_now_a = np.array(
+            [np.inf if s.max_now_a is None else max(s.max_now_a, s.min_current_a) for s in sessions], dtype=np.float64
+        )
         volt_phases = np.array([s.voltage_v * len(s.phases) for s in sessions], dtype=np.float64)
         wanted_wh = np.array([wanted_energy_wh(s, settings) for s in sessions], dtype=np.float64)
         can_charge = (max_a > 0) & (wanted_wh > 0) & (volt_phases > 0)
@@ -240,7 +243,8 @@ class _SessionColumns:
             hours=hours,
             middle=(low + high) / 2,
             wh_per_a=hours * volt_phases[session],
-            max_a=max_a[session],
+            # SessionDemand.max_now_a caps the first slot only (never below the minimum, as in the real-time path).
+            max_a=np.where(slot == 0, np.minimum(max_a, max_now_a)[session], max_a[session]),
             wanted_ah=np.where(can_charge, wanted_wh / np.where(can_charge, volt_phases, 1.0), 0.0),
             volt_phases=volt_phases,
         )

@@ -83,6 +83,7 @@ class _Columns(NamedTuple):
 
     departure_us: npt.NDArray[np.int64]
     max_current_a: npt.NDArray[np.float64]
+    max_now_a: npt.NDArray[np.float64]  # SessionDemand.max_now_a, inf where it has none
     min_current_a: npt.NDArray[np.float64]
     watts_per_amp: npt.NDArray[np.float64]
     charging: npt.NDArray[np.bool_]  # offered a current now
@@ -136,7 +137,8 @@ def allocate(
     sessions = network.sessions
     count = len(sessions)
     # What each session can use in the next slot: its maximum, or less if its remaining energy is less.
-    ceiling, pace, bare_pace, laxity, urgency = _figures(needs, (now - network.start) // _MICROSECOND, settings)
+    now_us = (now - network.start) // _MICROSECOND
+    ceiling, pace, bare_pace, laxity, urgency = _figures(needs, now_us, settings, first_slot=now_us == 0)
 
     terms = network.session_constraints
     power_only = needs.power_only
@@ -240,10 +242,11 @@ def _session_plans(
 
 
 def _figures(
-    needs: _Needs, now_us: int, settings: SchedulerSettings
+    needs: _Needs, now_us: int, settings: SchedulerSettings, *, first_slot: bool
 ) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
     """Per session: ceiling, pace, pace without a margin, laxity and urgency (all 0 for a session that wants
-    nothing or cannot charge).
+    nothing or cannot charge). In the ``first_slot`` the ceiling (and so both paces) is at most ``max_now_a``;
+    laxity always counts the full maximum: a cap that lasts one slot does not make a session urgent.
 
     Each is computed with the same operations in the same order as one session at a time would (the floats are
     the same), for all sessions at once."""
@@ -261,6 +264,8 @@ def _figures(
         urgency = 1 / hours_left
         energy_amps = energy_wh / (watts_per_amp * slot_hours)
         ceiling = np.minimum(maximum, np.maximum(energy_amps, minimum))
+        if first_slot:
+            ceiling = np.minimum(ceiling, np.maximum(columns.max_now_a, minimum))  # never below what admits it
         pace = np.minimum(energy_wh / (watts_per_amp * pace_hours), ceiling)
         bare_pace = np.minimum(energy_wh / (watts_per_amp * hours_left), ceiling)
         full_current_hours = energy_wh / (watts_per_amp * maximum)
@@ -289,6 +294,7 @@ def _initial_needs(network: Network, start: datetime, settings: SchedulerSetting
     columns = _Columns(
         np.array(departure_us, dtype=np.int64),
         np.array([s.max_current_a for s in sessions], dtype=np.float64),
+        np.array([np.inf if s.max_now_a is None else s.max_now_a for s in sessions], dtype=np.float64),
         np.array([s.min_current_a for s in sessions], dtype=np.float64),
         np.array([s.voltage_v * len(s.phases) for s in sessions], dtype=np.float64),
         np.array([bool(s.offered_a) for s in sessions], dtype=np.bool_),

@@ -469,7 +469,16 @@ class SmartChargingService:
             offered_a=session.offered_a,
             fixed_a=self._fixed_draw(session, wiring, now),
             probing=self._probing(session, wiring, now),
+            max_now_a=self._held_at(session, now),
         )
+
+    def _held_at(self, session: EvseSession, now: datetime) -> float | None:
+        """Its current limit while an increase would be held back (written to within the write interval; a paused
+        session may always resume), so the plan gives the room to sessions that can take it now."""
+        offered, written = session.offered_a, session.written_at
+        if not offered or written is None or now - written >= self._policy.min_interval:
+            return None
+        return offered
 
     def _probing(self, session: EvseSession, wiring: StationWiring, now: datetime) -> bool:
         """Whether a new session is admitted first to learn its phases (see SessionDemand.probing): until its car

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ import pytest
 
 from csms.runtime.app import CentralSystem
 from tests.conftest import make_settings
-from tests.integration.test_smart_charging import SMART, Charger, make_site, replan, start_16, wait_for
+from tests.integration.test_smart_charging import SMART, Charger, api, make_site, replan, start_16, wait_for
+from tests.ocpp_client import now_iso
 
 
 @pytest.fixture
@@ -50,3 +52,39 @@ async def test_first_limit_above_the_default_waits_for_the_decrease_that_makes_r
     assert all(limit <= 10.0 for limit in two.tx_limits())  # so cp2 was never raised above its default
     await c1.close()
     await c2.close()
+
+
+async def test_a_car_written_to_moments_ago_is_planned_at_its_limit_until_the_interval_passes(tmp_path: Path) -> None:
+    """A car lowered a moment ago is not raised again within the write interval, and its plan says so (room it
+    cannot take yet stays with the plan for sessions that can); once the interval has passed it gets the room."""
+    interval = 1.0
+    settings = make_settings(tmp_path, smart_charging={**SMART, "min_write_interval_seconds": interval})
+    system = CentralSystem(settings)
+    await system.start()
+    try:
+        await make_site(system, 32, ["cp1", "cp2"])
+        one, two = Charger("cp1"), Charger("cp2")
+        c1, c2 = await one.connect(system), await two.connect(system)
+        await start_16(c1)
+        await replan(system)
+        transaction = await start_16(c2)
+        await replan(system)
+        assert one.tx_limits()[-1] == 16 and two.tx_limits()[-1] == 16
+        stop = {"transactionId": transaction, "meterStop": 1500, "timestamp": now_iso()}
+        await c2.result("StopTransaction", stop)
+        await replan(system)
+        assert one.tx_limits()[-1] == 16
+        assert await planned(system, "cp1") == 16  # not 32 that would not be sent
+        await asyncio.sleep(interval * 1.2)
+        await replan(system)
+        assert one.tx_limits()[-1] == 32 and await planned(system, "cp1") == 32
+        await c1.close()
+        await c2.close()
+    finally:
+        await system.stop()
+
+
+async def planned(system: CentralSystem, station_id: str) -> float:
+    plan = (await api(system, "GET", "/sites/site/plan")).json()
+    current: float = next(s for s in plan["sessions"] if s["station_id"] == station_id)["periods"][0]["current_a"]
+    return current

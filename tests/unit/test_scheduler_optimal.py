@@ -179,6 +179,20 @@ def test_energy_limits_what_a_car_gets() -> None:
     assert solution.rates[0, 0] == pytest.approx(32)  # and it charges as early as it can
 
 
+def test_a_cap_for_now_bounds_only_the_first_slot() -> None:
+    """A car whose increase would be held back (max_now_a 16 A) gets at most 16 A in the first slot and the other
+    car the rest of the 48 A; from the next slot on it is planned up to its maximum again."""
+    snapshot = Snapshot(
+        (GridNode("site", max_current_a=48),),
+        (session("held", phases=(1,), offered_a=16.0, max_now_a=16.0), session("free", phases=(1,))),
+    )
+    network = compile_network(snapshot, NOW, NOW + SETTINGS.horizon)
+    solution = solve(network, horizon_grid(NOW, SETTINGS, network), SETTINGS)
+    assert solution.rates[:, 0].tolist() == pytest.approx([16, 32])
+    assert solution.rates[0, 1:].max() > 16
+    assert currents(plan_optimal(snapshot, NOW, SETTINGS)) == {"held": 16, "free": 32}
+
+
 def test_offline_solve_keeps_future_arrivals_inside_their_window() -> None:
     """A car arriving in 1 h and leaving in 2 h only gets current in those four 15-minute slots."""
     arriving = SessionDemand(
@@ -300,6 +314,7 @@ def sites(draw: st.DrawFn) -> Snapshot:
                 pilot_step_a=draw(st.sampled_from([1.0, 0.1])),
                 offered_a=draw(st.sampled_from([None, 0.0, 16.0])),
                 fixed_a=draw(st.sampled_from([None, None, None, 10.0])),
+                max_now_a=draw(st.sampled_from([None, None, 0.0, 7.0, 16.0])),
             )
         )
     return Snapshot(tuple(nodes), tuple(sessions), holds)
@@ -316,6 +331,8 @@ def test_plans_never_break_a_limit_or_offer_less_than_the_minimum(snapshot: Snap
         amps = np.array([result.sessions[s.id].current_at(when) for s in network.sessions])
         for session, current in zip(network.sessions, amps.tolist(), strict=True):
             assert current == 0 or session.min_current_a - 1e-9 <= current <= session.max_current_a + 1e-9
+            if when == NOW and session.max_now_a is not None:  # the first slot
+                assert current <= max(session.max_now_a, session.min_current_a) + 1e-9
         for constraint in network.constraints:
             capacity = max(constraint.capacities[network.segment_of(when)], 0.0)
             load = sum(c * amps[i] for i, c in zip(constraint.members, constraint.coefficients, strict=True))

@@ -226,6 +226,35 @@ def test_almost_full_car_is_offered_only_what_it_can_use_in_the_slot() -> None:
     assert result == {"done": 6, "other": 26}
 
 
+def test_room_a_session_cannot_take_now_goes_to_one_that_can() -> None:
+    """Two cars share 48 A; one was written to a minute ago at 16 A (an increase would be held back): it keeps
+    16 A and the other gets the rest now, not half of the site with 8 A of it left unused."""
+    held = session("held", offered_a=16.0, max_now_a=16.0)
+    free = session("free", offered_a=16.0)
+    site = (GridNode("site", max_current_a=48),)
+    assert currents(plan(Snapshot(site, (held, free)), NOW)) == {"held": 16, "free": 32}
+    assert currents(plan(Snapshot(site, (replace(held, max_now_a=None), free)), NOW)) == {"held": 24, "free": 24}
+
+
+def test_a_cap_for_now_does_not_make_a_session_urgent() -> None:
+    """Laxity counts a session's full maximum: capped at 6 A for one slot, a car with hours to spare still queues
+    behind one leaving sooner (at 6 A it would look due and take the only place)."""
+    site = (GridNode("site", max_current_a=10),)
+    relaxed = session("relaxed", energy_wh=10_000, hours=8, offered_a=6.0, max_now_a=6.0)
+    sooner = session("sooner", energy_wh=10_000, hours=3)
+    assert currents(plan(Snapshot(site, (relaxed, sooner)), NOW, PLAIN)) == {"relaxed": 0, "sooner": 10}
+
+
+def test_a_cap_for_now_lasts_one_slot() -> None:
+    """After the first slot (here: a limit window starting in an hour) the session is planned up to its maximum
+    again; a cap below its minimum counts as the minimum."""
+    window = LimitWindow(NOW + timedelta(hours=1), NOW + timedelta(hours=2), max_current_a=40)
+    site = (GridNode("site", max_current_a=48, schedule=(window,)),)
+    result = plan(Snapshot(site, (session("held", offered_a=6.0, max_now_a=2.0), session("other", max_a=16))), NOW)
+    assert result.sessions["held"].current_at(NOW) == 6
+    assert result.sessions["held"].current_at(NOW + timedelta(minutes=90)) == 24
+
+
 def test_no_energy_wanted_means_zero() -> None:
     """A session whose car wants nothing more gets 0 A and the note says why."""
     result = plan(Snapshot((GridNode("site", max_current_a=32),), (session("full", energy_wh=0),)), NOW)
@@ -410,6 +439,7 @@ def random_sites(draw: st.DrawFn) -> Snapshot:
                 offered_a=draw(st.one_of(st.none(), st.just(6.0), st.just(16.0))),
                 fixed_a=draw(st.one_of(st.none(), st.none(), st.just(8.0))),
                 pilot_step_a=draw(st.sampled_from([1.0, 0.1])),
+                max_now_a=draw(st.one_of(st.none(), st.none(), st.sampled_from([0.0, 6.0, 16.0]))),
             )
         )
     holds = ()
@@ -441,6 +471,8 @@ def test_no_plan_breaks_a_limit_or_offers_less_than_the_minimum(snapshot: Snapsh
             assert load <= max(capacity, 0.0) + tolerance, (constraint.node_id, constraint.phase, when)
         for s, current in zip(network.sessions, amps, strict=True):
             assert current == 0 or s.min_current_a - 1e-9 <= current <= s.max_current_a + 1e-9
+            if segment == 0 and s.max_now_a is not None:
+                assert current <= max(s.max_now_a, s.min_current_a) + 1e-9
             steps = current / s.pilot_step_a
             assert abs(steps - round(steps)) < 1e-6
 
@@ -511,6 +543,8 @@ def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> Non
     for i, s in enumerate(network.sessions):
         energy = config.default_energy_wh if s.energy_wh is None else s.energy_wh
         usable = min(s.max_current_a, max(energy / (s.voltage_v * len(s.phases) * slot_hours), s.min_current_a))
+        if s.max_now_a is not None:
+            usable = min(usable, max(s.max_now_a, s.min_current_a))
         if energy <= 1e-9 or s.max_current_a < s.min_current_a or amps[i] >= usable - 1e-9:
             continue
         # The next current a pilot can signal: its minimum if paused, else one step more (or its maximum, if
