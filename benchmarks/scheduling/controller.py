@@ -21,6 +21,7 @@ import numpy as np
 from benchmarks.scheduling.config import Scheduler, SimConfig
 from benchmarks.scheduling.topology import Topology
 from benchmarks.scheduling.workload import VOLTAGE_V, Behaviour, LimitKind, Workload, with_site_limit
+from csms.domain.ev_charging import PHASE_IN_USE_A
 from csms.domain.grid import ALL_PHASES, IEC_MIN_CURRENT_A
 from csms.scheduler.changes import select_changes
 from csms.scheduler.model import Plan, SessionDemand, Snapshot
@@ -73,6 +74,8 @@ class Controller:
         self.cap = self.hardware_a.copy()  # learned maximum current per phase
         self.fixed_draw = self.hardware_a.copy()  # what an unsteerable session is assumed to draw
         self.phases_known = np.zeros(n, dtype=bool)
+        self.drew = np.zeros(n, dtype=bool)
+        self.idle = np.zeros(n, dtype=bool)  # drew, and now takes nothing of its limit: planned at its minimum
         self.fixed = np.zeros(n, dtype=bool)
         self.unsteerable: set[int] = set()  # station indices
         if config.know_rejecting_at_boot:
@@ -133,6 +136,7 @@ class Controller:
         self._check_compliance(step, active, last_draw)
         if (last_draw[active[~self.phases_known[active]]] > 0.5).any():
             self.event = True  # a car shows its phases: re-plan it on them (the runtime's meter values do too)
+        self._watch_idle(step, active, last_draw)
         debounce = max(1, round(self.config.debounce_s / self.config.step_s))
         due_event = self.urgent or (self.event and step - self.last_replan >= debounce)
         due_tick = step - self.last_replan >= self.config.settings.slot.total_seconds() / self.config.step_s
@@ -147,6 +151,17 @@ class Controller:
         """Active sessions whose last write had surely reached the car before the previous step began."""
         settled: np.ndarray = active[self.written_step[active] + self.config.latency_steps <= step - 1]
         return settled
+
+    def _watch_idle(self, step: int, active: np.ndarray, last_draw: np.ndarray) -> None:
+        """A car that drew and now takes nothing of its limit (full: it reached its target or 100%) re-plans, as in
+        the runtime, where it is planned at its minimum until it draws again."""
+        self.drew[active[last_draw[active] >= PHASE_IN_USE_A]] = True
+        settled = self._in_force(step, active)
+        watched = settled[~self.fixed[settled] & (self.offered[settled] > 0)]
+        idle = self.drew[watched] & (last_draw[watched] < PHASE_IN_USE_A)
+        if (idle != self.idle[watched]).any():
+            self.idle[watched] = idle
+            self.event = True
 
     def _check_compliance(self, step: int, active: np.ndarray, last_draw: np.ndarray) -> None:
         settled = self._in_force(step, active)
@@ -214,14 +229,9 @@ class Controller:
                 # As the runtime: an increase select_changes would hold back is not planned (SessionDemand.max_now_a).
                 written = self.last_written.get(session.id)
                 resting = offered > 0 and written is not None and now - written < self.config.policy.min_interval
+                max_now = IEC_MIN_CURRENT_A if self.idle[i] else offered if resting else None
                 demands.append(
-                    SessionDemand(
-                        max_current_a=max_a,
-                        offered_a=offered,
-                        probing=probing,
-                        max_now_a=offered if resting else None,
-                        **common,
-                    )
+                    SessionDemand(max_current_a=max_a, offered_a=offered, probing=probing, max_now_a=max_now, **common)
                 )
         return Snapshot(self.nodes, tuple(demands))
 

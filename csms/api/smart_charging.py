@@ -238,6 +238,7 @@ def _session_view(session: EvseSession, result: Plan | None) -> dict[str, Any]:
         "steerable": session.refused_at is None and not session.overdrawing,
         "refused": {"at": session.refused_at, "reason": session.refused_reason} if session.refused_at else None,
         "overdrawing": session.overdrawing,
+        "idle": session.idle,
         "priority": int(session.priority),
         "priority_reason": session.priority_reason,
         "priority_set_by": session.priority_set_by,

@@ -16,6 +16,7 @@ from csms.domain.grid import IEC_MIN_CURRENT_A
 from csms.domain.metering import MeterSample, energy_wh
 
 __all__ = [
+    "PHASE_IN_USE_A",
     "ChargingNeeds",
     "Measurement",
     "learn_max_current",

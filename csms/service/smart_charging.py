@@ -22,7 +22,7 @@ import structlog
 from csms.config import SmartChargingSettings
 from csms.domain.charging import ChargingProfile
 from csms.domain.commands import SetChargingProfile
-from csms.domain.ev_charging import ChargingNeeds, learn_max_current, measure, phases_drawing
+from csms.domain.ev_charging import PHASE_IN_USE_A, ChargingNeeds, learn_max_current, measure, phases_drawing
 from csms.domain.grid import IEC_MIN_CURRENT_A, CapacityHold, GridConfig, Priority, StationWiring, grid_phases
 from csms.domain.metering import MeterSample
 from csms.domain.stations import ConnectorState, ConnectorStatus, StationId
@@ -76,6 +76,9 @@ class EvseSession:
     refused_at: datetime | None = None  # last rejection or missing answer
     refused_reason: str | None = None
     overdrawing: bool = False
+    # It has drawn, and now takes nothing of a limit it could use (full, or suspended by the car): planned at its
+    # minimum, so it can resume, until it draws again.
+    idle: bool = False
     needs: ChargingNeeds = field(default_factory=ChargingNeeds)
     priority: Priority = Priority.STANDARD
     priority_reason: str | None = None
@@ -428,6 +431,11 @@ class SmartChargingService:
         offered = session.offered_a
         if offered is None or not settled:
             return deviates
+        if offered > 0:  # a paused car says nothing about whether it would draw
+            idle = session.phases is not None and peak < PHASE_IN_USE_A
+            if idle != session.idle:
+                session.idle = idle
+                deviates = True
         over = peak > offered + self._settings.overdraw_tolerance_a
         if over != session.overdrawing:
             session.overdrawing = over
@@ -455,6 +463,7 @@ class SmartChargingService:
         needs = session.needs
         maximum = min(x for x in (wiring.max_current_a, needs.max_current_a, session.learned_max_a) if x is not None)
         energy = None if needs.energy_wh is None else max(0.0, needs.energy_wh - session.delivered_wh)
+        minimum = max(IEC_MIN_CURRENT_A, needs.min_current_a or 0.0)
         return SessionDemand(
             id=session.key,
             node_id=wiring.node_id,
@@ -464,17 +473,20 @@ class SmartChargingService:
             energy_wh=energy,
             departure=needs.departure,
             priority=session.priority,
-            min_current_a=max(IEC_MIN_CURRENT_A, needs.min_current_a or 0.0),
+            min_current_a=minimum,
             voltage_v=voltage,
             offered_a=session.offered_a,
             fixed_a=self._fixed_draw(session, wiring, now),
             probing=self._probing(session, wiring, now),
-            max_now_a=self._held_at(session, now),
+            max_now_a=self._max_now(session, minimum, now),
         )
 
-    def _held_at(self, session: EvseSession, now: datetime) -> float | None:
-        """Its current limit while an increase would be held back (written to within the write interval; a paused
-        session may always resume), so the plan gives the room to sessions that can take it now."""
+    def _max_now(self, session: EvseSession, minimum: float, now: datetime) -> float | None:
+        """What it can be given until the next plan, if less than its maximum: its minimum while its car is idle
+        (the rest goes to the others; a car that resumes shows it and is re-planned), its current limit while an
+        increase would be held back (written to within the write interval; a paused session may always resume)."""
+        if session.idle:
+            return minimum
         offered, written = session.offered_a, session.written_at
         if not offered or written is None or now - written >= self._policy.min_interval:
             return None

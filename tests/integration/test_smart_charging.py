@@ -247,6 +247,35 @@ async def test_car_drawing_above_its_limit_is_flagged_and_its_excess_subtracted(
     await c2.close()
 
 
+async def test_a_car_that_stops_drawing_keeps_its_minimum_and_frees_the_rest_until_it_draws_again(
+    tmp_path: Path,
+) -> None:
+    """A car that has charged and now takes nothing of its 16 A (full, or suspended by the car) is planned at its
+    6 A minimum, so it can resume, and the other car gets the rest; when it draws again it gets its share back."""
+    system = CentralSystem(make_settings(tmp_path, smart_charging={**SMART, "min_write_interval_seconds": 0}))
+    await system.start()
+    try:
+        await make_site(system, 32, ["cp1", "cp2"])
+        one, two = Charger("cp1"), Charger("cp2")
+        c1, c2 = await one.connect(system), await two.connect(system)
+        t1, t2 = await start_16(c1), await start_16(c2)
+        await replan(system)
+        assert one.tx_limits()[-1] == 16 and two.tx_limits()[-1] == 16
+        await meter_16(c1, t1, (16, 16, 16), 2000)
+        await meter_16(c2, t2, (16, 16, 16), 2000)
+        await meter_16(c1, t1, (0.2, 0.1, 0.2), 2500)  # standby noise: it takes nothing
+        await wait_for(lambda: one.tx_limits()[-1] == 6 and two.tx_limits()[-1] == 26)
+        view = (await api(system, "GET", "/charging-sessions/cp1/1")).json()
+        assert view["idle"] is True and view["planned_a"] == 6
+        await meter_16(c1, t1, (6, 6, 6), 2600)
+        await wait_for(lambda: one.tx_limits()[-1] == 16 and two.tx_limits()[-1] == 16)
+        assert (await api(system, "GET", "/charging-sessions/cp1/1")).json()["idle"] is False
+        await c1.close()
+        await c2.close()
+    finally:
+        await system.stop()
+
+
 async def test_single_phase_car_frees_the_other_phases(system: CentralSystem) -> None:
     """Once meter values show a car on one phase only, a three-phase car is planned on the phases it leaves free."""
     await make_site(system, 32, ["cp1", "cp2"])
