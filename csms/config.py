@@ -128,7 +128,7 @@ class SmartChargingSettings(_Section):
     tick_seconds: float = Field(default=300.0, gt=0, le=3600)  # periodic re-plan, real seconds
     debounce_seconds: float = Field(default=1.0, ge=0, le=60)  # gather events before re-planning
     threshold_a: float = Field(default=1.0, ge=0, le=32)  # smaller increases are not sent
-    min_write_interval_seconds: float = Field(default=300.0, ge=0, le=86400)  # between increases per EVSE
+    min_write_interval_seconds: float = Field(default=120.0, ge=0, le=86400)  # between increases per EVSE
     profile_validity_seconds: float = Field(default=900.0, ge=60, le=86400)  # a lost link decays after this
     refresh_margin_seconds: float = Field(default=300.0, ge=0, le=3600)  # re-send before a profile lapses
     retry_seconds: float = Field(default=300.0, ge=1, le=86400)  # before steering a station that refused again
