@@ -1,10 +1,17 @@
 """How close our planners come to the offline optimum when every non-ideality is taken away at once.
 
-``python -m benchmarks.scheduling.ideal_bound [--days N]``: the scheduling benchmark's days and limits (20% and
-30% of each day's uncontrolled peak, per-phase and power), with exact departures, no rejecting stations, no taper,
-phases known at plug-in, writes neither rate-limited nor delayed; the planners without a pace margin (departures
-are exact). What is left between them and the optimum is what no controller here knows: the cars that have not
-arrived yet, and the pilot's 6 A minimum and whole amps. Prints one line per (limit, planner).
+``python -m benchmarks.scheduling.ideal_bound [--days N] [--minimum-days N]``: the scheduling benchmark's days and
+limits (20% and 30% of each day's uncontrolled peak, per-phase and power), with exact departures, no rejecting
+stations, no taper, phases known at plug-in, writes neither rate-limited nor delayed; the planners without a pace
+margin (departures are exact). Two checks of what the gap to the optimum is made of:
+
+- our LP planner as MPC *told every car of the day in advance* (arrival, departure, energy, phases): if it does
+  no better than without them, the gap is not what the controller does not know about the future;
+- the offline optimum of the first ``--minimum-days`` days with every current 0 or at least 6 A for a whole slot
+  (a MILP, ``solve_offline_with_minimum``): if it is as high as the LP's, the pilot's minimum is not what stands
+  between any controller and the LP optimum.
+
+Prints one line per (limit, planner) and per (limit, day) of the minimum check.
 """
 
 from __future__ import annotations
@@ -18,10 +25,10 @@ from benchmarks.scheduling.ablation import ideal_battery
 from benchmarks.scheduling.config import Scheduler, SimConfig
 from benchmarks.scheduling.fleet_sim import SimResult, simulate
 from benchmarks.scheduling.metrics import pool
-from benchmarks.scheduling.offline import OfflineResult, solve_offline
-from benchmarks.scheduling.workload import LimitKind, WorkloadConfig, generate_day
+from benchmarks.scheduling.offline import OfflineResult, solve_offline, solve_offline_with_minimum
+from benchmarks.scheduling.workload import VOLTAGE_V, LimitKind, Workload, WorkloadConfig, generate_day
 from csms.scheduler.changes import ChangePolicy
-from csms.scheduler.model import Plan, SchedulerSettings, Snapshot
+from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.optimal import plan_optimal
 from csms.scheduler.realtime import plan_realtime
 
@@ -39,15 +46,47 @@ def _realtime_without_margin(snapshot: Snapshot, now: datetime, settings: Schedu
 
 
 PLANNERS: dict[str, Scheduler] = {"ours: real-time": _realtime_without_margin, "ours: optimal (MPC)": plan_optimal}
+TOLD_THE_FUTURE = "ours: optimal (MPC), told every car of the day in advance"
+
+
+def told_the_future(workload: Workload) -> Scheduler:
+    """Our LP planner with every car still to come that day in its snapshot as it will be (the LP keeps each one's
+    current inside its window); the plan is cut back to the cars present."""
+    start = workload.start
+
+    def future(session_index: int) -> SessionDemand:
+        s = workload.sessions[session_index]
+        return SessionDemand(
+            s.id,
+            workload.station_of(s).id,
+            workload.grid_phases(s),
+            float(min(workload.station_of(s).max_current_a, s.car_max_a)),
+            start + timedelta(seconds=s.arrival_s),
+            energy_wh=s.requested_wh,
+            departure=start + timedelta(seconds=s.estimated_departure_s),
+            priority=s.priority,
+            voltage_v=VOLTAGE_V,
+        )
+
+    def planner(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
+        elapsed = (now - start).total_seconds()
+        coming = tuple(future(i) for i, s in enumerate(workload.sessions) if s.arrival_s > elapsed)
+        plan = plan_optimal(replace(snapshot, sessions=snapshot.sessions + coming), now, settings)
+        present = {d.id for d in snapshot.sessions}
+        return replace(plan, sessions={k: v for k, v in plan.sessions.items() if k in present})
+
+    return planner
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--evses", type=int, default=100)
+    parser.add_argument("--minimum-days", type=int, default=3, help="days of the 6 A minimum check (MILP)")
+    parser.add_argument("--time-limit", type=float, default=30.0, help="seconds per MILP")
     args = parser.parse_args(argv)
     for kind, fraction in POINTS:
-        runs: dict[str, list[SimResult]] = {name: [] for name in PLANNERS}
+        runs: dict[str, list[SimResult]] = {name: [] for name in (*PLANNERS, TOLD_THE_FUTURE)}
         optima: list[OfflineResult] = []
         for seed in range(1, args.days + 1):
             # The limit is the same share of the benchmark's own day (with its estimate errors and rejections).
@@ -56,8 +95,16 @@ def main(argv: list[str] | None = None) -> int:
             ideal = WorkloadConfig(evse_count=args.evses, departure_error_h=0.0, reject_share=0.0)
             workload = ideal_battery(generate_day(ideal, seed))
             optima.append(solve_offline(workload, kind, limit))
-            for name, planner in PLANNERS.items():
+            for name, planner in {**PLANNERS, TOLD_THE_FUTURE: told_the_future(workload)}.items():
                 runs[name].append(simulate(workload, kind, limit, planner, IDEAL_SIM))
+            if seed <= args.minimum_days:
+                check = solve_offline_with_minimum(workload, kind, limit, time_limit_s=args.time_limit)
+                print(
+                    f"{kind.value} {100 * fraction:.0f}% day {seed}: with a 6 A minimum the optimum is "
+                    f"{100 * check.incumbent_wh / check.lp_wh:.2f}-{100 * check.bound_wh / check.lp_wh:.2f}% of "
+                    f"the LP's ({check.status}, {check.solve_s:.0f} s)",
+                    flush=True,
+                )
         for name, results in runs.items():
             m = pool(results, optima)
             print(

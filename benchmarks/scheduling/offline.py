@@ -93,6 +93,15 @@ def _fixed_loads(
     return per_slot
 
 
+@dataclass(frozen=True, slots=True)
+class _DayLp:
+    lp: highspy.HighsLp  # without costs: each solve sets its own
+    currents: int  # m: columns 0..m-1 are currents r, m..2m-1 the energy so far c
+    owner: np.ndarray  # per current column: its session
+    last: np.ndarray  # per current column: the last slot of its session's stay
+    fixed_energy: np.ndarray  # per session: what an unsteerable one delivers on its own (0 for the others)
+
+
 def solve_offline(
     workload: Workload,
     kind: LimitKind,
@@ -103,6 +112,103 @@ def solve_offline(
     taper: bool = True,
 ) -> OfflineResult:
     started = time.perf_counter()
+    day = _day_lp(workload, kind, limit, slot_s, step_s, taper)
+    n, m = len(workload.sessions), day.currents
+    fleet = np.array([s.priority > 0 for s in workload.sessions], dtype=bool)
+
+    def solve(weights: np.ndarray) -> tuple[str, np.ndarray]:
+        highs = _highs(day, weights)
+        highs.run()
+        return highs.modelStatusToString(highs.getModelStatus()), _delivered(day, highs, n)
+
+    status, delivered = solve(np.ones(n))
+    _, fleet_delivered = solve(fleet.astype(float))
+    _, priority_first = solve(1.0 + PRIORITY_WEIGHT * fleet)
+    delivered += day.fixed_energy
+    return OfflineResult(
+        energy_wh=float(delivered.sum()),
+        fleet_energy_wh=float((fleet_delivered + day.fixed_energy)[fleet].sum()),
+        priority_first_energy_wh=float((priority_first + day.fixed_energy).sum()),
+        delivered_wh=delivered,
+        status=status,
+        solve_s=time.perf_counter() - started,
+        columns=2 * m,
+        rows=day.lp.num_row_,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MinimumCheck:
+    """The day's optimum when every current must be 0 or at least a minimum (a MILP), against the LP's."""
+
+    lp_wh: float
+    incumbent_wh: float  # the best schedule found that obeys the minimum: a lower bound on that optimum
+    bound_wh: float  # the solver's dual bound: no schedule obeying the minimum delivers more
+    status: str
+    solve_s: float
+
+
+def solve_offline_with_minimum(
+    workload: Workload,
+    kind: LimitKind,
+    limit: float,
+    *,
+    minimum_a: float = 6.0,
+    time_limit_s: float = 120.0,
+    slot_s: float = 300.0,
+    step_s: float = 10.0,
+) -> MinimumCheck:
+    """How much the LP's relaxation of the pilot's minimum is worth: the same day (without taper, which makes the
+    bounds depend on the energy so far) with each current 0 or in [minimum, max] for a whole slot, solved by HiGHS's
+    MILP within ``time_limit_s``. Fixed sessions' energy is counted in all three figures, as in ``solve_offline``."""
+    started = time.perf_counter()
+    day = _day_lp(workload, kind, limit, slot_s, step_s, taper=False)
+    n, m = len(workload.sessions), day.currents
+    highs = _highs(day, np.ones(n))
+    highs.run()
+    lp_wh = float(_delivered(day, highs, n).sum())
+    upper = np.asarray(day.lp.col_upper_)[:m]
+    can = np.flatnonzero(upper >= minimum_a).astype(np.int32)
+    cannot = np.flatnonzero(upper < minimum_a).astype(np.int32)
+    highs.changeColsBounds(can.size, can, np.full(can.size, minimum_a), upper[can])
+    highs.changeColsIntegrality(can.size, can, np.full(can.size, highspy.HighsVarType.kSemiContinuous))
+    if cannot.size:
+        highs.changeColsBounds(cannot.size, cannot, np.zeros(cannot.size), np.zeros(cannot.size))
+    highs.setOptionValue("time_limit", time_limit_s)
+    highs.setOptionValue("mip_rel_gap", 1e-3)
+    highs.run()
+    info = highs.getInfo()
+    fixed = float(day.fixed_energy.sum())
+    return MinimumCheck(
+        lp_wh=lp_wh + fixed,
+        incumbent_wh=float(_delivered(day, highs, n).sum()) + fixed,
+        bound_wh=float(info.mip_dual_bound) + fixed,
+        status=highs.modelStatusToString(highs.getModelStatus()),
+        solve_s=time.perf_counter() - started,
+    )
+
+
+def _highs(day: _DayLp, weights: np.ndarray) -> highspy.Highs:
+    """A solver holding the day's LP with the objective: the energy each session ends with, times its weight."""
+    day.lp.col_cost_ = np.concatenate([np.zeros(day.currents), np.where(day.last, weights[day.owner], 0.0)])
+    highs = highspy.Highs()  # type: ignore[no-untyped-call]
+    highs.setOptionValue("output_flag", False)
+    if day.currents > 200_000:  # interior point scales better on the 10k-session days (research §3)
+        highs.setOptionValue("solver", "ipm")
+    highs.passModel(day.lp)
+    return highs
+
+
+def _delivered(day: _DayLp, highs: highspy.Highs, n: int) -> np.ndarray:
+    """Per session, the energy the solver's solution delivers."""
+    delivered = np.zeros(n)
+    if day.currents:
+        values = np.asarray(highs.getSolution().col_value)
+        np.add.at(delivered, day.owner[day.last], values[day.currents + np.flatnonzero(day.last)])
+    return delivered
+
+
+def _day_lp(workload: Workload, kind: LimitKind, limit: float, slot_s: float, step_s: float, taper: bool) -> _DayLp:
     sessions = workload.sessions
     n = len(sessions)
     nodes = with_site_limit(workload.site, kind, limit)
@@ -215,34 +321,4 @@ def solve_offline(
     lp.a_matrix_.index_ = np.concatenate(rows.indices).astype(np.int32) if rows.indices else np.zeros(0, np.int32)
     lp.a_matrix_.value_ = np.concatenate(rows.values) if rows.values else np.zeros(0)
     lp.sense_ = highspy.ObjSense.kMaximize
-    fleet = np.array([s.priority > 0 for s in sessions], dtype=bool)
-
-    def solve(weights: np.ndarray) -> tuple[str, np.ndarray]:
-        lp.col_cost_ = np.concatenate([np.zeros(m), np.where(last, weights[owner_a], 0.0)])
-        highs = highspy.Highs()  # type: ignore[no-untyped-call]
-        highs.setOptionValue("output_flag", False)
-        if m > 200_000:  # interior point scales better on the 10k-session days (research §3)
-            highs.setOptionValue("solver", "ipm")
-        highs.passModel(lp)
-        highs.run()
-        status = highs.modelStatusToString(highs.getModelStatus())
-        values = np.asarray(highs.getSolution().col_value) if m else np.zeros(0)
-        delivered = np.zeros(n)
-        if m:
-            np.add.at(delivered, owner_a[last], values[c_col[last]])
-        return status, delivered
-
-    status, delivered = solve(np.ones(n))
-    _, fleet_delivered = solve(fleet.astype(float))
-    _, priority_first = solve(1.0 + PRIORITY_WEIGHT * fleet)
-    delivered += fixed_energy
-    return OfflineResult(
-        energy_wh=float(delivered.sum()),
-        fleet_energy_wh=float((fleet_delivered + fixed_energy)[fleet].sum()),
-        priority_first_energy_wh=float((priority_first + fixed_energy).sum()),
-        delivered_wh=delivered,
-        status=status,
-        solve_s=time.perf_counter() - started,
-        columns=2 * m,
-        rows=rows.count,
-    )
+    return _DayLp(lp, m, owner_a, last, fixed_energy)

@@ -77,12 +77,14 @@ METHOD = [
     "hardware maximum all session is an ablation row); a paused car's phases are unknown (all three are assumed) "
     "until it draws; the measured load of every node, phase and W is checked against its "
     "limit every step.",
-    "- **Controller** (`controller.py`, our runtime's logic): re-plans on arrivals, departures and stations caught "
-    "over their limit (debounced to one step), on a limit change at once, and every 5 min; builds the `Snapshot` "
-    "from what a CSMS knows (estimated departure, request minus metered energy, a maximum learned from meter values "
-    "like acnportal's SimpleRampdown, phases once the car has drawn); writes what `select_changes` selects "
-    "(decreases first, increases one step later; 1 A threshold, 5 min per EVSE between increases). Every algorithm "
-    "is called through the same `(snapshot, now, settings) -> Plan` and only the first period is written.",
+    "- **Controller** (`controller.py`, our runtime's logic): re-plans on arrivals, departures, a car showing its "
+    "phases, a car going idle or drawing again and stations caught over their limit (debounced to one step), on a "
+    "limit change at once, and every 5 min; builds the `Snapshot` from what a CSMS knows (estimated departure, "
+    "request minus metered energy, a maximum learned from meter values like acnportal's SimpleRampdown, phases once "
+    "the car has drawn, `max_now_a` for a car written to within the write interval or idle); writes what "
+    "`select_changes` selects (decreases first, increases one step later; 1 A threshold, 2 min per EVSE between "
+    "increases). Every algorithm is called through the same `(snapshot, now, settings) -> Plan` and only the first "
+    "period is written.",
     "- **Baselines** (`baselines.py`, our code): acnportal 0.3.3's definitions. Equal share is RoundRobin with 1 A "
     "steps; FCFS, EDF (estimated departure) and LLF are SortedSchedulingAlgo with the exact highest feasible pilot "
     "from the compiled network's slacks. They ignore priority classes, as acnportal does.",

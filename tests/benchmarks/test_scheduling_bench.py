@@ -341,9 +341,17 @@ def test_the_ideal_bound_reports_every_point_and_planner(capsys: pytest.CaptureF
     """With every non-ideality gone each planner still stays within the offline optimum (an upper bound)."""
     from benchmarks.scheduling import ideal_bound
 
-    assert ideal_bound.main(["--days", "1", "--evses", "16"]) == 0
+    assert ideal_bound.main(["--days", "1", "--evses", "16", "--minimum-days", "1", "--time-limit", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(ideal_bound.POINTS) * len(ideal_bound.PLANNERS)
-    for line in lines:
+    planners = [line for line in lines if "% of the optimum" in line]
+    checks = [line for line in lines if "6 A minimum" in line]
+    assert len(planners) == len(ideal_bound.POINTS) * (len(ideal_bound.PLANNERS) + 1)
+    assert sum(ideal_bound.TOLD_THE_FUTURE in line for line in planners) == len(ideal_bound.POINTS)
+    for line in planners:
         of_optimum = float(line.split("% of demand, ")[1].split("% of the optimum")[0])
         assert 0 < of_optimum <= 100.5, line
+    # The MILP is a restriction of the LP: its schedule and its bound are both at most the LP's optimum.
+    assert len(checks) == len(ideal_bound.POINTS)
+    for line in checks:
+        low, high = (float(x) for x in line.split("optimum is ")[1].split("% of")[0].split("-"))
+        assert 0 < low <= high <= 100.01, line  # (the solvers' tolerances)
