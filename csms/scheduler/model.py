@@ -47,11 +47,12 @@ class SessionDemand:
     # learned: under per-phase limits it is admitted first in its class, so that it draws and its meter values
     # show which phases the car uses. The caller decides how long a session probes.
     probing: bool = False
-    # The most it can be given until the next re-plan, when that is less than its maximum: its station was written
-    # to less than the write policy's interval ago, so a higher limit would be held back (changes.select_changes).
-    # Planned at most this in the first slot, the room it cannot take now goes to sessions that can take it
-    # (benchmarks/: +0.35 to +0.9 point of the optimum's energy at 20-30% limits); its laxity still counts its full
-    # maximum; a cap below its minimum counts as the minimum. None: no such cap.
+    # The most it can be given until the next re-plan, when that is less than its maximum. The runtime sets it to the
+    # current limit when its station was written to less than the write policy's interval ago, so a higher limit
+    # would be held back (changes.select_changes), and to the minimum while its car is idle (it drew, and now takes
+    # nothing). Planned at most this in the first slot, the room it cannot take now goes to sessions that can take it
+    # (benchmarks/, the write-interval case: +0.35 to +0.9 point of the optimum's energy at 20-30% limits); its
+    # laxity still counts its full maximum; a cap below its minimum counts as the minimum. None: no such cap.
     max_now_a: float | None = None
 
 
