@@ -227,9 +227,8 @@ class Controller:
                 probing = not self.phases_known[i] and now - arrived_at < probe
                 offered = float(self.offered[i])
                 # As the runtime: an increase select_changes would hold back is not planned (SessionDemand.max_now_a).
-                written = self.last_written.get(session.id)
-                resting = offered > 0 and written is not None and now - written < self.config.policy.min_interval
-                max_now = IEC_MIN_CURRENT_A if self.idle[i] else offered if resting else None
+                held = self.config.policy.held_at(offered, self.last_written.get(session.id), now)
+                max_now = IEC_MIN_CURRENT_A if self.idle[i] else held
                 demands.append(
                     SessionDemand(max_current_a=max_a, offered_a=offered, probing=probing, max_now_a=max_now, **common)
                 )

@@ -53,24 +53,27 @@ def told_the_future(workload: Workload) -> Scheduler:
     """Our LP planner with every car still to come that day in its snapshot as it will be (the LP keeps each one's
     current inside its window); the plan is cut back to the cars present."""
     start = workload.start
-
-    def future(session_index: int) -> SessionDemand:
-        s = workload.sessions[session_index]
-        return SessionDemand(
-            s.id,
-            workload.station_of(s).id,
-            workload.grid_phases(s),
-            float(min(workload.station_of(s).max_current_a, s.car_max_a)),
-            start + timedelta(seconds=s.arrival_s),
-            energy_wh=s.requested_wh,
-            departure=start + timedelta(seconds=s.estimated_departure_s),
-            priority=s.priority,
-            voltage_v=VOLTAGE_V,
+    every_car = [
+        (
+            s.arrival_s,
+            SessionDemand(
+                s.id,
+                workload.station_of(s).id,
+                workload.grid_phases(s),
+                workload.max_current_a(s),
+                start + timedelta(seconds=s.arrival_s),
+                energy_wh=s.requested_wh,
+                departure=start + timedelta(seconds=s.estimated_departure_s),
+                priority=s.priority,
+                voltage_v=VOLTAGE_V,
+            ),
         )
+        for s in workload.sessions
+    ]
 
     def planner(snapshot: Snapshot, now: datetime, settings: SchedulerSettings) -> Plan:
         elapsed = (now - start).total_seconds()
-        coming = tuple(future(i) for i, s in enumerate(workload.sessions) if s.arrival_s > elapsed)
+        coming = tuple(demand for arrival_s, demand in every_car if arrival_s > elapsed)
         plan = plan_optimal(replace(snapshot, sessions=snapshot.sessions + coming), now, settings)
         present = {d.id for d in snapshot.sessions}
         return replace(plan, sessions={k: v for k, v in plan.sessions.items() if k in present})

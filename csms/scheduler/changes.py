@@ -26,6 +26,16 @@ class ChangePolicy:
     # write per EVSE-hour (2.0-2.2 in all, the target allows 12).
     min_interval: timedelta = timedelta(minutes=2)
 
+    def rested(self, written: datetime | None, now: datetime) -> bool:
+        """Whether an EVSE last written at ``written`` (None: never) may be raised at ``now``."""
+        return written is None or now - written >= self.min_interval
+
+    def held_at(self, offered: float | None, written: datetime | None, now: datetime) -> float | None:
+        """What a session is planned at most at until it may be raised (``SessionDemand.max_now_a``): the limit its
+        station accepted (``offered``) while not rested; None when rested, or when paused (its resume is held back
+        too, but a cap below the minimum cannot be said: it counts as the minimum)."""
+        return None if not offered or self.rested(written, now) else offered
+
 
 @dataclass(frozen=True, slots=True)
 class LimitChange:
@@ -63,8 +73,6 @@ def select_changes(
         elif wanted > previous + _EPSILON:
             resuming = previous <= _EPSILON
             worth_it = resuming or wanted - previous >= policy.threshold_a - _EPSILON
-            written = last_written.get(session_id)
-            rested = written is None or now - written >= policy.min_interval
-            if worth_it and rested:
+            if worth_it and policy.rested(last_written.get(session_id), now):
                 increases.append(LimitChange(session_id, wanted, previous))
     return decreases, increases

@@ -484,13 +484,10 @@ class SmartChargingService:
     def _max_now(self, session: EvseSession, minimum: float, now: datetime) -> float | None:
         """What it can be given until the next plan, if less than its maximum: its minimum while its car is idle
         (the rest goes to the others; a car that resumes shows it and is re-planned), its current limit while an
-        increase would be held back (written to within the write interval; a paused session may always resume)."""
+        increase would be held back (``ChangePolicy.held_at``)."""
         if session.idle:
             return minimum
-        offered, written = session.offered_a, session.written_at
-        if not offered or written is None or now - written >= self._policy.min_interval:
-            return None
-        return offered
+        return self._policy.held_at(session.offered_a, session.written_at, now)
 
     def _probing(self, session: EvseSession, wiring: StationWiring, now: datetime) -> bool:
         """Whether a new session is admitted first to learn its phases (see SessionDemand.probing): until its car
