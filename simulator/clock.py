@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = ["SimClock", "format_ts", "parse_ts", "whole_second_up"]
 
@@ -17,9 +19,13 @@ class SimClock:
     time; only network concerns (connect timeouts, reconnect back-off) use real time.
 
     With `stop_while_starved`, simulated time stands still while the thread that made the clock waits
-    for a CPU (Linux: the run-queue delay in /proc/thread-self/schedstat). A fast-forwarded test that
-    shares its event loop with the CSMS then sees the same simulated latencies on a loaded machine as
-    on an idle one; the run just takes longer. Where the kernel does not say, the clock is a wall clock.
+    for a CPU (Linux: the run-queue delay in /proc/thread-self/schedstat) and while the process collects
+    garbage. A fast-forwarded test that shares its event loop with the CSMS then sees the same simulated
+    latencies on a loaded machine as on an idle one; the run just takes longer. A full collection stops
+    every station and the CSMS at once for up to a few hundred milliseconds, which at 600x would be
+    minutes in which no simulated station acts on anything (a station told to lower its limit lowered
+    it minutes late), an artefact of sharing one process that no real fleet has. Where the kernel does
+    not say, only garbage collection is taken out.
     """
 
     def __init__(self, speed: float = 1.0, start: datetime | None = None, *, stop_while_starved: bool = False) -> None:
@@ -29,6 +35,7 @@ class SimClock:
         self._start_sim = (start or datetime.now(UTC)).astimezone(UTC)
         self._start_real = time.monotonic()
         self._starved = _RunQueueDelay() if stop_while_starved else None
+        self._collecting_from = _GC_PAUSES.seconds() if stop_while_starved else None
         self._last = self._start_sim
 
     @property
@@ -45,6 +52,8 @@ class SimClock:
         elapsed = time.monotonic() - self._start_real
         if self._starved is not None:
             elapsed -= self._starved.seconds()
+        if self._collecting_from is not None:
+            elapsed -= _GC_PAUSES.seconds() - self._collecting_from
         now = self._start_sim + timedelta(seconds=elapsed * self._speed)
         if now < self._last:
             return self._last
@@ -117,6 +126,34 @@ class _RunQueueDelay:
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
+
+
+class _GcPauses:
+    """Seconds the process has spent in the cyclic garbage collector since the first clock asked (every thread
+    waits for a collection: it holds the GIL). One callback for the process, however many clocks. A collection
+    the kernel also kept waiting for a CPU is taken out twice: simulated time then runs a little slow, never
+    back."""
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._started: float | None = None
+        self._registered = False
+
+    def seconds(self) -> float:
+        if not self._registered:
+            gc.callbacks.append(self._on_collection)
+            self._registered = True
+        return self._total
+
+    def _on_collection(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.monotonic()
+        elif self._started is not None:
+            self._total += time.monotonic() - self._started
+            self._started = None
+
+
+_GC_PAUSES = _GcPauses()
 
 
 def whole_second_up(dt: datetime) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -47,3 +48,24 @@ def test_starvation_aware_clock_keeps_pace_when_the_cpu_is_free_and_never_goes_b
     assert readings == sorted(readings)
     time.sleep(0.1)  # sleeping is not waiting for a CPU: simulated time goes on
     assert clock.now() - T0 >= timedelta(seconds=5)
+
+
+def test_starvation_aware_clock_stands_still_while_the_process_collects_garbage() -> None:
+    """A full collection stops the stations and the CSMS sharing the process alike: simulated time waits too,
+    while a plain clock runs on through it."""
+    plain = SimClock(1000, start=T0)
+    aware = SimClock(1000, start=T0, stop_while_starved=True)
+    garbage: list[list[object]] = []
+    for _ in range(300_000):
+        cycle: list[object] = []
+        cycle.append(cycle)
+        garbage.append(cycle)
+    del garbage, cycle
+    plain_before, aware_before, began = plain.now(), aware.now(), time.monotonic()
+    gc.collect()
+    collecting = time.monotonic() - began
+    plain_advance = (plain.now() - plain_before).total_seconds()
+    aware_advance = (aware.now() - aware_before).total_seconds()
+    assert collecting > 0.02  # 300,000 cycles: tens of milliseconds even on a fast machine
+    assert plain_advance >= 1000 * collecting
+    assert aware_advance < 1000 * collecting / 2, (collecting, aware_advance)
