@@ -26,10 +26,13 @@ from csms.scheduler.model import Period
 
 __all__ = [
     "Capabilities",
+    "above_somewhere",
     "capabilities_from_answer",
     "capabilities_from_configuration",
     "capabilities_from_variables",
     "capability_query",
+    "profile_end",
+    "schedule_in_amps",
     "station_max_profile",
     "tx_default_profile",
     "tx_profile",
@@ -41,6 +44,9 @@ TX_DEFAULT_PROFILE_ID = 9000
 STATION_MAX_PROFILE_ID = 8999
 # Chargers whose clock runs a little behind would otherwise see a schedule that "starts in the future".
 _CLOCK_SKEW_ALLOWANCE = timedelta(seconds=60)
+# Limits go out to 0.1 A or 0.1 W: two schedules closer than this are the same one.
+_ROUNDING_A = 0.05
+_MOMENT = timedelta(seconds=2)
 
 _V16_KEYS = (
     "ChargeProfileMaxStackLevel",
@@ -172,6 +178,46 @@ def tx_profile(
         ),
         transaction_id=transaction_id,
     )
+
+
+def schedule_in_amps(profile: ChargingProfile, watts_per_amp: float) -> tuple[Period, ...]:
+    """An absolute profile's periods as limits in A from absolute instants (what a station steps through)."""
+    start = profile.schedule.start_schedule
+    if start is None:
+        return ()
+    per_unit = 1.0 if profile.schedule.unit is ChargingRateUnit.AMPERE else 1.0 / watts_per_amp
+    return tuple(
+        Period(start + timedelta(seconds=period.start_period), period.limit * per_unit)
+        for period in profile.schedule.periods
+    )
+
+
+def profile_end(profile: ChargingProfile) -> datetime:
+    """When an absolute profile lapses (its schedule's start plus its duration)."""
+    schedule = profile.schedule
+    assert schedule.start_schedule is not None and schedule.duration is not None, "an absolute, bounded profile"
+    return schedule.start_schedule + timedelta(seconds=schedule.duration)
+
+
+def above_somewhere(held: Sequence[Period], wanted: Sequence[Period], start: datetime, end: datetime) -> bool:
+    """Whether the step function ``held`` is above ``wanted`` (by more than rounding) for more than a moment
+    anywhere in [start, end). A moment: periods start at whole seconds after a schedule start that is the time
+    of the plan, so the same step sent twice lands up to a second apart."""
+    instants = sorted({start, *(p.start for p in (*held, *wanted) if start < p.start < end), end})
+    return any(
+        _at(held, t) > _at(wanted, t) + _ROUNDING_A
+        for t, following in zip(instants, instants[1:], strict=False)
+        if following - t > _MOMENT
+    )
+
+
+def _at(periods: Sequence[Period], when: datetime) -> float:
+    current = 0.0
+    for period in periods:
+        if period.start > when:
+            break
+        current = period.current_a
+    return current
 
 
 def tx_default_profile(current_a: float, capabilities: Capabilities, watts_per_amp: float) -> ChargingProfile:

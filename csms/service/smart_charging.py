@@ -31,11 +31,14 @@ from csms.errors import StationError, StorageError
 from csms.scheduler import Algorithm, plan
 from csms.scheduler.changes import ChangePolicy, LimitChange, select_changes
 from csms.scheduler.loads import add_unmanaged, carry_up
-from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
+from csms.scheduler.model import Period, Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.service.charging_profiles import (
     Capabilities,
+    above_somewhere,
     capabilities_from_answer,
     capability_query,
+    profile_end,
+    schedule_in_amps,
     station_max_profile,
     tx_default_profile,
     tx_profile,
@@ -71,7 +74,11 @@ class EvseSession:
     measured_at: datetime | None = None
     phases: int | None = None  # phases the car was seen drawing on
     learned_max_a: float | None = None
-    offered_a: float | None = None  # the last limit the station accepted for this session
+    offered_a: float | None = None  # the limit the station holds now for this session (see offered_schedule)
+    # The whole schedule the station accepted, in A from absolute instants, and when it lapses: the station steps
+    # from one period to the next by itself, so a later plan that no longer wants a later step must say so.
+    offered_schedule: tuple[Period, ...] = ()
+    offered_until: datetime | None = None
     written_at: datetime | None = None
     refused_at: datetime | None = None  # last rejection or missing answer
     refused_reason: str | None = None
@@ -210,6 +217,7 @@ class SmartChargingService:
             return
         session.measured_a = measurement.current_a
         session.measured_at = measurement.timestamp
+        _roll_offered(session, now)
         if self._observe_draw(session, measurement.current_a, now):
             self._replan_if_managed(station_id, now)
 
@@ -221,7 +229,7 @@ class SmartChargingService:
         self._stations.pop(station_id, None)  # a rebooted charger may have lost its profiles and settings
         for session in self._sessions.values():
             if session.station_id == station_id:
-                session.offered_a = None
+                session.offered_a, session.offered_schedule, session.offered_until = None, (), None
         if self._is_managed(station_id, now):
             self._request_configure(station_id)
 
@@ -324,6 +332,8 @@ class SmartChargingService:
 
     def snapshot(self, now: datetime) -> Snapshot:
         wired = self._wired_stations(now)
+        for session in self._sessions.values():
+            _roll_offered(session, now)
         demands = [
             self._demand(session, *wired[session.station_id], now)
             for session in self._sessions.values()
@@ -527,10 +537,18 @@ class SmartChargingService:
             if default is not None and change.current_a > default:
                 decreases.remove(change)
                 increases.append(change)
+        changed = {c.session_id for c in (*decreases, *increases)}
+        # A station steps through the schedule it holds by itself: one whose limit now is unchanged but whose
+        # schedule would later give it more than this plan does (a limit window added since, or room this plan
+        # hands to someone else after a window) is sent the new schedule now, with the decreases.
+        for key in steerable - changed:
+            session = self._sessions[key]
+            if self._later_step_too_high(session, result.sessions[key].periods, now):
+                decreases.append(LimitChange(key, result.sessions[key].current_a, session.offered_a))
+                changed.add(key)
         # A limit about to lapse is re-sent even when unchanged, so a live station never decays to its default.
         margin = timedelta(seconds=self._settings.refresh_margin_seconds)
         validity = timedelta(seconds=self._settings.profile_validity_seconds)
-        changed = {c.session_id for c in (*decreases, *increases)}
         for key in steerable:
             session = self._sessions[key]
             if key in changed or session.written_at is None or session.offered_a is None:
@@ -543,21 +561,44 @@ class SmartChargingService:
                     increases.append(LimitChange(key, current, session.offered_a))
         return decreases, increases
 
-    async def _send(self, change: LimitChange, result: Plan, now: datetime) -> bool:
-        session = self._sessions.get(change.session_id)
-        if session is None:
-            return True  # the session ended meanwhile: nothing to limit
+    def _later_step_too_high(self, session: EvseSession, periods: tuple[Period, ...], now: datetime) -> bool:
+        """Whether the schedule the station holds goes above the one it would be sent now, at some time before
+        either lapses. Only a schedule of several periods can: one period is the limit now, which select_changes
+        has compared already."""
+        if len(session.offered_schedule) < 2 and len(periods) < 2:
+            return False
+        if session.offered_until is None:
+            return False
+        watts_per_amp = self._watts_per_amp(session, now)
+        wanted = self._tx_profile(session, periods, now, watts_per_amp)
+        return above_somewhere(
+            session.offered_schedule,
+            schedule_in_amps(wanted, watts_per_amp),
+            now,
+            min(session.offered_until, profile_end(wanted)),
+        )
+
+    def _tx_profile(
+        self, session: EvseSession, periods: tuple[Period, ...], now: datetime, watts_per_amp: float
+    ) -> ChargingProfile:
         station = self._stations.setdefault(session.station_id, _Station())
-        profile = tx_profile(
+        return tx_profile(
             session.evse_id,
             session.charger_tx_id,
-            result.sessions[change.session_id].periods,
+            periods,
             now,
             timedelta(seconds=self._settings.profile_validity_seconds),
             self._settings.tx_profile_stack_level,
             station.capabilities,
-            self._watts_per_amp(session, now),
+            watts_per_amp,
         )
+
+    async def _send(self, change: LimitChange, result: Plan, now: datetime) -> bool:
+        session = self._sessions.get(change.session_id)
+        if session is None:
+            return True  # the session ended meanwhile: nothing to limit
+        watts_per_amp = self._watts_per_amp(session, now)
+        profile = self._tx_profile(session, result.sessions[change.session_id].periods, now, watts_per_amp)
         try:
             answer = await self._commands.execute(
                 StationId(session.station_id), SetChargingProfile(session.evse_id, profile), now
@@ -569,6 +610,8 @@ class SmartChargingService:
             self._refused(session, f"answered {answer.status}", now)
             return False
         session.offered_a = change.current_a
+        session.offered_schedule = schedule_in_amps(profile, watts_per_amp)
+        session.offered_until = profile_end(profile)
         # When the station took it, not when the plan began: with hundreds of sends the difference is the
         # settle time, and compliance is judged from then on.
         session.written_at = max(now, self._clock()) if self._clock is not None else now
@@ -594,6 +637,16 @@ class SmartChargingService:
         )
         session.refused_at = now
         session.refused_reason = reason
+
+
+def _roll_offered(session: EvseSession, now: datetime) -> None:
+    """Move ``offered_a`` to the period of the accepted schedule in force at ``now`` (the station has)."""
+    if not session.offered_schedule or session.offered_until is None or now >= session.offered_until:
+        return
+    for period in session.offered_schedule:
+        if period.start > now:
+            break
+        session.offered_a = period.current_a
 
 
 def _settings_of(session: EvseSession) -> SessionSettings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -486,3 +487,43 @@ async def test_cli_shows_plan_load_and_sessions_and_sets_priority(system: Centra
     bad = await asyncio.to_thread(CliRunner(env=CLI_ENV).invoke, app, args)
     assert bad.exit_code == 2 and "standard, fleet, urgent" in bad.output
     await c1.close()
+
+
+async def test_a_limit_window_added_later_reaches_a_station_whose_limit_now_is_unchanged(
+    system: CentralSystem,
+) -> None:
+    """A station steps through the schedule it holds by itself. A limit window added after its limit was sent
+    leaves its limit now as it was, and it is still sent the new schedule, which steps down for the window: kept
+    on the old one, it would run through the window at its full limit unless the server is there to lower it."""
+    await make_site(system, 32, ["cp1"])
+    one = Charger("cp1")
+    c1 = await one.connect(system)
+    await start_16(c1)
+    await replan(system)
+    [before] = [p for p in one.profiles if p["chargingProfilePurpose"] == "TxProfile"]
+    now = datetime.now(UTC)
+    start, end = now + timedelta(minutes=5), now + timedelta(minutes=10)
+    window = {"start": start.isoformat(), "end": end.isoformat(), "max_current_a": 12}
+    response = await api(system, "POST", "/grid-nodes/site/limit-windows", json=window)
+    assert response.status_code == 201, response.text
+    await replan(system)
+    tx = [p for p in one.profiles if p["chargingProfilePurpose"] == "TxProfile"]
+    assert len(tx) == 2, json.dumps([p["chargingSchedule"] for p in tx])
+    after = tx[-1]
+    minute = timedelta(minutes=1)
+    assert _limit_at(after, now) == _limit_at(before, now) > 12  # the limit now did not change
+    assert _limit_at(after, start + minute) == 12 and _limit_at(before, start + minute) > 12
+    assert _limit_at(after, end + minute) == _limit_at(before, now)
+    await replan(system)
+    assert len([p for p in one.profiles if p["chargingProfilePurpose"] == "TxProfile"]) == 2  # sent once
+
+
+def _limit_at(profile: dict[str, Any], when: datetime) -> float:
+    schedule = profile["chargingSchedule"]
+    start = datetime.fromisoformat(schedule["startSchedule"].replace("Z", "+00:00"))
+    offset = (when - start).total_seconds()
+    limit: float = schedule["chargingSchedulePeriod"][0]["limit"]
+    for period in schedule["chargingSchedulePeriod"]:
+        if period["startPeriod"] <= offset:
+            limit = period["limit"]
+    return limit

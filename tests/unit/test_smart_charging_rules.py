@@ -14,8 +14,11 @@ from csms.scheduler.changes import ChangePolicy, select_changes
 from csms.scheduler.model import Period, Plan, SessionPlan
 from csms.service.charging_profiles import (
     Capabilities,
+    above_somewhere,
     capabilities_from_configuration,
     capabilities_from_variables,
+    profile_end,
+    schedule_in_amps,
     tx_profile,
 )
 from csms.service.smart_charging import safe_share
@@ -68,6 +71,28 @@ def test_tx_profile_in_watts_for_chargers_that_only_take_power() -> None:
     profile = tx_profile(2, "7", [Period(NOW, 16)], NOW, timedelta(minutes=15), 1, caps, 230 * 3)
     assert profile.schedule.unit is ChargingRateUnit.WATT
     assert profile.schedule.periods[0].limit == 11040
+
+
+def test_a_held_schedule_read_back_in_amps_and_compared_over_time() -> None:
+    """What a station was sent, back in A from absolute instants (from W too), and whether it goes above what it
+    would be sent now anywhere before either lapses: later steps count, rounding does not."""
+    caps = Capabilities(units=frozenset({ChargingRateUnit.WATT}))
+    periods = [Period(NOW, 16), Period(NOW + timedelta(minutes=30), 6)]
+    sent = tx_profile(2, "7", periods, NOW, timedelta(hours=1), 1, caps, 230 * 3)
+    held = schedule_in_amps(sent, 230 * 3)
+    assert [(p.start - NOW, round(p.current_a, 6)) for p in held] == [
+        (timedelta(seconds=-60), 16),
+        (timedelta(minutes=30), 6),
+    ]
+    assert profile_end(sent) == NOW + timedelta(hours=1)
+    end = NOW + timedelta(hours=1)
+    flat = [Period(NOW, 16)]
+    assert not above_somewhere(held, flat, NOW, end)  # the held one steps down later: never above
+    assert above_somewhere(flat, held, NOW, end)  # the flat one is above from the step on
+    assert not above_somewhere(flat, held, NOW, NOW + timedelta(minutes=30))  # ...not before it
+    assert not above_somewhere([Period(NOW, 16.04)], flat, NOW, end)  # 0.1 A rounding is no difference
+    a_second_later = [Period(p.start + timedelta(seconds=1), p.current_a) for p in held]
+    assert not above_somewhere(a_second_later, held, NOW, end)  # the same step, sent from a later plan
 
 
 def test_capabilities_are_read_from_16_configuration_and_201_variables() -> None:
