@@ -32,9 +32,9 @@ class ChangePolicy:
 
     def held_at(self, offered: float | None, written: datetime | None, now: datetime) -> float | None:
         """What a session is planned at most at until it may be raised (``SessionDemand.max_now_a``): the limit its
-        station accepted (``offered``) while not rested; None when rested, or when paused (its resume is held back
-        too, but a cap below the minimum cannot be said: it counts as the minimum)."""
-        return None if not offered or self.rested(written, now) else offered
+        station accepted (``offered``) while not rested, 0 for one paused (its resume is held back too); None when
+        rested or never limited."""
+        return None if offered is None or self.rested(written, now) else offered
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,8 @@ class SessionDemand:
     # would be held back (changes.select_changes), and to the minimum while its car is idle (it drew, and now takes
     # nothing). Planned at most this in the first slot, the room it cannot take now goes to sessions that can take it
     # (benchmarks/, the write-interval case: +0.35 to +0.9 point of the optimum's energy at 20-30% limits); its
-    # laxity still counts its full maximum; a cap below its minimum counts as the minimum. None: no such cap.
+    # laxity still counts its full maximum; a cap below its minimum (0: paused a moment ago) keeps it paused in the
+    # first slot. None: no such cap.
     max_now_a: float | None = None
 
 

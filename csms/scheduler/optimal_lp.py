@@ -11,6 +11,7 @@ a limit whose columns together cannot exceed it is dropped (one station limit pe
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -222,9 +223,7 @@ class _SessionColumns:
         """One column per slot that overlaps a session's window, session-major."""
         begin, end = session_windows(sessions, origin, settings)
         max_a = np.array([s.max_current_a for s in sessions], dtype=np.float64)
-        max_now_a = np.array(
-            [np.inf if s.max_now_a is None else max(s.max_now_a, s.min_current_a) for s in sessions], dtype=np.float64
-        )
+        max_now_a = np.array([_first_slot_cap(s) for s in sessions], dtype=np.float64)
         volt_phases = np.array([s.voltage_v * len(s.phases) for s in sessions], dtype=np.float64)
         wanted_wh = np.array([wanted_energy_wh(s, settings) for s in sessions], dtype=np.float64)
         can_charge = (max_a > 0) & (wanted_wh > 0) & (volt_phases > 0)
@@ -243,7 +242,7 @@ class _SessionColumns:
             hours=hours,
             middle=(low + high) / 2,
             wh_per_a=hours * volt_phases[session],
-            # SessionDemand.max_now_a caps the first slot only (never below the minimum, as in the real-time path).
+            # SessionDemand.max_now_a caps the first slot only (below the minimum: paused, as in the real-time path).
             max_a=np.where(slot == 0, np.minimum(max_a, max_now_a)[session], max_a[session]),
             wanted_ah=np.where(can_charge, wanted_wh / np.where(can_charge, volt_phases, 1.0), 0.0),
             volt_phases=volt_phases,
@@ -458,3 +457,10 @@ class _Stage:
         self.set_cost(lp.cost[: lp.var_session.size], 0.0)
         final = self.run()
         return fair if final is None else final
+
+
+def _first_slot_cap(session: SessionDemand) -> float:
+    """SessionDemand.max_now_a as a bound: none, the cap, or 0 when it is below the minimum (paused)."""
+    if session.max_now_a is None:
+        return math.inf
+    return session.max_now_a if session.max_now_a >= session.min_current_a else 0.0

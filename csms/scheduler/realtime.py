@@ -265,7 +265,8 @@ def _figures(
         energy_amps = energy_wh / (watts_per_amp * slot_hours)
         ceiling = np.minimum(maximum, np.maximum(energy_amps, minimum))
         if first_slot:
-            ceiling = np.minimum(ceiling, np.maximum(columns.max_now_a, minimum))  # never below what admits it
+            # A cap below the minimum (paused a moment ago, its resume would be held back) keeps it paused.
+            ceiling = np.minimum(ceiling, np.where(columns.max_now_a < minimum, 0.0, columns.max_now_a))
         pace = np.minimum(energy_wh / (watts_per_amp * pace_hours), ceiling)
         bare_pace = np.minimum(energy_wh / (watts_per_amp * hours_left), ceiling)
         full_current_hours = energy_wh / (watts_per_amp * maximum)

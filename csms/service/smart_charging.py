@@ -493,8 +493,8 @@ class SmartChargingService:
 
     def _max_now(self, session: EvseSession, minimum: float, now: datetime) -> float | None:
         """What it can be given until the next plan, if less than its maximum: its minimum while its car is idle
-        (the rest goes to the others; a car that resumes shows it and is re-planned), its current limit while an
-        increase would be held back (``ChangePolicy.held_at``)."""
+        (the rest goes to the others; a car that resumes shows it and is re-planned), its current limit (0 when
+        paused) while an increase would be held back (``ChangePolicy.held_at``)."""
         if session.idle:
             return minimum
         return self._policy.held_at(session.offered_a, session.written_at, now)

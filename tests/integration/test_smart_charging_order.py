@@ -84,6 +84,35 @@ async def test_a_car_written_to_moments_ago_is_planned_at_its_limit_until_the_in
         await system.stop()
 
 
+async def test_a_car_paused_moments_ago_is_planned_paused_until_the_interval_passes(tmp_path: Path) -> None:
+    """A car paused a moment ago cannot be resumed within the write interval, and its plan says so: the room it
+    could not take yet is not planned for it; once the interval has passed it is resumed."""
+    interval = 1.0
+    settings = make_settings(tmp_path, smart_charging={**SMART, "min_write_interval_seconds": interval})
+    system = CentralSystem(settings)
+    await system.start()
+    try:
+        await make_site(system, 10, ["cp1", "cp2"])  # room for one car at 6 A or more
+        one, two = Charger("cp1"), Charger("cp2")
+        c1, c2 = await one.connect(system), await two.connect(system)
+        transaction = await start_16(c1)
+        await replan(system)
+        await start_16(c2)
+        await replan(system)
+        assert one.tx_limits()[-1] == 10 and two.tx_limits()[-1] == 0  # paused: no room for its 6 A
+        stop = {"transactionId": transaction, "meterStop": 1500, "timestamp": now_iso()}
+        await c1.result("StopTransaction", stop)
+        await replan(system)
+        assert two.tx_limits()[-1] == 0 and await planned(system, "cp2") == 0  # not 10 that would not be sent
+        await asyncio.sleep(interval * 1.2)
+        await replan(system)
+        assert two.tx_limits()[-1] == 10 and await planned(system, "cp2") == 10
+        await c1.close()
+        await c2.close()
+    finally:
+        await system.stop()
+
+
 async def planned(system: CentralSystem, station_id: str) -> float:
     plan = (await api(system, "GET", "/sites/site/plan")).json()
     current: float = next(s for s in plan["sessions"] if s["station_id"] == station_id)["periods"][0]["current_a"]

@@ -331,8 +331,9 @@ def test_plans_never_break_a_limit_or_offer_less_than_the_minimum(snapshot: Snap
         amps = np.array([result.sessions[s.id].current_at(when) for s in network.sessions])
         for session, current in zip(network.sessions, amps.tolist(), strict=True):
             assert current == 0 or session.min_current_a - 1e-9 <= current <= session.max_current_a + 1e-9
-            if when == NOW and session.max_now_a is not None:  # the first slot
-                assert current <= max(session.max_now_a, session.min_current_a) + 1e-9
+            if when == NOW and session.max_now_a is not None:  # the first slot (below the minimum: paused)
+                cap = session.max_now_a if session.max_now_a >= session.min_current_a else 0.0
+                assert current <= cap + 1e-9
         for constraint in network.constraints:
             capacity = max(constraint.capacities[network.segment_of(when)], 0.0)
             load = sum(c * amps[i] for i, c in zip(constraint.members, constraint.coefficients, strict=True))

@@ -247,12 +247,24 @@ def test_a_cap_for_now_does_not_make_a_session_urgent() -> None:
 
 def test_a_cap_for_now_lasts_one_slot() -> None:
     """After the first slot (here: a limit window starting in an hour) the session is planned up to its maximum
-    again; a cap below its minimum counts as the minimum."""
+    again; a cap below its minimum (paused a moment ago) keeps it paused in the first slot only."""
     window = LimitWindow(NOW + timedelta(hours=1), NOW + timedelta(hours=2), max_current_a=40)
     site = (GridNode("site", max_current_a=48, schedule=(window,)),)
-    result = plan(Snapshot(site, (session("held", offered_a=6.0, max_now_a=2.0), session("other", max_a=16))), NOW)
-    assert result.sessions["held"].current_at(NOW) == 6
-    assert result.sessions["held"].current_at(NOW + timedelta(minutes=90)) == 24
+    for cap, now in ((6.0, 6), (2.0, 0), (0.0, 0)):
+        held = session("held", offered_a=min(cap, 6.0), max_now_a=cap)
+        result = plan(Snapshot(site, (held, session("other", max_a=16))), NOW)
+        assert result.sessions["held"].current_at(NOW) == now, cap
+        assert result.sessions["held"].current_at(NOW + timedelta(minutes=90)) == 24, cap
+
+
+def test_a_session_paused_a_moment_ago_leaves_its_room_to_others() -> None:
+    """A car paused within the write interval cannot be resumed yet (the resume would be held back): planned at
+    0 A now, the room goes to the car that can take it, not half of it to a resume that would not be sent."""
+    site = (GridNode("site", max_current_a=22),)
+    paused = session("paused", offered_a=0.0, max_now_a=0.0)
+    other = session("other", offered_a=16.0)
+    assert currents(plan(Snapshot(site, (paused, other)), NOW)) == {"paused": 0, "other": 22}
+    assert currents(plan(Snapshot(site, (replace(paused, max_now_a=None), other)), NOW)) == {"paused": 11, "other": 11}
 
 
 def test_no_energy_wanted_means_zero() -> None:
@@ -472,7 +484,7 @@ def test_no_plan_breaks_a_limit_or_offers_less_than_the_minimum(snapshot: Snapsh
         for s, current in zip(network.sessions, amps, strict=True):
             assert current == 0 or s.min_current_a - 1e-9 <= current <= s.max_current_a + 1e-9
             if segment == 0 and s.max_now_a is not None:
-                assert current <= max(s.max_now_a, s.min_current_a) + 1e-9
+                assert current <= (s.max_now_a if s.max_now_a >= s.min_current_a else 0.0) + 1e-9
             steps = current / s.pilot_step_a
             assert abs(steps - round(steps)) < 1e-6
 
@@ -544,7 +556,7 @@ def test_no_capacity_is_left_that_a_session_could_use(snapshot: Snapshot) -> Non
         energy = config.default_energy_wh if s.energy_wh is None else s.energy_wh
         usable = min(s.max_current_a, max(energy / (s.voltage_v * len(s.phases) * slot_hours), s.min_current_a))
         if s.max_now_a is not None:
-            usable = min(usable, max(s.max_now_a, s.min_current_a))
+            usable = min(usable, s.max_now_a if s.max_now_a >= s.min_current_a else 0.0)
         if energy <= 1e-9 or s.max_current_a < s.min_current_a or amps[i] >= usable - 1e-9:
             continue
         # The next current a pilot can signal: its minimum if paused, else one step more (or its maximum, if

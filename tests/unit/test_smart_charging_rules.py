@@ -55,6 +55,17 @@ def test_small_increases_are_not_worth_a_write_but_resuming_is() -> None:
 # -- fitting a profile to a charger -------------------------------------------------------------------------------
 
 
+def test_the_write_interval_caps_what_a_session_is_planned_at_for_now() -> None:
+    """Within the interval a session is planned at most at its limit (0 when paused: its resume is held back
+    too); after it, or never limited, there is no cap."""
+    policy = ChangePolicy(min_interval=timedelta(minutes=2))
+    a_minute_ago = NOW - timedelta(minutes=1)
+    assert policy.held_at(16.0, a_minute_ago, NOW) == 16.0
+    assert policy.held_at(0.0, a_minute_ago, NOW) == 0.0
+    assert policy.held_at(16.0, NOW - timedelta(minutes=3), NOW) is None
+    assert policy.held_at(None, None, NOW) is None
+
+
 def test_tx_profile_respects_stack_level_periods_and_validity() -> None:
     """Periods beyond the validity or the charger's period count are dropped; the stack level is capped."""
     periods = [Period(NOW + timedelta(minutes=m), amps) for m, amps in ((0, 32), (5, 16), (10, 20), (30, 8))]
