@@ -54,63 +54,70 @@ async def test_first_limit_above_the_default_waits_for_the_decrease_that_makes_r
     await c2.close()
 
 
-async def test_a_car_written_to_moments_ago_is_planned_at_its_limit_until_the_interval_passes(tmp_path: Path) -> None:
+# The write interval of ``rate_limited``: short, so a test can wait it out.
+INTERVAL_S = 1.0
+
+
+@pytest.fixture
+async def rate_limited(tmp_path: Path) -> AsyncIterator[CentralSystem]:
+    settings = make_settings(tmp_path, smart_charging={**SMART, "min_write_interval_seconds": INTERVAL_S})
+    central = CentralSystem(settings)
+    await central.start()
+    try:
+        yield central
+    finally:
+        await central.stop()
+
+
+async def test_a_car_written_to_moments_ago_is_planned_at_its_limit_until_the_interval_passes(
+    rate_limited: CentralSystem,
+) -> None:
     """A car lowered a moment ago is not raised again within the write interval, and its plan says so (room it
     cannot take yet stays with the plan for sessions that can); once the interval has passed it gets the room."""
-    interval = 1.0
-    settings = make_settings(tmp_path, smart_charging={**SMART, "min_write_interval_seconds": interval})
-    system = CentralSystem(settings)
-    await system.start()
-    try:
-        await make_site(system, 32, ["cp1", "cp2"])
-        one, two = Charger("cp1"), Charger("cp2")
-        c1, c2 = await one.connect(system), await two.connect(system)
-        await start_16(c1)
-        await replan(system)
-        transaction = await start_16(c2)
-        await replan(system)
-        assert one.tx_limits()[-1] == 16 and two.tx_limits()[-1] == 16
-        stop = {"transactionId": transaction, "meterStop": 1500, "timestamp": now_iso()}
-        await c2.result("StopTransaction", stop)
-        await replan(system)
-        assert one.tx_limits()[-1] == 16
-        assert await planned(system, "cp1") == 16  # not 32 that would not be sent
-        await asyncio.sleep(interval * 1.2)
-        await replan(system)
-        assert one.tx_limits()[-1] == 32 and await planned(system, "cp1") == 32
-        await c1.close()
-        await c2.close()
-    finally:
-        await system.stop()
+    system = rate_limited
+    await make_site(system, 32, ["cp1", "cp2"])
+    one, two = Charger("cp1"), Charger("cp2")
+    c1, c2 = await one.connect(system), await two.connect(system)
+    await start_16(c1)
+    await replan(system)
+    transaction = await start_16(c2)
+    await replan(system)
+    assert one.tx_limits()[-1] == 16 and two.tx_limits()[-1] == 16
+    stop = {"transactionId": transaction, "meterStop": 1500, "timestamp": now_iso()}
+    await c2.result("StopTransaction", stop)
+    await replan(system)
+    assert one.tx_limits()[-1] == 16
+    assert await planned(system, "cp1") == 16  # not 32 that would not be sent
+    await asyncio.sleep(INTERVAL_S * 1.2)
+    await replan(system)
+    assert one.tx_limits()[-1] == 32 and await planned(system, "cp1") == 32
+    await c1.close()
+    await c2.close()
 
 
-async def test_a_car_paused_moments_ago_is_planned_paused_until_the_interval_passes(tmp_path: Path) -> None:
+async def test_a_car_paused_moments_ago_is_planned_paused_until_the_interval_passes(
+    rate_limited: CentralSystem,
+) -> None:
     """A car paused a moment ago cannot be resumed within the write interval, and its plan says so: the room it
     could not take yet is not planned for it; once the interval has passed it is resumed."""
-    interval = 1.0
-    settings = make_settings(tmp_path, smart_charging={**SMART, "min_write_interval_seconds": interval})
-    system = CentralSystem(settings)
-    await system.start()
-    try:
-        await make_site(system, 10, ["cp1", "cp2"])  # room for one car at 6 A or more
-        one, two = Charger("cp1"), Charger("cp2")
-        c1, c2 = await one.connect(system), await two.connect(system)
-        transaction = await start_16(c1)
-        await replan(system)
-        await start_16(c2)
-        await replan(system)
-        assert one.tx_limits()[-1] == 10 and two.tx_limits()[-1] == 0  # paused: no room for its 6 A
-        stop = {"transactionId": transaction, "meterStop": 1500, "timestamp": now_iso()}
-        await c1.result("StopTransaction", stop)
-        await replan(system)
-        assert two.tx_limits()[-1] == 0 and await planned(system, "cp2") == 0  # not 10 that would not be sent
-        await asyncio.sleep(interval * 1.2)
-        await replan(system)
-        assert two.tx_limits()[-1] == 10 and await planned(system, "cp2") == 10
-        await c1.close()
-        await c2.close()
-    finally:
-        await system.stop()
+    system = rate_limited
+    await make_site(system, 10, ["cp1", "cp2"])  # room for one car at 6 A or more
+    one, two = Charger("cp1"), Charger("cp2")
+    c1, c2 = await one.connect(system), await two.connect(system)
+    transaction = await start_16(c1)
+    await replan(system)
+    await start_16(c2)
+    await replan(system)
+    assert one.tx_limits()[-1] == 10 and two.tx_limits()[-1] == 0  # paused: no room for its 6 A
+    stop = {"transactionId": transaction, "meterStop": 1500, "timestamp": now_iso()}
+    await c1.result("StopTransaction", stop)
+    await replan(system)
+    assert two.tx_limits()[-1] == 0 and await planned(system, "cp2") == 0  # not 10 that would not be sent
+    await asyncio.sleep(INTERVAL_S * 1.2)
+    await replan(system)
+    assert two.tx_limits()[-1] == 10 and await planned(system, "cp2") == 10
+    await c1.close()
+    await c2.close()
 
 
 async def planned(system: CentralSystem, station_id: str) -> float:
