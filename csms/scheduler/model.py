@@ -6,7 +6,7 @@ of its three phases (11 kW at 230 V). Energy is in Wh, times are aware UTC datet
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -21,6 +21,7 @@ __all__ = [
     "SessionDemand",
     "SessionPlan",
     "Snapshot",
+    "current_at",
 ]
 
 
@@ -127,12 +128,17 @@ class SessionPlan(NamedTuple):
         return self.periods[0].current_a
 
     def current_at(self, when: datetime) -> float:
-        current = self.periods[0].current_a
-        for period in self.periods:
-            if period.start > when:
-                break
-            current = period.current_a
-        return current
+        return current_at(self.periods, when, before=self.periods[0].current_a)
+
+
+def current_at(periods: Sequence[Period], when: datetime, before: float) -> float:
+    """The current of the period in force at ``when`` (periods in order of start), ``before`` ahead of them all."""
+    current = before
+    for period in periods:
+        if period.start > when:
+            break
+        current = period.current_a
+    return current
 
 
 class NodeLoad(NamedTuple):

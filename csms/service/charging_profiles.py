@@ -22,7 +22,7 @@ from csms.domain.charging import (
     SchedulePeriod,
 )
 from csms.domain.commands import GetConfiguration, GetVariables, VariableRef
-from csms.scheduler.model import Period
+from csms.scheduler.model import Period, current_at
 
 __all__ = [
     "Capabilities",
@@ -205,19 +205,10 @@ def above_somewhere(held: Sequence[Period], wanted: Sequence[Period], start: dat
     of the plan, so the same step sent twice lands up to a second apart."""
     instants = sorted({start, *(p.start for p in (*held, *wanted) if start < p.start < end), end})
     return any(
-        _at(held, t) > _at(wanted, t) + _ROUNDING_A
+        current_at(held, t, before=0.0) > current_at(wanted, t, before=0.0) + _ROUNDING_A
         for t, following in zip(instants, instants[1:], strict=False)
         if following - t > _MOMENT
     )
-
-
-def _at(periods: Sequence[Period], when: datetime) -> float:
-    current = 0.0
-    for period in periods:
-        if period.start > when:
-            break
-        current = period.current_a
-    return current
 
 
 def tx_default_profile(current_a: float, capabilities: Capabilities, watts_per_amp: float) -> ChargingProfile:

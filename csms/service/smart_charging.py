@@ -31,7 +31,7 @@ from csms.errors import StationError, StorageError
 from csms.scheduler import Algorithm, plan
 from csms.scheduler.changes import ChangePolicy, LimitChange, select_changes
 from csms.scheduler.loads import add_unmanaged, carry_up
-from csms.scheduler.model import Period, Plan, SchedulerSettings, SessionDemand, Snapshot
+from csms.scheduler.model import Period, Plan, SchedulerSettings, SessionDemand, Snapshot, current_at
 from csms.service.charging_profiles import (
     Capabilities,
     above_somewhere,
@@ -641,12 +641,9 @@ class SmartChargingService:
 
 def _roll_offered(session: EvseSession, now: datetime) -> None:
     """Move ``offered_a`` to the period of the accepted schedule in force at ``now`` (the station has)."""
-    if not session.offered_schedule or session.offered_until is None or now >= session.offered_until:
-        return
-    for period in session.offered_schedule:
-        if period.start > now:
-            break
-        session.offered_a = period.current_a
+    schedule = session.offered_schedule
+    if schedule and session.offered_until is not None and now < session.offered_until:
+        session.offered_a = current_at(schedule, now, before=schedule[0].current_a)
 
 
 def _settings_of(session: EvseSession) -> SessionSettings:
