@@ -45,8 +45,9 @@ class SessionDemand:
     fixed_a: float | None = None
     pilot_step_a: float = 1.0  # pilot granularity: integer amps by default (OCPP allows 0.1)
     # Its phases are not known yet (``phases`` is the station's, assumed for safety) and the caller wants them
-    # learned: under per-phase limits it is admitted first in its class, so that it draws and its meter values
-    # show which phases the car uses. The caller decides how long a session probes.
+    # learned: under per-phase limits it is admitted first in its class (the optimal planner: at its minimum in the
+    # first slot, where that fits), so that it draws and its meter values show which phases the car uses. The
+    # caller decides how long a session probes.
     probing: bool = False
     # The most it can be given until the next re-plan, when that is less than its maximum. The runtime sets it to the
     # current limit when its station was written to less than the write policy's interval ago, so a higher limit

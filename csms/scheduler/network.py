@@ -24,7 +24,7 @@ import numpy.typing as npt
 from csms.domain.grid import CapacityHold, GridError, GridNode, parents_first, validate_tree
 from csms.scheduler.model import SessionDemand, Snapshot
 
-__all__ = ["Constraint", "Network", "compile_network"]
+__all__ = ["Constraint", "Network", "compile_network", "under_power_only"]
 
 POWER = 0  # the "phase" of a node's power constraint
 
@@ -435,6 +435,20 @@ def compile_network(
         nodes,
         ancestors,
     )
+
+
+def under_power_only(network: Network) -> list[bool]:
+    """Per session: whether every constraint it is under is a power limit (and there is one)."""
+    power = [constraint.phase == POWER for constraint in network.constraints]
+    # Sessions under the same constraints share one terms tuple (network.py): each is looked at once.
+    known: dict[int, bool] = {}
+    flags = []
+    for terms in network.session_constraints:
+        flag = known.get(id(terms))
+        if flag is None:
+            flag = known[id(terms)] = bool(terms) and all(power[k] for k, _ in terms)
+        flags.append(flag)
+    return flags
 
 
 def _check_sessions(topology: _Topology, sessions: Sequence[SessionDemand], signature: _Signature) -> None:

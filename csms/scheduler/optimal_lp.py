@@ -24,7 +24,7 @@ import numpy.typing as npt
 from csms.scheduler.model import SchedulerSettings, SessionDemand
 from csms.scheduler.network import POWER, Network
 
-__all__ = ["ChargingLp", "build_lp", "session_windows", "solve_lp", "wanted_energy_wh"]
+__all__ = ["ChargingLp", "build_lp", "first_slot_cap", "session_windows", "solve_lp", "wanted_energy_wh"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -67,6 +67,7 @@ class ChargingLp:
     var_slot: Ints  # per session column: its slot
     wh_per_a: Floats  # per session column: Wh one amp per phase delivers in the column's share of the slot
     upper: Floats  # per column: max current (or aggregate), lowered by single-member limits
+    lower: Floats  # per column: 0, or a probing session's first-slot floor (``build_lp``'s ``first_slot_floor``)
     cost: Floats  # per column: objective coefficient (maximised); 0 for aggregates
     attainable_wh: Floats  # per session: min(energy wanted, what its own bounds allow)
     priority: Ints  # per session
@@ -89,6 +90,7 @@ class ChargingLp:
             var_slot=self.var_slot[session_kept],
             wh_per_a=self.wh_per_a[session_kept],
             upper=self.upper[kept],
+            lower=self.lower[kept],
             cost=self.cost[kept],
             start=_starts(counts[kept]),
             index=self.index[entries],
@@ -102,11 +104,15 @@ def build_lp(
     capacities: Floats,
     settings: SchedulerSettings,
     early_weight: float,
+    first_slot_floor: Floats | None = None,
 ) -> ChargingLp:
     """The LP for ``network.sessions`` over the slots between ``boundaries``.
 
     ``capacities`` has one row per network constraint and one column per slot, already >= 0. The objective is
     energy in kWh, each column's weighted by 1 + early_weight x (T - t_mid) / T to prefer charging early.
+    ``first_slot_floor`` (per session) is the least current it gets in the first slot; the caller checks that the
+    floors fit the first slot's capacities together, and they are lowered here to what a session can take (its
+    bound, its remaining energy).
     """
     edges = np.array([(b - boundaries[0]).total_seconds() for b in boundaries])
     columns = _SessionColumns.of(network.sessions, boundaries[0], edges, settings)
@@ -155,11 +161,19 @@ def build_lp(
     earliness = 1.0 + early_weight * (horizon_s - columns.middle) / horizon_s
     cost = np.concatenate((columns.wh_per_a / 1000.0 * earliness, np.zeros(hub_column.size)))
     attainable = np.bincount(columns.session, weights=columns.wh_per_a * upper[:n_vars], minlength=can_take.size)
+    lower = np.zeros(upper.size)
+    if first_slot_floor is not None:
+        first = columns.slot == 0
+        with np.errstate(divide="ignore"):  # a column without hours takes no floor
+            energy_cap = np.where(columns.hours > 0, columns.wanted_ah[columns.session] / columns.hours, 0.0)
+        floor = np.minimum(np.minimum(first_slot_floor[columns.session], upper[:n_vars]), energy_cap)
+        lower[:n_vars] = np.where(first, np.maximum(floor, 0.0), 0.0)
     return ChargingLp(
         var_session=columns.session,
         var_slot=columns.slot,
         wh_per_a=columns.wh_per_a,
         upper=upper,
+        lower=lower,
         cost=cost,
         attainable_wh=np.minimum(columns.wanted_ah * columns.volt_phases, attainable),
         priority=np.array([int(s.priority) for s in network.sessions], dtype=np.int64),
@@ -180,26 +194,47 @@ def solve_lp(lp: ChargingLp, *, method: str = "simplex", fairness: bool = False)
     held. Weights cannot do this in one solve: a session leaving a minute into a three-hour slot blocks a whole
     slot's capacity for a minute's energy, so the exchange rate between classes has no useful bound (we measured
     185 kWh of lower-class energy per kWh of higher). ``fairness`` adds a last stage (``_Stage.fairest``).
+
+    Floors (``ChargingLp.lower``) never cost a class above: a stage in which a class's floors do not fit beside
+    the optimum held for the classes above is solved again without them.
     """
     holds: list[tuple[int, float]] = []
     classes = sorted(set(lp.priority[lp.var_session].tolist()), reverse=True)
     for priority in classes[:-1]:
-        sub = lp.restricted_to(lp.priority >= priority)
-        own = np.where(sub.priority[sub.var_session] == priority, sub.wh_per_a / 1000.0, 0.0)
-        stage = _Stage(replace(sub, cost=np.concatenate((own, np.zeros(sub.cost.size - own.size)))), method)
-        for hold in holds:
-            stage.hold(*hold)
-        if (x := stage.run()) is None:
+        own = np.where(lp.priority[lp.var_session] == priority, lp.wh_per_a / 1000.0, 0.0)
+        stage, lp = _run_stage(lp, holds, priority, method, cost=own)
+        if stage.solution is None:
             return np.zeros(lp.var_session.size), stage.status
-        holds.append((priority, stage.class_kwh(x, priority)))
-    stage = _Stage(lp, method)
-    for hold in holds:
-        stage.hold(*hold)
-    if (x := stage.run()) is None:
+        holds.append((priority, stage.class_kwh(stage.solution, priority)))
+    stage, lp = _run_stage(lp, holds, classes[-1] if classes else 0, method)
+    if (x := stage.solution) is None:
         return np.zeros(lp.var_session.size), stage.status
     if fairness:
         x = stage.fairest(x, classes)
     return x[: lp.var_session.size], stage.status
+
+
+def _run_stage(
+    lp: ChargingLp, holds: Sequence[tuple[int, float]], priority: int, method: str, cost: Floats | None = None
+) -> tuple[_Stage, ChargingLp]:
+    """The stage for the classes from ``priority`` up (with ``cost`` on the session columns instead of the LP's),
+    run with ``holds``; if it fails while ``priority``'s sessions have floors, again without them. Returns the
+    stage and ``lp``, without those floors if they were dropped."""
+    while True:
+        sub = lp.restricted_to(lp.priority >= priority)
+        if cost is not None:
+            kept_cost = cost[lp.priority[lp.var_session] >= priority]
+            sub = replace(sub, cost=np.concatenate((kept_cost, np.zeros(sub.cost.size - kept_cost.size))))
+        stage = _Stage(sub, method)
+        for hold in holds:
+            stage.hold(*hold)
+        stage.solution = stage.run()
+        floored = (lp.priority[lp.var_session] == priority) & (lp.lower[: lp.var_session.size] > 0)
+        if stage.solution is not None or not floored.any():
+            return stage, lp
+        lower = lp.lower.copy()
+        lower[: floored.size][floored] = 0.0
+        lp = replace(lp, lower=lower)
 
 
 # --- building --------------------------------------------------------------------------------------------------
@@ -223,7 +258,7 @@ class _SessionColumns:
         """One column per slot that overlaps a session's window, session-major."""
         begin, end = session_windows(sessions, origin, settings)
         max_a = np.array([s.max_current_a for s in sessions], dtype=np.float64)
-        max_now_a = np.array([_first_slot_cap(s) for s in sessions], dtype=np.float64)
+        max_now_a = np.array([first_slot_cap(s) for s in sessions], dtype=np.float64)
         volt_phases = np.array([s.voltage_v * len(s.phases) for s in sessions], dtype=np.float64)
         wanted_wh = np.array([wanted_energy_wh(s, settings) for s in sessions], dtype=np.float64)
         can_charge = (max_a > 0) & (wanted_wh > 0) & (volt_phases > 0)
@@ -378,6 +413,7 @@ class _Stage:
     def __init__(self, lp: ChargingLp, method: str) -> None:
         self.lp = lp
         self.status = "optimal"
+        self.solution: Floats | None = None  # what the caller's run() returned
         self.session_columns = np.arange(lp.var_session.size, dtype=np.int32)
         self.highs = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy's wrapper class is unannotated
         self.highs.setOptionValue("output_flag", False)
@@ -390,7 +426,7 @@ class _Stage:
         model.num_row_ = lp.row_upper.size
         model.sense_ = highspy.ObjSense.kMaximize
         model.col_cost_ = lp.cost
-        model.col_lower_ = np.zeros(lp.cost.size)
+        model.col_lower_ = lp.lower
         model.col_upper_ = lp.upper
         model.row_lower_ = lp.row_lower
         model.row_upper_ = lp.row_upper
@@ -459,7 +495,7 @@ class _Stage:
         return fair if final is None else final
 
 
-def _first_slot_cap(session: SessionDemand) -> float:
+def first_slot_cap(session: SessionDemand) -> float:
     """SessionDemand.max_now_a as a bound: none, the cap, or 0 when it is below the minimum (paused)."""
     if session.max_now_a is None:
         return math.inf

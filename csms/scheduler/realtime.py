@@ -55,7 +55,7 @@ from csms.domain.grid import Priority
 from csms.scheduler.filling import progressive_fill
 from csms.scheduler.loads import node_loads
 from csms.scheduler.model import Period, Plan, SchedulerSettings, SessionDemand, SessionPlan, Snapshot
-from csms.scheduler.network import POWER, Network, compile_network
+from csms.scheduler.network import Network, compile_network, under_power_only
 from csms.scheduler.pilots import round_to_pilots
 
 __all__ = ["allocate", "plan_realtime"]
@@ -306,22 +306,8 @@ def _initial_needs(network: Network, start: datetime, settings: SchedulerSetting
         [default_energy if s.energy_wh is None else max(0.0, s.energy_wh) for s in sessions],
         departure_us,
         columns,
-        _under_power_only(network),
+        under_power_only(network),
     )
-
-
-def _under_power_only(network: Network) -> list[bool]:
-    """Per session: whether every constraint it is under is a power limit (and there is one)."""
-    power = [constraint.phase == POWER for constraint in network.constraints]
-    # Sessions under the same constraints share one terms tuple (network.py): each is looked at once.
-    known: dict[int, bool] = {}
-    flags = []
-    for terms in network.session_constraints:
-        flag = known.get(id(terms))
-        if flag is None:
-            flag = known[id(terms)] = bool(terms) and all(power[k] for k, _ in terms)
-        flags.append(flag)
-    return flags
 
 
 def _watts_per_amp(session: SessionDemand) -> float:

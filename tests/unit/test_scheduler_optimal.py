@@ -108,6 +108,31 @@ CASES = {
         {"three": 0, "l2": 32},
     ),
     "zero limit": Case((GridNode("site", max_current_a=0),), (session("s"),), {"s": 0}),
+    # A car whose phases are unknown (planned on all three) gets its 6 A minimum in the first slot so that its meter
+    # values show them; the car leaving in an hour gets the other 10 A then and the whole 16 A after. Without the
+    # floor the optimum is 16 A and 0 A: the new car needs 5 kWh and has 8 h.
+    "a car whose phases are unknown is admitted at its minimum": Case(
+        (GridNode("site", max_current_a=16),),
+        (session("due", minutes=60), session("new", energy_wh=5_000, probing=True)),
+        {"due": 10, "new": 6},
+        {10: {"due": 16, "new": 0}},
+    ),
+    # Under a power limit a car's phases do not change where its load lands: no floor.
+    "a car whose phases are unknown is not probed under a power limit": Case(
+        (GridNode("site", max_power_w=11_040),),
+        (session("due", minutes=60), session("new", energy_wh=5_000, probing=True)),
+        {"due": 16, "new": 0},
+    ),
+    # The fleet car needs the whole 16 A of the first slot, the only one before it leaves: the standard car's floor
+    # would take 6 A of it, so it is dropped (a floor never costs a higher class).
+    "a probing car's floor gives way to a higher class": Case(
+        (GridNode("site", max_current_a=16),),
+        (
+            session("fleet", minutes=5, priority=Priority.FLEET),
+            session("new", energy_wh=5_000, probing=True),
+        ),
+        {"fleet": 16, "new": 0},
+    ),
 }
 
 
@@ -315,6 +340,7 @@ def sites(draw: st.DrawFn) -> Snapshot:
                 offered_a=draw(st.sampled_from([None, 0.0, 16.0])),
                 fixed_a=draw(st.sampled_from([None, None, None, 10.0])),
                 max_now_a=draw(st.sampled_from([None, None, 0.0, 7.0, 16.0])),
+                probing=draw(st.booleans()),
             )
         )
     return Snapshot(tuple(nodes), tuple(sessions), holds)
