@@ -157,7 +157,7 @@ def cross_check(workload: Workload, kind: LimitKind, limit: float) -> str:
         for s in workload.sessions
     )
     end = start + timedelta(seconds=workload.end_s)
-    settings = SchedulerSettings(horizon=end - start)
+    settings = SchedulerSettings(horizon=end - start, departure_spread=timedelta(0))  # the day is known
     network = compile_network(Snapshot(with_site_limit(workload.site, kind, limit), demands), start, end)
     theirs = float(solve(network, uniform_grid(start, end, timedelta(minutes=5)), settings).energy_wh.sum())
     ours = solve_offline(workload, kind, limit, taper=False).energy_wh

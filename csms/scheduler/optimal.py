@@ -1,8 +1,8 @@
 """The optimal planner: one linear program over the whole horizon, solved with HiGHS.
 
 Formulation (our own). Variables r[i,t] >= 0 are session i's current in amps per phase during slot t, created only
-for the slots that overlap the session's window [max(start, arrived_at), departure). With h[i,t] the hours of slot t
-inside that window and w[i,t] = h[i,t] x V_i x phases_i (Wh per amp):
+for the slots that overlap the session's window [max(start, arrived_at), departure + departure_spread). With
+h[i,t] the hours of slot t inside that window and w[i,t] = h[i,t] x V_i x phases_i (Wh per amp):
 
 - bounds: r[i,t] <= max_current_a (in the first slot also <= max_now_a, when a session has one); in the first slot
   r[i,0] >= min_current_a for a session still probing its phases under a per-phase limit, where that fits
@@ -11,7 +11,11 @@ inside that window and w[i,t] = h[i,t] x V_i x phases_i (Wh per amp):
 - limits: sum_i a[c,i] r[i,t] <= capacity[c,t] for every constraint c of the network and slot t, where the
   capacity is ``Network.capacities_between`` over the slot, clamped at 0 (a node already overloaded by load we
   cannot steer pauses every session under it)
-- objective: maximise sum_i,t w[i,t] x (1 + early_weight x (T - t_mid) / T) x r[i,t]
+- objective: maximise sum_i,t w[i,t] x p[i,t] x (1 + early_weight x (T - t_mid) / T) x r[i,t], where p[i,t] is
+  the chance that the car is still plugged in at the slot's middle: departures normal around the estimate with
+  standard deviation ``settings.departure_spread`` (drivers' estimates are often an hour out), and the window runs
+  to one spread past the estimate. So each car's energy is planned where it is most likely still there, and when
+  cars compete for a moment the one more likely to stay gets it. With a spread of 0 p = 1 and this is the energy.
 
 Energy comes first; the (T - t)/T term only breaks ties towards charging early, so that capacity is left for
 arrivals we do not know about yet (``EARLY_WEIGHT`` bounds what it can cost: 0.1% of the energy at most).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -14,11 +15,14 @@ from csms.scheduler import Algorithm, plan
 from csms.scheduler.model import Plan, SchedulerSettings, SessionDemand, Snapshot
 from csms.scheduler.network import POWER, compile_network
 from csms.scheduler.optimal import horizon_grid, plan_optimal, solve, uniform_grid
+from csms.scheduler.optimal_lp import _still_plugged_in
 from tests.unit.scheduler_cases import THREE, currents, session_maker
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PLENTY = 1_000_000.0  # Wh: more than any case can deliver
-SETTINGS = SchedulerSettings()
+# The hand-computed optima take departures as exact; the spread's own tests and the limit property use the defaults.
+SETTINGS = SchedulerSettings(departure_spread=timedelta(0))
+DEFAULTS = SchedulerSettings()
 
 
 session = session_maker(NOW, energy_wh=PLENTY)
@@ -218,6 +222,40 @@ def test_a_cap_for_now_bounds_only_the_first_slot() -> None:
     assert currents(plan_optimal(snapshot, NOW, SETTINGS)) == {"held": 16, "free": 32}
 
 
+def test_a_car_may_stay_past_its_estimate() -> None:
+    """Departures are estimates: a car that said it leaves in an hour is still planned current in the next slots
+    (to one spread past the estimate), valued by the chance that it is still there; with exact departures not."""
+    snapshot = Snapshot((GridNode("site", max_current_a=16),), (session("s", hours=1),))
+    assert later(plan_optimal(snapshot, NOW, DEFAULTS), 100) == {"s": 16}
+    assert later(plan_optimal(snapshot, NOW, SETTINGS), 100) == {"s": 0}
+    network = compile_network(snapshot, NOW, NOW + DEFAULTS.horizon)
+    grid = uniform_grid(NOW, NOW + timedelta(hours=3), timedelta(minutes=30))
+    solution = solve(network, grid, DEFAULTS)
+    assert solution.rates[0].tolist() == pytest.approx([16] * 4 + [0] * 2)  # to 2 h: the estimate + 1 h
+
+
+@pytest.mark.parametrize("hours", [-30.0, -2.5, -1.0, -0.3, 0.0, 0.4, 1.0, 2.0, 7.0])
+def test_the_chance_a_car_is_still_there_follows_the_normal_distribution(hours: float) -> None:
+    """P(departure > estimate + t) for departures N(estimate, 1 h), against math.erf."""
+    expected = 0.5 * (1 - math.erf(hours / math.sqrt(2)))
+    assert _still_plugged_in(np.array([hours * 3600]), 3600.0)[0] == pytest.approx(expected, abs=2e-7)
+    assert _still_plugged_in(np.array([hours * 3600]), 0.0)[0] == 1.0  # exact departures
+
+
+def test_expected_energy_puts_a_car_that_may_leave_early_first() -> None:
+    """Two cars that can both be finished by their estimates, whichever goes first: with exact departures the
+    order is a tie, while the car whose estimate is sooner is likelier to leave early, so it goes first."""
+    snapshot = Snapshot(
+        (GridNode("site", max_current_a=16),),
+        (session("later", energy_wh=11_040, hours=4), session("sooner", energy_wh=11_040, hours=2)),
+    )
+    network = compile_network(snapshot, NOW, NOW + DEFAULTS.horizon)
+    grid = uniform_grid(NOW, NOW + timedelta(hours=4), timedelta(minutes=30))
+    solution = solve(network, grid, DEFAULTS)
+    assert solution.rates[1].tolist() == pytest.approx([16, 16, 0, 0, 0, 0, 0, 0])  # sooner
+    assert solution.rates[0].tolist() == pytest.approx([0, 0, 16, 16, 0, 0, 0, 0])  # later
+
+
 def test_offline_solve_keeps_future_arrivals_inside_their_window() -> None:
     """A car arriving in 1 h and leaving in 2 h only gets current in those four 15-minute slots."""
     arriving = SessionDemand(
@@ -350,7 +388,7 @@ def sites(draw: st.DrawFn) -> Snapshot:
 @given(sites())
 def test_plans_never_break_a_limit_or_offer_less_than_the_minimum(snapshot: Snapshot) -> None:
     """Every limit holds at every instant the plan changes (its loads agree), and no car gets 0 < I < its minimum."""
-    result = plan_optimal(snapshot, NOW, SETTINGS)
+    result = plan_optimal(snapshot, NOW, DEFAULTS)
     network = compile_network(snapshot, NOW, result.end, prune=False)
     instants = {NOW, *network.boundaries[:-1]} | {p.start for s in result.sessions.values() for p in s.periods}
     for when in sorted(t for t in instants if NOW <= t < result.end):
