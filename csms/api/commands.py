@@ -112,7 +112,6 @@ def _add_route(name: str, command_type: type[Any]) -> None:
             "status": result.status,
             "request": result.request,
             "response": result.response,
-            "schema_valid": result.schema_valid,
         }
 
     run_command.__name__ = f"command_{name.replace('-', '_')}"

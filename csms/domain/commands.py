@@ -258,7 +258,6 @@ class CommandResult:
     action: str
     request: dict[str, Any]
     response: dict[str, Any]
-    schema_valid: bool  # False when the charger's answer broke its schema (kept, but flagged)
 
     @property
     def status(self) -> str | None:

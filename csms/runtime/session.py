@@ -219,7 +219,7 @@ class StationSession:
             # wrong type, a missing result): the command fails with what was wrong, nothing is applied.
             self._log.warning("charger answer broke its schema", action=action, error=str(exc))
             raise StationBadAnswer(self.station_id, action, f"answer breaks the {action} schema: {exc}") from None
-        return CommandResult(action, payload, response, True)
+        return CommandResult(action, payload, response)
 
     async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:

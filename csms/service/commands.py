@@ -69,7 +69,6 @@ class CommandService:
         audit = {
             "request": redact_secrets(result.request),
             "response": redact_secrets(result.response),
-            "schema_valid": result.schema_valid,
         }
         writes = [_audit(station_id, result.action, audit, now), *_effects(station_id, command, result, now)]
         await self._storage.write(writes)

@@ -103,11 +103,11 @@ class Api:
         return list((await self.get(f"/stations/{station_id}/variables"))["items"])
 
     async def command(self, station_id: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Run one operator command; it must succeed with the charger's schema-valid answer, which is returned."""
+        """Run one operator command; it must succeed (an answer that breaks its schema fails it: 502), and its
+        answer is returned."""
         response = await self.http.post(f"/stations/{station_id}/commands/{route}", json=body)
         assert response.status_code == 200, (route, response.text)
         result = response.json()
-        assert result["schema_valid"] is True, (route, result)
         answer: dict[str, Any] = result["response"]
         return answer
 
