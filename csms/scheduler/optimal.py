@@ -152,8 +152,9 @@ def solve(
 ) -> Solution:
     """Continuous optimal currents for ``network.sessions`` over the slots ``boundaries`` cuts.
 
-    A session may only get current inside [max(boundaries[0], arrived_at), departure): sessions that arrive later
-    in the horizon make this the offline optimum of a day with known arrivals. ``method`` is "simplex" or "ipm".
+    A session may only get current inside [max(boundaries[0], arrived_at), departure + settings.departure_spread):
+    sessions that arrive later in the horizon make this the offline optimum of a day with known arrivals (with a
+    spread of 0: departures known too). ``method`` is "simplex" or "ipm".
     ``first_slot_floor`` (per session, fitting the first slot's capacities together) is the least current each
     gets in the first slot (``_probing_floors``).
     """

@@ -302,13 +302,18 @@ async def test_single_phase_car_frees_the_other_phases(system: CentralSystem) ->
     await c2.close()
 
 
-@pytest.mark.parametrize("probe_seconds", [300.0, 0.0])
-async def test_new_car_is_probed_to_learn_its_phases_then_planned_on_one(tmp_path: Path, probe_seconds: float) -> None:
+@pytest.mark.parametrize(
+    ("algorithm", "probe_seconds"), [("realtime", 300.0), ("optimal", 300.0), ("realtime", 0.0), ("optimal", 0.0)]
+)
+async def test_new_car_is_probed_to_learn_its_phases_then_planned_on_one(
+    tmp_path: Path, algorithm: str, probe_seconds: float
+) -> None:
     """L2 and L3 carry 6 A of building load under a 16 A site: two three-phase cars cannot both have 6 A, but a
     three-phase and a single-phase car on L1 can. A new car's phases are unknown until it draws: probed, it is
-    admitted first (the charging car waits), shows in its meter values that it uses L1 only, and is re-planned on
-    L1, so both charge. Without the probe it stays paused as a three-phase car and never shows it."""
-    smart = SMART | {"phase_probe_seconds": probe_seconds, "min_write_interval_seconds": 0}
+    admitted first (the charging car waits; the optimal planner gives it its minimum in the first slot), shows in
+    its meter values that it uses L1 only, and is re-planned on L1, so both charge. Without the probe it stays
+    paused as a three-phase car and never shows it."""
+    smart = SMART | {"phase_probe_seconds": probe_seconds, "min_write_interval_seconds": 0, "algorithm": algorithm}
     central = CentralSystem(make_settings(tmp_path, smart_charging=smart))
     await central.start()
     try:
