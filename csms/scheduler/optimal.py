@@ -58,7 +58,7 @@ from csms.domain.grid import CapacityHold, GridNode
 from csms.scheduler.model import NodeLoad, Period, Plan, SchedulerSettings, SessionDemand, SessionPlan, Snapshot
 from csms.scheduler.network import Network, compile_network, under_power_only
 from csms.scheduler.optimal_lp import build_lp, first_slot_cap, session_windows, solve_lp, wanted_energy_wh
-from csms.scheduler.pilots import EPSILON, round_to_pilots
+from csms.scheduler.pilots import round_to_pilots, take_if_room
 
 __all__ = ["EARLY_WEIGHT", "Solution", "horizon_grid", "plan_optimal", "solve", "uniform_grid"]
 
@@ -221,9 +221,7 @@ def _probing_floors(network: Network, boundaries: tuple[datetime, ...], order: l
         minimum = session.min_current_a
         if power_only[i] or not terms or first_slot_cap(session) < minimum or session.max_current_a < minimum:
             continue
-        if all(slack[k] >= minimum * coefficient - EPSILON for k, coefficient in terms):
-            for k, coefficient in terms:
-                slack[k] -= minimum * coefficient
+        if take_if_room(slack, terms, minimum):
             floors[i] = minimum
     return floors if floors.any() else None
 

@@ -204,12 +204,12 @@ def solve_lp(lp: ChargingLp, *, method: str = "simplex", fairness: bool = False)
     classes = sorted(set(lp.priority[lp.var_session].tolist()), reverse=True)
     for priority in classes[:-1]:
         own = np.where(lp.priority[lp.var_session] == priority, lp.wh_per_a / 1000.0, 0.0)
-        stage, lp = _run_stage(lp, holds, priority, method, cost=own)
-        if stage.solution is None:
+        stage, x, lp = _run_stage(lp, holds, priority, method, cost=own)
+        if x is None:
             return np.zeros(lp.var_session.size), stage.status
-        holds.append((priority, stage.class_kwh(stage.solution, priority)))
-    stage, lp = _run_stage(lp, holds, classes[-1] if classes else 0, method)
-    if (x := stage.solution) is None:
+        holds.append((priority, stage.class_kwh(x, priority)))
+    stage, x, lp = _run_stage(lp, holds, classes[-1] if classes else 0, method)
+    if x is None:
         return np.zeros(lp.var_session.size), stage.status
     if fairness:
         x = stage.fairest(x, classes)
@@ -218,22 +218,23 @@ def solve_lp(lp: ChargingLp, *, method: str = "simplex", fairness: bool = False)
 
 def _run_stage(
     lp: ChargingLp, holds: Sequence[tuple[int, float]], priority: int, method: str, cost: Floats | None = None
-) -> tuple[_Stage, ChargingLp]:
+) -> tuple[_Stage, Floats | None, ChargingLp]:
     """The stage for the classes from ``priority`` up (with ``cost`` on the session columns instead of the LP's),
     run with ``holds``; if it fails while ``priority``'s sessions have floors, again without them. Returns the
-    stage and ``lp``, without those floors if they were dropped."""
+    stage, what its run returned and ``lp``, without those floors if they were dropped."""
     while True:
-        sub = lp.restricted_to(lp.priority >= priority)
+        kept = lp.priority >= priority
+        sub = lp if kept.all() else lp.restricted_to(kept)  # the last stage keeps every session: no copy
         if cost is not None:
-            kept_cost = cost[lp.priority[lp.var_session] >= priority]
+            kept_cost = cost[kept[lp.var_session]]
             sub = replace(sub, cost=np.concatenate((kept_cost, np.zeros(sub.cost.size - kept_cost.size))))
         stage = _Stage(sub, method)
         for hold in holds:
             stage.hold(*hold)
-        stage.solution = stage.run()
+        x = stage.run()
         floored = (lp.priority[lp.var_session] == priority) & (lp.lower[: lp.var_session.size] > 0)
-        if stage.solution is not None or not floored.any():
-            return stage, lp
+        if x is not None or not floored.any():
+            return stage, x, lp
         lower = lp.lower.copy()
         lower[: floored.size][floored] = 0.0
         lp = replace(lp, lower=lower)
@@ -420,7 +421,6 @@ class _Stage:
     def __init__(self, lp: ChargingLp, method: str) -> None:
         self.lp = lp
         self.status = "optimal"
-        self.solution: Floats | None = None  # what the caller's run() returned
         self.session_columns = np.arange(lp.var_session.size, dtype=np.int32)
         self.highs = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy's wrapper class is unannotated
         self.highs.setOptionValue("output_flag", False)

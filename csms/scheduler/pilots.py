@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from csms.scheduler.network import Network
 
-__all__ = ["round_to_pilots"]
+__all__ = ["round_to_pilots", "take_if_room"]
 
 # Currents are compared with this tolerance so that 15.999999 A from a solver counts as 16 A.
 EPSILON = 1e-6
@@ -60,14 +60,21 @@ def round_to_pilots(
         increase = target - rounded[i]
         if increase <= EPSILON or target > session.max_current_a + EPSILON:
             continue
-        terms = network.session_constraints[i]
-        if all(slack[k] >= increase * coefficient - EPSILON for k, coefficient in terms):
-            for k, coefficient in terms:
-                slack[k] -= increase * coefficient
+        if take_if_room(slack, network.session_constraints[i], increase):
             rounded[i] = target
     if ceilings is not None:
         _top_up(network, rounded, slack, order, ceilings)
     return rounded
+
+
+def take_if_room(slack: list[float], terms: Sequence[tuple[int, float]], current: float) -> bool:
+    """Whether every constraint in ``terms`` (constraint index, coefficient) has room for ``current`` in ``slack``;
+    if so, that room is taken."""
+    if not all(slack[k] >= current * coefficient - EPSILON for k, coefficient in terms):
+        return False
+    for k, coefficient in terms:
+        slack[k] -= current * coefficient
+    return True
 
 
 def _top_up(
